@@ -1,0 +1,72 @@
+//! Errors of layer writing, extraction and flattening.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Every error names the tar entry or the filesystem path it is about. The `source` of a variant is not
+/// repeated in its message: the caller prints the chain (`caused by: ...`).
+#[derive(Debug, thiserror::Error)]
+pub enum LayerError {
+    /// An entry that would reach outside the root, or that cannot be applied safely.
+    #[error("layer entry `{entry}`: {reason}")]
+    UnsafeEntry { entry: String, reason: String },
+    /// A well-formed entry whose kind or fields this crate does not support.
+    #[error("layer entry `{entry}`: {reason}")]
+    Unsupported { entry: String, reason: String },
+    /// Applying an entry to the filesystem failed.
+    #[error("layer entry `{entry}`: cannot {action}")]
+    Apply {
+        entry: String,
+        action: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    /// Reading or writing a filesystem path failed.
+    #[error("cannot {action} `{}`", path.display())]
+    Io {
+        path: PathBuf,
+        action: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    /// The tar stream is malformed, truncated, or could not be read or written.
+    #[error("tar stream: {context}")]
+    Tar {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Result of this crate.
+pub type Result<T> = std::result::Result<T, LayerError>;
+
+/// Names a raw tar path for messages; non-UTF-8 bytes are shown lossily.
+pub(crate) fn show(path: &[u8]) -> String {
+    String::from_utf8_lossy(path).into_owned()
+}
+
+/// Shorthand for a tar-level error about a named entry (or the stream when `entry` is empty).
+pub(crate) fn tar_err(entry: &[u8], what: &str, source: io::Error) -> LayerError {
+    let context = if entry.is_empty() {
+        what.to_string()
+    } else {
+        format!("{what} `{}`", show(entry))
+    };
+    LayerError::Tar { context, source }
+}
+
+pub(crate) fn apply_err(entry: &[u8], action: &'static str, source: impl Into<io::Error>) -> LayerError {
+    LayerError::Apply {
+        entry: show(entry),
+        action,
+        source: source.into(),
+    }
+}
+
+pub(crate) fn unsafe_entry(entry: &[u8], reason: impl Into<String>) -> LayerError {
+    LayerError::UnsafeEntry {
+        entry: show(entry),
+        reason: reason.into(),
+    }
+}

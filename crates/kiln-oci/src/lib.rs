@@ -1,0 +1,16 @@
+//! Pure data types of OCI images: digests, references, media types, platforms and
+//! config edits. Nothing here does I/O beyond hashing what callers stream through it.
+
+pub mod change;
+pub mod digest;
+pub mod error;
+pub mod media;
+pub mod platform;
+pub mod reference;
+pub mod types;
+
+pub use digest::{Digest, HashingReader, HashingWriter};
+pub use error::{OciError, Result};
+pub use platform::Platform;
+pub use reference::Reference;
+pub use types::{ContainerConfig, Descriptor, History, ImageConfig, Index, Manifest, RootFs};
