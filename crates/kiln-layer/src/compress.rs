@@ -51,7 +51,8 @@ pub fn decompress<'a, R: Read + 'a>(mut r: R) -> io::Result<(Compression, Box<dy
         }
     }
     let c = Compression::detect(&magic[..n]);
-    let whole = io::BufReader::with_capacity(256 * 1024, io::Cursor::new(magic).take(n as u64).chain(r));
+    let whole =
+        io::BufReader::with_capacity(256 * 1024, io::Cursor::new(magic).take(n as u64).chain(r));
     let out: Box<dyn Read + 'a> = match c {
         Compression::None => Box::new(whole),
         // Multi-member: pigz and concatenated gzip files are valid layers.
@@ -131,7 +132,9 @@ mod tests {
     use super::*;
 
     fn roundtrip(c: Compression) {
-        let data: Vec<u8> = (0..300_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
+        let data: Vec<u8> = (0..300_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
         let mut z = Compressor::new(Vec::new(), c).unwrap();
         z.write_all(&data).unwrap();
         let blob = z.finish().unwrap();
@@ -169,7 +172,10 @@ mod tests {
     #[test]
     fn detect_and_suffix() {
         assert_eq!(Compression::detect(&[0x1f, 0x8b, 8]), Compression::Gzip);
-        assert_eq!(Compression::detect(&[0x28, 0xb5, 0x2f, 0xfd, 0]), Compression::Zstd);
+        assert_eq!(
+            Compression::detect(&[0x28, 0xb5, 0x2f, 0xfd, 0]),
+            Compression::Zstd
+        );
         assert_eq!(Compression::detect(&[0x28, 0xb5]), Compression::None);
         assert_eq!(Compression::detect(b""), Compression::None);
         assert_eq!(Compression::detect(b"usr/"), Compression::None);

@@ -56,7 +56,11 @@ pub(crate) fn tar_err(entry: &[u8], what: &str, source: io::Error) -> LayerError
     LayerError::Tar { context, source }
 }
 
-pub(crate) fn apply_err(entry: &[u8], action: &'static str, source: impl Into<io::Error>) -> LayerError {
+pub(crate) fn apply_err(
+    entry: &[u8],
+    action: &'static str,
+    source: impl Into<io::Error>,
+) -> LayerError {
     LayerError::Apply {
         entry: show(entry),
         action,

@@ -1,1 +1,25 @@
-//! placeholder
+//! Layers as tar streams: deterministic writing, safe extraction, flattening, and gzip/zstd.
+//!
+//! The layer format written here ([`write_dir`], [`normalize`], [`flatten`]):
+//! - paths relative to the root, no leading `./` or `/`, directories with a trailing `/`;
+//! - ustar headers holding mode (permission bits + setuid/setgid/sticky), numeric uid/gid, whole-second
+//!   mtime, device numbers; no user/group names, no atime/ctime;
+//! - a PAX `x` header only where needed: paths or link targets over 100 bytes, sizes and ids too big for
+//!   octal fields, and xattrs as `SCHILY.xattr.NAME` records;
+//! - ends with two zero blocks.
+//!
+//! This crate knows nothing of images; it sees tar streams and directories.
+
+pub mod error;
+
+mod compress;
+mod extract;
+mod flatten;
+mod tarfmt;
+mod write;
+
+pub use compress::{decompress, Compression, Compressor, GZIP_LEVEL, ZSTD_LEVEL};
+pub use error::{LayerError, Result};
+pub use extract::{extract, ExtractOptions, ExtractStats};
+pub use flatten::flatten;
+pub use write::{normalize, write_dir, WriteOptions};

@@ -23,9 +23,9 @@ impl Reference {
         let inner: SpecRef = s.parse().map_err(|e: oci_spec::distribution::ParseError| {
             // The regex in oci-spec rejects uppercase without saying why; Docker says it.
             let name = s.split(['@']).next().unwrap_or(s);
-            let path =
-                name.rsplit_once(':')
-                    .map_or(name, |(n, t)| if t.contains('/') { name } else { n });
+            let path = name
+                .rsplit_once(':')
+                .map_or(name, |(n, t)| if t.contains('/') { name } else { n });
             let repo_part = path.split_once('/').map_or(path, |(first, rest)| {
                 if first.contains('.') || first.contains(':') || first == "localhost" {
                     rest

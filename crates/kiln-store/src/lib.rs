@@ -1,1 +1,21 @@
-//! placeholder
+//! The local image store: a standard OCI image layout (`oci-layout`, `index.json`,
+//! `blobs/sha256/...`) that any OCI tool reads, plus kiln's own directories beside it
+//! (`history/`, `snapshots/`, `tmp/`, `locks/`).
+//!
+//! Rules: a blob enters `blobs/` only after its bytes were hashed and matched, fsynced and
+//! renamed into place; index.json is rewritten atomically under an exclusive lock; blobs
+//! being added are protected from `prune` by a shared GC lock. A kiln killed at any instant
+//! leaves a store that [`Store::check`] passes.
+
+pub mod check;
+pub mod error;
+pub mod images;
+pub mod lock;
+pub mod progress;
+pub mod prune;
+mod store;
+
+pub use error::{Result, StoreError};
+pub use images::{ImageInfo, Resolved};
+pub use progress::{NoProgress, Progress};
+pub use store::{BlobWriter, Store};

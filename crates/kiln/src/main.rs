@@ -1,1 +1,70 @@
-fn main() {}
+//! `kiln`: the command-line interface. It parses flags, calls the library crates and
+//! prints; the logic lives in the libraries.
+
+mod commands;
+mod output;
+mod template;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Build, run, version and ship ML applications as standard OCI images.
+#[derive(Parser)]
+#[command(name = "kiln", version, about, propagate_version = true)]
+struct Cli {
+    /// Store directory (an OCI image layout). Default: /var/lib/kiln for root,
+    /// $XDG_DATA_HOME/kiln otherwise.
+    #[arg(long, global = true, env = "KILN_ROOT", value_name = "DIR")]
+    root: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List images in the store
+    Images(commands::images::Args),
+    /// Show an image's manifest and config
+    Inspect(commands::inspect::Args),
+    /// Give an image another name
+    Tag(commands::tag::TagArgs),
+    /// Remove names and images
+    Rmi(commands::tag::RmiArgs),
+    /// Delete blobs and snapshots no image refers to
+    Prune(commands::store::PruneArgs),
+    /// Verify every blob against its digest and every reference in the store
+    Check(commands::store::CheckArgs),
+    /// Load images from a docker or OCI archive (file, directory or stdin)
+    Load(commands::load::Args),
+    /// Save images to a tar archive that Docker, Podman and OCI tools load
+    Save(commands::save::Args),
+    /// Make a one-layer image from a root filesystem (tar archive or directory)
+    Import(commands::import::Args),
+    /// Write an image's flattened file tree as a tar archive
+    Export(commands::export::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let root = cli.root.unwrap_or_else(kiln_store::Store::default_root);
+    let result = match cli.command {
+        Command::Images(a) => commands::images::run(&root, a),
+        Command::Inspect(a) => commands::inspect::run(&root, a),
+        Command::Tag(a) => commands::tag::run_tag(&root, a),
+        Command::Rmi(a) => commands::tag::run_rmi(&root, a),
+        Command::Prune(a) => commands::store::run_prune(&root, a),
+        Command::Check(a) => commands::store::run_check(&root, a),
+        Command::Load(a) => commands::load::run(&root, a),
+        Command::Save(a) => commands::save::run(&root, a),
+        Command::Import(a) => commands::import::run(&root, a),
+        Command::Export(a) => commands::export::run(&root, a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            output::print_error(&e);
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,682 @@
+//! `kiln load`: Docker and OCI archives and OCI layout directories into the store.
+//!
+//! A tar archive is read in one streaming pass: every file is hashed while it is copied
+//! to a staging directory inside the store (small JSON documents stay in memory). Only
+//! after the whole archive was read and every manifest, config and layer matched its
+//! digest are the blobs moved (renamed) into `blobs/` and the names written to index.json,
+//! so a bad archive leaves neither a partial image nor a tag.
+
+use crate::error::{ArchiveError, Result};
+use kiln_layer::Compression;
+use kiln_oci::media::{self, Kind, ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME};
+use kiln_oci::types::{to_canonical_json, Descriptor, ImageConfig, Index, Manifest};
+use kiln_oci::{Digest, HashingReader, HashingWriter, Reference};
+use kiln_store::{Progress, Store};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// Files up to this size are kept in memory while the archive is read.
+const IN_MEMORY: u64 = 1 << 20;
+
+/// An image that was loaded.
+#[derive(Clone, Debug)]
+pub struct LoadedImage {
+    pub descriptor: Descriptor,
+    pub names: Vec<Reference>,
+    /// The config digest (Docker's image ID) of the host's manifest, when there is one.
+    pub id: Option<Digest>,
+}
+
+enum Data {
+    Mem(Vec<u8>),
+    Staged(PathBuf),
+}
+
+struct Item {
+    digest: Digest,
+    size: u64,
+    magic: [u8; 4],
+    data: Data,
+}
+
+/// The staging directory; removed with everything in it when dropped.
+struct Staging(PathBuf);
+impl Drop for Staging {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Normalizes an entry name: no `./`, no leading or trailing `/`, no `..` escapes.
+fn clean(name: &str) -> Option<String> {
+    let mut parts: Vec<&str> = Vec::new();
+    for p in name.split('/') {
+        match p {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            p => parts.push(p),
+        }
+    }
+    Some(parts.join("/"))
+}
+
+/// Everything read from an archive, by entry name.
+struct Entries {
+    archive: String,
+    items: BTreeMap<String, Item>,
+    links: BTreeMap<String, String>,
+}
+
+impl Entries {
+    fn get(&self, name: &str) -> Option<&Item> {
+        let mut name = clean(name)?;
+        for _ in 0..16 {
+            if let Some(i) = self.items.get(&name) {
+                return Some(i);
+            }
+            name = self.links.get(&name)?.clone();
+        }
+        None
+    }
+
+    fn bytes(&self, what: &str, name: &str) -> Result<Vec<u8>> {
+        let item = self.get(name).ok_or_else(|| ArchiveError::MissingEntry {
+            archive: self.archive.clone(),
+            what: what.to_string(),
+            name: name.to_string(),
+        })?;
+        match &item.data {
+            Data::Mem(b) => Ok(b.clone()),
+            Data::Staged(p) => fs::read(p).map_err(|source| ArchiveError::Io {
+                path: p.display().to_string(),
+                source,
+            }),
+        }
+    }
+
+    fn json<T: serde::de::DeserializeOwned>(&self, what: &str, name: &str) -> Result<T> {
+        serde_json::from_slice(&self.bytes(what, name)?).map_err(|source| ArchiveError::Json {
+            archive: self.archive.clone(),
+            entry: name.to_string(),
+            source,
+        })
+    }
+
+    /// The item holding blob `digest` in an OCI layout, checked against its digest.
+    fn blob(&self, digest: &Digest, size: Option<u64>) -> Result<&Item> {
+        let item = self
+            .get(&format!("blobs/sha256/{}", digest.hex()))
+            .ok_or_else(|| ArchiveError::MissingBlob {
+                archive: self.archive.clone(),
+                digest: digest.to_string(),
+            })?;
+        self.verify(item, digest, size)?;
+        Ok(item)
+    }
+
+    fn verify(&self, item: &Item, digest: &Digest, size: Option<u64>) -> Result<()> {
+        if item.digest != *digest {
+            return Err(ArchiveError::DigestMismatch {
+                archive: self.archive.clone(),
+                expected: digest.to_string(),
+                actual: item.digest.to_string(),
+            });
+        }
+        if let Some(expected) = size.filter(|s| *s != item.size) {
+            return Err(ArchiveError::SizeMismatch {
+                archive: self.archive.clone(),
+                digest: digest.to_string(),
+                expected,
+                actual: item.size,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Reads a tar stream (optionally gzip or zstd compressed as a whole) and loads every
+/// image in it. `archive` names the source in messages.
+pub fn load_reader(
+    store: &Store,
+    input: impl Read,
+    archive: &str,
+    progress: &dyn Progress,
+) -> Result<Vec<LoadedImage>> {
+    let _gc = store.gc_lock(false)?;
+    let staging = Staging(store.tmp_path("load"));
+    fs::create_dir(&staging.0).map_err(|source| ArchiveError::Io {
+        path: staging.0.display().to_string(),
+        source,
+    })?;
+    let entries = read_entries(input, archive, &staging.0, progress)?;
+    let plan = if entries.get("index.json").is_some() {
+        plan_oci(&entries)?
+    } else if entries.get("manifest.json").is_some() {
+        plan_docker(&entries)?
+    } else {
+        return Err(ArchiveError::UnknownFormat {
+            archive: archive.to_string(),
+        });
+    };
+    commit(store, &entries, plan)
+}
+
+fn read_entries(
+    input: impl Read,
+    archive: &str,
+    staging: &Path,
+    progress: &dyn Progress,
+) -> Result<Entries> {
+    let (_, input) = kiln_layer::decompress(input).map_err(|e| ArchiveError::NotATar {
+        archive: archive.to_string(),
+        reason: e.to_string(),
+    })?;
+    let mut tar = tar::Archive::new(input);
+    let mut out = Entries {
+        archive: archive.to_string(),
+        items: BTreeMap::new(),
+        links: BTreeMap::new(),
+    };
+    let iter = tar.entries().map_err(|e| ArchiveError::NotATar {
+        archive: archive.to_string(),
+        reason: e.to_string(),
+    })?;
+    let mut last = String::from("(start)");
+    for (n, entry) in iter.enumerate() {
+        let mut entry = entry.map_err(|e| {
+            if n == 0 {
+                ArchiveError::NotATar {
+                    archive: archive.to_string(),
+                    reason: e.to_string(),
+                }
+            } else {
+                ArchiveError::Truncated {
+                    archive: archive.to_string(),
+                    entry: last.clone(),
+                    source: e,
+                }
+            }
+        })?;
+        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        last = raw.clone();
+        let Some(name) = clean(&raw) else {
+            return Err(ArchiveError::Invalid {
+                archive: archive.to_string(),
+                reason: format!("entry `{raw}` points outside the archive"),
+            });
+        };
+        let kind = entry.header().entry_type();
+        if kind.is_symlink() || kind.is_hard_link() {
+            let target = entry
+                .link_name()
+                .ok()
+                .flatten()
+                .map(|t| t.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            // Symlinks are relative to the entry's directory; hardlinks to the root.
+            let base = if kind.is_symlink() {
+                name.rsplit_once('/').map(|(d, _)| d).unwrap_or("")
+            } else {
+                ""
+            };
+            if let Some(t) = clean(&format!("{base}/{target}")) {
+                out.links.insert(name, t);
+            }
+            continue;
+        }
+        if !kind.is_file() {
+            continue;
+        }
+        let size = entry.size();
+        let truncated = |source: io::Error| ArchiveError::Truncated {
+            archive: archive.to_string(),
+            entry: raw.clone(),
+            source,
+        };
+        let item = if size <= IN_MEMORY {
+            let mut buf = Vec::with_capacity(size as usize);
+            entry.read_to_end(&mut buf).map_err(truncated)?;
+            let mut magic = [0u8; 4];
+            let k = buf.len().min(4);
+            magic[..k].copy_from_slice(&buf[..k]);
+            Item {
+                digest: Digest::of_bytes(&buf),
+                size: buf.len() as u64,
+                magic,
+                data: Data::Mem(buf),
+            }
+        } else {
+            progress.start(&name, &name, Some(size));
+            let path = staging.join(format!("{}", out.items.len()));
+            let file = File::create(&path).map_err(|source| ArchiveError::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
+            let mut w = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
+            let mut buf = vec![0u8; 1 << 20];
+            let mut magic = [0u8; 4];
+            loop {
+                let k = entry.read(&mut buf).map_err(truncated)?;
+                if k == 0 {
+                    break;
+                }
+                if w.count() == 0 {
+                    let m = k.min(4);
+                    magic[..m].copy_from_slice(&buf[..m]);
+                }
+                w.write_all(&buf[..k]).map_err(|source| ArchiveError::Io {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+                progress.advance(&name, k as u64);
+            }
+            let (digest, written, file) = w.finish();
+            if written != size {
+                return Err(truncated(io::ErrorKind::UnexpectedEof.into()));
+            }
+            let file = file.into_inner().map_err(|e| ArchiveError::Io {
+                path: path.display().to_string(),
+                source: e.into_error(),
+            })?;
+            file.sync_all().map_err(|source| ArchiveError::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
+            progress.finish(&name, "read");
+            Item {
+                digest,
+                size,
+                magic,
+                data: Data::Staged(path),
+            }
+        };
+        out.items.insert(name, item);
+    }
+    Ok(out)
+}
+
+/// What to install: blobs (by the entry that holds them), and images with their names.
+struct Plan {
+    /// digest -> (entry name, or the bytes of a document kiln wrote)
+    blobs: BTreeMap<Digest, Source>,
+    images: Vec<(Descriptor, Vec<Reference>)>,
+}
+
+enum Source {
+    Entry(String),
+    New(Vec<u8>),
+}
+
+fn names_from_annotations(d: &Descriptor) -> Option<Reference> {
+    if let Some(full) = d.annotation(ANNOTATION_IMAGE_NAME) {
+        if let Ok(r) = Reference::parse(full) {
+            return Some(r);
+        }
+    }
+    // `ref.name` holds a full name (kiln, skopeo with a name, podman) or, as the OCI spec
+    // intends and Docker 25 writes, just a tag, which names no repository on its own.
+    let name = d.annotation(ANNOTATION_REF_NAME)?;
+    if name.contains('/') || name.contains(':') {
+        Reference::parse(name).ok()
+    } else {
+        None
+    }
+}
+
+fn plan_oci(e: &Entries) -> Result<Plan> {
+    let index: Index = e.json("the layout", "index.json")?;
+    // Docker 25+ archives also carry manifest.json, the only place with full names when
+    // index.json holds bare tags.
+    let docker_names: BTreeMap<String, Vec<String>> = if e.get("manifest.json").is_some() {
+        let list: Vec<DockerEntry> = e.json("the archive", "manifest.json")?;
+        list.into_iter()
+            .map(|d| {
+                (
+                    clean(&d.config).unwrap_or_default(),
+                    d.repo_tags.unwrap_or_default(),
+                )
+            })
+            .collect()
+    } else {
+        BTreeMap::new()
+    };
+    let mut plan = Plan {
+        blobs: BTreeMap::new(),
+        images: Vec::new(),
+    };
+    for top in &index.manifests {
+        let mut configs = Vec::new();
+        walk(e, top, &mut plan.blobs, &mut configs, true)?;
+        let mut names: Vec<Reference> = names_from_annotations(top).into_iter().collect();
+        if names.is_empty() {
+            for c in &configs {
+                for n in docker_names
+                    .get(&format!("blobs/sha256/{}", c.hex()))
+                    .into_iter()
+                    .flatten()
+                {
+                    names.push(Reference::parse(n)?);
+                }
+            }
+        }
+        let mut desc = top.clone();
+        desc.annotations = None;
+        if let Some(existing) = plan
+            .images
+            .iter_mut()
+            .find(|(d, _)| d.digest == desc.digest)
+        {
+            existing.1.extend(names);
+        } else {
+            plan.images.push((desc, names));
+        }
+    }
+    if plan.images.is_empty() {
+        return Err(ArchiveError::Invalid {
+            archive: e.archive.clone(),
+            reason: "index.json lists no images".into(),
+        });
+    }
+    Ok(plan)
+}
+
+/// Checks a descriptor and everything below it; `required` is false for the children of
+/// an index, which may be absent (an archive of one platform of a multi-platform image).
+fn walk(
+    e: &Entries,
+    d: &Descriptor,
+    blobs: &mut BTreeMap<Digest, Source>,
+    configs: &mut Vec<Digest>,
+    required: bool,
+) -> Result<bool> {
+    let kind = media::kind(&d.media_type).ok_or_else(|| ArchiveError::UnknownMediaType {
+        archive: e.archive.clone(),
+        digest: d.digest.to_string(),
+        media_type: d.media_type.clone(),
+    })?;
+    if !required && e.get(&format!("blobs/sha256/{}", d.digest.hex())).is_none() {
+        return Ok(false);
+    }
+    let item = e.blob(&d.digest, Some(d.size))?;
+    let name = format!("blobs/sha256/{}", d.digest.hex());
+    blobs.insert(item.digest.clone(), Source::Entry(name.clone()));
+    match kind {
+        Kind::Index => {
+            let ix: Index = e.json("the index", &name)?;
+            let mut any = ix.manifests.is_empty();
+            for c in &ix.manifests {
+                any |= walk(e, c, blobs, configs, false)?;
+            }
+            if !any {
+                return Err(ArchiveError::Invalid {
+                    archive: e.archive.clone(),
+                    reason: format!(
+                        "index {} has none of its manifests in the archive",
+                        d.digest
+                    ),
+                });
+            }
+        }
+        Kind::Manifest => {
+            let m: Manifest = e.json("the manifest", &name)?;
+            walk(e, &m.config, blobs, configs, true)?;
+            configs.push(m.config.digest.clone());
+            for l in &m.layers {
+                walk(e, l, blobs, configs, true)?;
+            }
+        }
+        Kind::Config | Kind::Layer => {}
+    }
+    Ok(true)
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct DockerEntry {
+    config: String,
+    repo_tags: Option<Vec<String>>,
+    layers: Vec<String>,
+}
+
+fn plan_docker(e: &Entries) -> Result<Plan> {
+    let list: Vec<DockerEntry> = e.json("the archive", "manifest.json")?;
+    let mut plan = Plan {
+        blobs: BTreeMap::new(),
+        images: Vec::new(),
+    };
+    if list.is_empty() {
+        return Err(ArchiveError::Invalid {
+            archive: e.archive.clone(),
+            reason: "manifest.json lists no images".into(),
+        });
+    }
+    for entry in &list {
+        let what = format!("manifest.json (image {})", entry.config);
+        let config_item = e
+            .get(&entry.config)
+            .ok_or_else(|| ArchiveError::MissingEntry {
+                archive: e.archive.clone(),
+                what: what.clone(),
+                name: entry.config.clone(),
+            })?;
+        // Docker names config files by their digest: check it when it does.
+        if let Some(hex) = entry
+            .config
+            .rsplit('/')
+            .next()
+            .map(|n| n.trim_end_matches(".json"))
+        {
+            if let Ok(named) = Digest::from_hex(hex) {
+                e.verify(config_item, &named, None)?;
+            }
+        }
+        let config: ImageConfig = e.json(&what, &entry.config)?;
+        if config.rootfs.diff_ids.len() != entry.layers.len() {
+            return Err(ArchiveError::Invalid {
+                archive: e.archive.clone(),
+                reason: format!(
+                    "{what}: {} layers listed, but the config has {} diff_ids",
+                    entry.layers.len(),
+                    config.rootfs.diff_ids.len()
+                ),
+            });
+        }
+        let mut layers = Vec::new();
+        for (path, diff_id) in entry.layers.iter().zip(&config.rootfs.diff_ids) {
+            let item = e.get(path).ok_or_else(|| ArchiveError::MissingEntry {
+                archive: e.archive.clone(),
+                what: what.clone(),
+                name: path.clone(),
+            })?;
+            let compression = Compression::detect(&item.magic);
+            let actual = if compression == Compression::None {
+                item.digest.clone()
+            } else {
+                uncompressed_digest(e, item, path)?
+            };
+            if actual != *diff_id {
+                return Err(ArchiveError::DiffIdMismatch {
+                    archive: e.archive.clone(),
+                    entry: path.clone(),
+                    expected: diff_id.to_string(),
+                    actual: actual.to_string(),
+                });
+            }
+            plan.blobs
+                .insert(item.digest.clone(), Source::Entry(path.clone()));
+            layers.push(Descriptor::new(
+                media::oci_layer(compression.media_type_suffix()),
+                item.digest.clone(),
+                item.size,
+            ));
+        }
+        plan.blobs.insert(
+            config_item.digest.clone(),
+            Source::Entry(entry.config.clone()),
+        );
+        let manifest = Manifest {
+            schema_version: 2,
+            media_type: Some(media::OCI_MANIFEST.into()),
+            artifact_type: None,
+            config: Descriptor::new(
+                media::OCI_CONFIG,
+                config_item.digest.clone(),
+                config_item.size,
+            ),
+            layers,
+            subject: None,
+            annotations: None,
+            extra: Default::default(),
+        };
+        let bytes = to_canonical_json(&manifest);
+        let digest = Digest::of_bytes(&bytes);
+        let desc = Descriptor::new(media::OCI_MANIFEST, digest.clone(), bytes.len() as u64);
+        plan.blobs.insert(digest, Source::New(bytes));
+        let names = entry
+            .repo_tags
+            .iter()
+            .flatten()
+            .map(|t| Reference::parse(t))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        plan.images.push((desc, names));
+    }
+    Ok(plan)
+}
+
+fn uncompressed_digest(e: &Entries, item: &Item, path: &str) -> Result<Digest> {
+    let io_err = |source: io::Error| ArchiveError::Truncated {
+        archive: e.archive.clone(),
+        entry: path.to_string(),
+        source,
+    };
+    let reader: Box<dyn Read> = match &item.data {
+        Data::Mem(b) => Box::new(io::Cursor::new(b.clone())),
+        Data::Staged(p) => Box::new(File::open(p).map_err(io_err)?),
+    };
+    let (_, dec) = kiln_layer::decompress(reader).map_err(io_err)?;
+    let mut h = HashingReader::new(dec);
+    io::copy(&mut h, &mut io::sink()).map_err(io_err)?;
+    Ok(h.finish().0)
+}
+
+fn commit(store: &Store, e: &Entries, plan: Plan) -> Result<Vec<LoadedImage>> {
+    for (digest, source) in &plan.blobs {
+        if store.has_blob(digest) {
+            continue;
+        }
+        match source {
+            Source::New(bytes) => {
+                store.write_blob(bytes)?;
+            }
+            Source::Entry(name) => {
+                let item = e.get(name).expect("planned entries exist");
+                match &item.data {
+                    Data::Mem(b) => {
+                        store.write_blob(b)?;
+                    }
+                    Data::Staged(p) => store.install_tmp(p, digest)?,
+                }
+            }
+        }
+    }
+    let mut loaded = Vec::new();
+    let mut seen = BTreeSet::new();
+    for (desc, names) in plan.images {
+        if names.is_empty() {
+            store.add_untagged(&desc)?;
+        }
+        for n in &names {
+            if seen.insert(n.familiar()) {
+                store.tag(&desc, n)?;
+            }
+        }
+        let id = store.image(&desc).ok().map(|i| i.id);
+        loaded.push(LoadedImage {
+            descriptor: desc,
+            names,
+            id,
+        });
+    }
+    Ok(loaded)
+}
+
+/// Loads an OCI image layout directory.
+pub fn load_dir(store: &Store, dir: &Path, progress: &dyn Progress) -> Result<Vec<LoadedImage>> {
+    // Reading the directory as if it were an archive keeps one code path: every file is
+    // hashed on the way in exactly as a tar entry is.
+    let archive = dir.display().to_string();
+    if !dir.join("index.json").is_file() {
+        return Err(ArchiveError::UnknownFormat { archive });
+    }
+    let _gc = store.gc_lock(false)?;
+    let staging = Staging(store.tmp_path("load"));
+    fs::create_dir(&staging.0).map_err(|source| ArchiveError::Io {
+        path: staging.0.display().to_string(),
+        source,
+    })?;
+    let mut entries = Entries {
+        archive: archive.clone(),
+        items: BTreeMap::new(),
+        links: BTreeMap::new(),
+    };
+    let mut files = vec![PathBuf::from("index.json")];
+    if dir.join("manifest.json").is_file() {
+        files.push("manifest.json".into());
+    }
+    let blobs = dir.join("blobs/sha256");
+    if let Ok(rd) = fs::read_dir(&blobs) {
+        for ent in rd.flatten() {
+            files.push(Path::new("blobs/sha256").join(ent.file_name()));
+        }
+    }
+    for rel in files {
+        let path = dir.join(&rel);
+        let name = rel.to_string_lossy().into_owned();
+        let io_err = |source| ArchiveError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let f = File::open(&path).map_err(io_err)?;
+        let size = f.metadata().map_err(io_err)?.len();
+        let staged = staging.0.join(entries.items.len().to_string());
+        let mut r = HashingReader::new(f);
+        let mut magic = [0u8; 4];
+        let data = if size <= IN_MEMORY {
+            let mut b = Vec::new();
+            r.read_to_end(&mut b).map_err(io_err)?;
+            Data::Mem(b)
+        } else {
+            progress.start(&name, &name, Some(size));
+            let mut out = File::create(&staged).map_err(io_err)?;
+            io::copy(&mut r, &mut out).map_err(io_err)?;
+            out.sync_all().map_err(io_err)?;
+            progress.finish(&name, "read");
+            Data::Staged(staged)
+        };
+        let (digest, size, _) = r.finish();
+        match &data {
+            Data::Mem(b) => {
+                let k = b.len().min(4);
+                magic[..k].copy_from_slice(&b[..k]);
+            }
+            Data::Staged(p) => {
+                let _ = File::open(p).and_then(|mut f| f.read(&mut magic));
+            }
+        }
+        entries.items.insert(
+            name,
+            Item {
+                digest,
+                size,
+                magic,
+                data,
+            },
+        );
+    }
+    let plan = plan_oci(&entries)?;
+    commit(store, &entries, plan)
+}

@@ -1,0 +1,136 @@
+//! `kiln prune`: unreferenced blobs, snapshots and leftovers of interrupted operations.
+
+use crate::error::{Result, StoreError};
+use crate::store::Store;
+use kiln_oci::media::{self, Kind};
+use kiln_oci::types::{ImageConfig, Index, Manifest};
+use kiln_oci::Digest;
+use sha2::{Digest as _, Sha256};
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::Path;
+
+/// What prune removed.
+#[derive(Debug, Default)]
+pub struct PruneReport {
+    pub blobs: u64,
+    pub snapshots: u64,
+    pub bytes: u64,
+}
+
+/// The chain IDs of a layer stack (the OCI image spec's ChainID), the keys of snapshots.
+pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
+    let mut out: Vec<Digest> = Vec::with_capacity(diff_ids.len());
+    for d in diff_ids {
+        let next = match out.last() {
+            None => d.clone(),
+            Some(parent) => {
+                let h = Sha256::new_with_prefix(format!("{parent} {d}"));
+                Digest::from_hex(&hex::encode(h.finalize())).expect("sha256 hex is valid")
+            }
+        };
+        out.push(next);
+    }
+    out
+}
+
+fn disk_usage(path: &Path) -> u64 {
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if !meta.is_dir() {
+        return meta.len();
+    }
+    fs::read_dir(path)
+        .map(|rd| rd.flatten().map(|e| disk_usage(&e.path())).sum::<u64>())
+        .unwrap_or(0)
+        + meta.len()
+}
+
+impl Store {
+    /// Every blob reachable from index.json, and the chain IDs of every image.
+    fn reachable(&self) -> Result<(BTreeSet<Digest>, BTreeSet<Digest>)> {
+        let mut blobs = BTreeSet::new();
+        let mut chains = BTreeSet::new();
+        let mut stack: Vec<_> = self.index()?.manifests;
+        while let Some(d) = stack.pop() {
+            if !blobs.insert(d.digest.clone()) || !self.has_blob(&d.digest) {
+                continue;
+            }
+            match media::kind(&d.media_type) {
+                Some(Kind::Index) => stack.extend(self.read_json::<Index>(&d.digest)?.manifests),
+                Some(Kind::Manifest) => {
+                    let m: Manifest = self.read_json(&d.digest)?;
+                    if let Ok(c) = self.read_json::<ImageConfig>(&m.config.digest) {
+                        chains.extend(chain_ids(&c.rootfs.diff_ids));
+                    }
+                    stack.push(m.config);
+                    stack.extend(m.layers);
+                }
+                _ => {}
+            }
+        }
+        Ok((blobs, chains))
+    }
+
+    /// Removes what no image refers to. Waits for running loads and builds (they hold
+    /// the GC lock shared) so it never deletes a blob that is about to be tagged.
+    pub fn prune(&self) -> Result<PruneReport> {
+        let _gc = self.gc_lock(true)?;
+        let (blobs, chains) = self.reachable()?;
+        let mut report = PruneReport::default();
+        let dir = self.root().join("blobs/sha256");
+        for entry in fs::read_dir(&dir).map_err(StoreError::io(&dir))?.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if Digest::from_hex(&name).is_ok_and(|d| blobs.contains(&d)) {
+                continue;
+            }
+            report.bytes += disk_usage(&entry.path());
+            report.blobs += 1;
+            remove_any(&entry.path())?;
+        }
+        let snaps = self.root().join("snapshots");
+        if let Ok(rd) = fs::read_dir(&snaps) {
+            for entry in rd.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if Digest::from_hex(&name).is_ok_and(|d| chains.contains(&d)) {
+                    continue;
+                }
+                report.bytes += disk_usage(&entry.path());
+                report.snapshots += 1;
+                remove_any(&entry.path())?;
+            }
+        }
+        // Nothing else is running (we hold the GC lock exclusively), so every temp file
+        // is a leftover of a killed process.
+        let tmp = self.root().join("tmp");
+        for entry in fs::read_dir(&tmp).map_err(StoreError::io(&tmp))?.flatten() {
+            report.bytes += disk_usage(&entry.path());
+            remove_any(&entry.path())?;
+        }
+        Ok(report)
+    }
+}
+
+fn remove_any(p: &Path) -> Result<()> {
+    let res = if fs::symlink_metadata(p).is_ok_and(|m| m.is_dir()) {
+        fs::remove_dir_all(p)
+    } else {
+        fs::remove_file(p)
+    };
+    res.map_err(StoreError::io(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_ids_follow_the_spec() {
+        let a = Digest::of_bytes(b"a");
+        let b = Digest::of_bytes(b"b");
+        let ids = chain_ids(&[a.clone(), b.clone()]);
+        assert_eq!(ids[0], a);
+        assert_eq!(ids[1], Digest::of_bytes(format!("{a} {b}").as_bytes()));
+    }
+}

@@ -1,0 +1,53 @@
+//! One module per command; each is a screen or two.
+
+pub mod export;
+pub mod images;
+pub mod import;
+pub mod inspect;
+pub mod load;
+pub mod save;
+pub mod store;
+pub mod tag;
+
+use crate::output::with_hint;
+use anyhow::{Context, Result};
+use kiln_store::{Resolved, Store, StoreError};
+use std::path::Path;
+
+/// Opens the store at `root`.
+pub fn open_store(root: &Path) -> Result<Store> {
+    Store::open(root).with_context(|| format!("cannot open the store at {}", root.display()))
+}
+
+/// Resolves a user's image reference, with a hint when it is not there.
+pub fn resolve(store: &Store, reference: &str) -> Result<Resolved> {
+    store.resolve(reference).map_err(|e| match e {
+        StoreError::ImageNotFound { .. } => {
+            with_hint(e, "`kiln images` lists the images in the store")
+        }
+        other => other.into(),
+    })
+}
+
+/// Parses a reference given as an argument.
+pub fn parse_reference(s: &str) -> Result<kiln_oci::Reference> {
+    kiln_oci::Reference::parse(s).map_err(|e| {
+        with_hint(
+            e,
+            "references look like `name`, `name:tag`, `registry.example.com/team/name:tag` or `name@sha256:...`",
+        )
+    })
+}
+
+/// SOURCE_DATE_EPOCH as seconds, if set.
+pub fn source_date_epoch() -> Result<Option<i64>> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) if !v.is_empty() => Ok(Some(v.trim().parse().map_err(|_| {
+            with_hint(
+                anyhow::anyhow!("SOURCE_DATE_EPOCH=`{v}` is not a number of seconds"),
+                "set it to a Unix time such as the last commit's: `git log -1 --format=%ct`",
+            )
+        })?)),
+        _ => Ok(None),
+    }
+}

@@ -1,0 +1,92 @@
+//! `kiln tag` and `kiln rmi`.
+
+use crate::output::with_hint;
+use anyhow::{bail, Result};
+use std::path::Path;
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct TagArgs {
+    /// The image (name, ID or digest)
+    source: String,
+    /// The new name, e.g. `iris:v2`
+    target: String,
+}
+
+#[derive(clap::Args)]
+pub struct RmiArgs {
+    /// Images to remove (names, IDs or digests)
+    #[arg(required = true)]
+    images: Vec<String>,
+    /// Remove an image by ID even when several names refer to it
+    #[arg(short, long)]
+    force: bool,
+}
+
+pub fn run_tag(root: &Path, args: TagArgs) -> Result<ExitCode> {
+    let store = super::open_store(root)?;
+    let target = super::parse_reference(&args.target)?;
+    if target.digest().is_some() {
+        bail!("`{}`: a tag cannot contain a digest", args.target);
+    }
+    let resolved = super::resolve(&store, &args.source)?;
+    store.tag(&resolved.descriptor, &target)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run_rmi(root: &Path, args: RmiArgs) -> Result<ExitCode> {
+    let store = super::open_store(root)?;
+    let mut failed = false;
+    for reference in &args.images {
+        if let Err(e) = remove(&store, reference, args.force) {
+            crate::output::print_error(&e);
+            failed = true;
+        }
+    }
+    if !failed {
+        eprintln!("hint: `kiln prune` reclaims the space of removed images");
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn remove(store: &kiln_store::Store, reference: &str, force: bool) -> Result<()> {
+    let resolved = super::resolve(store, reference)?;
+    let digest = resolved.descriptor.digest.clone();
+    let names = store
+        .images()?
+        .into_iter()
+        .find(|i| i.descriptor.digest == digest)
+        .map(|i| i.names)
+        .unwrap_or_default();
+    match resolved.name {
+        // By name: untag; the image goes when its last name does (Docker's rule).
+        Some(name) => {
+            store.untag(&kiln_oci::Reference::parse(&name)?)?;
+            println!("Untagged: {name}");
+            if names.len() <= 1 {
+                store.remove_image(&digest)?;
+                println!("Deleted: {digest}");
+            }
+        }
+        None => {
+            if names.len() > 1 && !force {
+                return Err(with_hint(
+                    anyhow::anyhow!(
+                        "image {reference} is referenced by several names: {}",
+                        names.join(", ")
+                    ),
+                    "remove the names one by one, or use `--force`",
+                ));
+            }
+            for n in store.remove_image(&digest)? {
+                println!("Untagged: {n}");
+            }
+            println!("Deleted: {digest}");
+        }
+    }
+    Ok(())
+}
