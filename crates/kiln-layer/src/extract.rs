@@ -50,6 +50,10 @@ const OPAQUE: &[u8] = b".wh..wh..opq";
 /// The stream must be well formed up to its end: a cut inside a header or inside file data is an error.
 /// Like Go's `archive/tar` (and so Docker), a stream that ends exactly between two entries without the
 /// zero blocks is accepted; the digest of the blob is what proves it complete.
+///
+/// Privileges: ownership needs root (or `same_owner: false`); device nodes need CAP_MKNOD and are skipped
+/// without it; `security.capability` and other privileged xattrs are dropped when refused. Without root, a
+/// lower layer's read-only directory cannot receive new entries. Sub-second mtimes are not kept.
 pub fn extract<R: Read>(tar: R, target: &Path, opts: &ExtractOptions) -> Result<ExtractStats> {
     let root = rustix::fs::open(
         target,

@@ -297,8 +297,19 @@ fn normalize_cleans_and_refuses_escapes() {
         .file("/etc/passwd", b"root")
         .file("./z", b"z")
         .hardlink("./a", "/etc/passwd");
-    let mut input = t.finish();
-    // A uname in the input must not survive.
+    // An entry with owner names, which must not survive.
+    let mut h = tar::Header::new_ustar();
+    h.set_path("u").unwrap();
+    h.set_username("alice").unwrap();
+    h.set_groupname("staff").unwrap();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_size(0);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(99);
+    h.set_cksum();
+    let input = [h.as_bytes(), &t.finish()[..]].concat();
     let out = normalize(
         &input[..],
         Vec::new(),
@@ -307,11 +318,13 @@ fn normalize_cleans_and_refuses_escapes() {
         },
     )
     .unwrap();
-    assert_eq!(tar_paths(&out), ["etc/", "etc/passwd", "z", "a"]);
+    assert_eq!(tar_paths(&out), ["u", "etc/", "etc/passwd", "z", "a"]);
     let mut ar = tar::Archive::new(&out[..]);
     for e in ar.entries().unwrap() {
         let e = e.unwrap();
         assert_eq!(e.header().mtime().unwrap(), 10);
+        assert_eq!(e.header().username_bytes(), Some(&b""[..]));
+        assert_eq!(e.header().groupname_bytes(), Some(&b""[..]));
         if e.header().entry_type() == tar::EntryType::Link {
             assert_eq!(e.link_name_bytes().unwrap().as_ref(), b"etc/passwd");
         }
@@ -328,7 +341,6 @@ fn normalize_cleans_and_refuses_escapes() {
         .unwrap(),
         out
     );
-    input.truncate(0);
     for (name, bad) in [
         ("../x", RawTar::new().file("../x", b"").finish()),
         (

@@ -1,0 +1,242 @@
+//! Shared fixtures of the integration tests: the kiln binary with a private store, the
+//! peers (Docker, Podman, skopeo, umoci) with private state, and a busybox root filesystem.
+//! A missing peer fails the test with the command that installs it: never a silent skip.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+/// A kiln store in a temp dir, and a way to run `kiln` on it.
+pub struct Kiln {
+    pub dir: tempfile::TempDir,
+}
+
+impl Kiln {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("store")
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_kiln"));
+        c.env("KILN_ROOT", self.root())
+            .env_remove("SOURCE_DATE_EPOCH");
+        c
+    }
+
+    /// Runs kiln and asserts success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.cmd().args(args).output().expect("run kiln");
+        assert!(
+            out.status.success(),
+            "kiln {args:?} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8 stdout")
+    }
+
+    /// Runs kiln expecting failure; returns (exit code, stderr).
+    pub fn fails(&self, args: &[&str]) -> (i32, String) {
+        let out = self.cmd().args(args).output().expect("run kiln");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            !out.status.success(),
+            "kiln {args:?} succeeded unexpectedly"
+        );
+        assert!(
+            !stderr.contains("panicked"),
+            "kiln {args:?} panicked:\n{stderr}"
+        );
+        (out.status.code().unwrap_or(-1), stderr)
+    }
+}
+
+/// Runs a command, asserting success, returning stdout.
+pub fn run(cmd: &mut Command) -> String {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    check(cmd, &out);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn check(cmd: &Command, out: &Output) {
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn need(bin: &str, package: &str) -> PathBuf {
+    for dir in ["/usr/bin", "/usr/sbin", "/bin", "/sbin"] {
+        let p = Path::new(dir).join(bin);
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!(
+        "`{bin}` is required by this test: apt-get install -y {package} (scripts/test.sh does it)"
+    );
+}
+
+/// Debian's Docker client talking to the private dockerd of scripts/start-dockerd.sh.
+pub fn docker() -> Command {
+    static HOST: OnceLock<String> = OnceLock::new();
+    let host = HOST.get_or_init(|| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/start-dockerd.sh");
+        let out = Command::new("bash")
+            .arg(script)
+            .env(
+                "PATH",
+                format!(
+                    "{}:/usr/sbin:/sbin",
+                    std::env::var("PATH").unwrap_or_default()
+                ),
+            )
+            .output()
+            .expect("run scripts/start-dockerd.sh");
+        assert!(
+            out.status.success(),
+            "dockerd is required (apt-get install -y docker.io): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    });
+    let mut c = Command::new(need("docker", "docker.io"));
+    c.env("DOCKER_HOST", host);
+    c
+}
+
+/// Podman with storage of its own, so tests never touch a user's images.
+pub fn podman() -> Command {
+    let base = std::env::temp_dir().join("kiln-test-podman");
+    let mut c = Command::new(need("podman", "podman"));
+    c.arg("--root")
+        .arg(base.join("root"))
+        .arg("--runroot")
+        .arg(base.join("run"))
+        .args(["--cgroup-manager", "cgroupfs", "--events-backend", "file"]);
+    c
+}
+
+/// `podman run` flags that work on these hosts (see MACHINE-NOTES).
+pub const PODMAN_RUN: &[&str] = &[
+    "run",
+    "--rm",
+    "--runtime",
+    "runc",
+    "--network",
+    "none",
+    "--ulimit",
+    "nofile=1024:1024",
+    "--ulimit",
+    "nproc=1024:1024",
+];
+
+pub fn skopeo() -> Command {
+    Command::new(need("skopeo", "skopeo"))
+}
+
+pub fn umoci() -> Command {
+    Command::new(need("umoci", "umoci"))
+}
+
+/// A unique name for this test's images in the shared peers' stores.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "kiln-test-{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A busybox root filesystem (directory), built once per test binary.
+pub fn busybox_rootfs() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let busybox = need("busybox", "busybox-static");
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::copy(&busybox, bin.join("busybox")).unwrap();
+        for applet in [
+            "sh", "cat", "echo", "ls", "true", "rm", "mkdir", "touch", "sleep",
+        ] {
+            std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
+        }
+        std::fs::create_dir_all(dir.path().join("etc")).unwrap();
+        std::fs::write(dir.path().join("etc/hello.txt"), "hello from kiln\n").unwrap();
+        dir
+    })
+    .path()
+}
+
+/// The busybox root filesystem as a tar file.
+pub fn busybox_tar() -> &'static Path {
+    static TAR: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    &TAR.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rootfs.tar");
+        run(Command::new("tar")
+            .arg("-C")
+            .arg(busybox_rootfs())
+            .arg("-cf")
+            .arg(&path)
+            .arg("."));
+        (dir, path)
+    })
+    .1
+}
+
+/// A tar's entries as `path type mode uid:gid link sha256-of-content`, in archive order;
+/// paths without `./` or a trailing `/`.
+pub fn tar_listing(path: &Path) -> Vec<(String, String)> {
+    use sha2::Digest as _;
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).unwrap();
+    let mut archive = tar::Archive::new(file);
+    let mut out = Vec::new();
+    for entry in archive.entries().unwrap() {
+        let mut e = entry.unwrap();
+        let name = String::from_utf8_lossy(&e.path_bytes()).into_owned();
+        let name = name
+            .trim_start_matches("./")
+            .trim_end_matches('/')
+            .to_string();
+        let h = e.header().clone();
+        let link = e
+            .link_name()
+            .unwrap()
+            .map(|l| l.display().to_string())
+            .unwrap_or_default();
+        let mut data = Vec::new();
+        e.read_to_end(&mut data).unwrap();
+        let kind = format!("{:?}", h.entry_type());
+        let desc = format!(
+            "{kind} {:o} {}:{} {link} {}",
+            h.mode().unwrap() & 0o7777,
+            h.uid().unwrap(),
+            h.gid().unwrap(),
+            hex::encode(sha2::Sha256::digest(&data))
+        );
+        out.push((name, desc));
+    }
+    out
+}
+
+/// Parses JSON output.
+pub fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
+}
