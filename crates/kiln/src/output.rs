@@ -23,11 +23,12 @@ pub fn with_hint(e: impl Into<anyhow::Error>, hint: &str) -> anyhow::Error {
 
 /// Prints `error: ...`, `caused by: ...` lines and a final `hint: ...`.
 pub fn print_error(e: &anyhow::Error) {
-    let mut hint: Option<String> = None;
+    // anyhow hands a context back by downcasting the error that carries it, not through
+    // the chain, where it shows as plain text: take it from there and skip its line.
+    let mut hint: Option<String> = e.downcast_ref::<Hint>().map(|h| h.0.clone());
     let mut lines: Vec<String> = Vec::new();
     for cause in e.chain() {
-        if let Some(h) = cause.downcast_ref::<Hint>() {
-            hint.get_or_insert_with(|| h.0.clone());
+        if hint.as_deref() == Some(cause.to_string().as_str()) {
             continue;
         }
         if let Some(a) = cause.downcast_ref::<kiln_archive::ArchiveError>() {
