@@ -151,7 +151,6 @@ fn docker_compressed_archive_and_export_match() {
     ];
     let tree = |p: &std::path::Path| {
         let mut v: Vec<String> = tar_listing(p)
-            .iter()
             .into_iter()
             .filter(|(name, _)| {
                 !name.is_empty()
