@@ -5,8 +5,16 @@
 pub enum ArchiveError {
     #[error("{archive}: not a tar archive: {reason}")]
     NotATar { archive: String, reason: String },
-    #[error("{archive}: the archive is truncated or unreadable at entry `{entry}`: {source}")]
+    #[error("{archive}: the archive is truncated or unreadable at entry `{entry}`")]
     Truncated {
+        archive: String,
+        entry: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The header of the entry after `entry` could not be read: it has no name yet.
+    #[error("{archive}: the archive is truncated or unreadable after entry `{entry}`")]
+    TruncatedAfter {
         archive: String,
         entry: String,
         #[source]
@@ -50,7 +58,7 @@ pub enum ArchiveError {
         digest: String,
         media_type: String,
     },
-    #[error("{archive}: `{entry}` is not valid JSON: {source}")]
+    #[error("{archive}: `{entry}` is not valid JSON")]
     Json {
         archive: String,
         entry: String,
@@ -80,7 +88,7 @@ impl ArchiveError {
             Self::NotATar { .. } | Self::UnknownFormat { .. } => Some(
                 "`kiln load` takes the output of `docker save`, `podman save` (docker-archive or oci-archive) or `kiln save`, optionally gzip- or zstd-compressed",
             ),
-            Self::Truncated { .. } => Some("the file may be incomplete; save or download it again"),
+            Self::Truncated { .. } | Self::TruncatedAfter { .. } => Some("the file may be incomplete; save or download it again"),
             Self::DigestMismatch { .. } | Self::DiffIdMismatch { .. } | Self::SizeMismatch { .. } => {
                 Some("the archive is corrupted or was modified after it was written; nothing was loaded")
             }

@@ -188,16 +188,18 @@ fn read_entries(
     let mut last = String::from("(start)");
     for (n, entry) in iter.enumerate() {
         let mut entry = entry.map_err(|e| {
+            // The tar crate quotes a bad header's bytes in its message: binary noise, or
+            // lines of text, that must not reach the terminal.
             if n == 0 {
                 ArchiveError::NotATar {
                     archive: archive.to_string(),
-                    reason: e.to_string(),
+                    reason: "it does not start with a tar header".into(),
                 }
             } else {
-                ArchiveError::Truncated {
+                ArchiveError::TruncatedAfter {
                     archive: archive.to_string(),
                     entry: last.clone(),
-                    source: e,
+                    source: io::Error::new(e.kind(), printable(&e.to_string())),
                 }
             }
         })?;
@@ -299,6 +301,14 @@ fn read_entries(
     Ok(out)
 }
 
+/// `s` up to its first control or invalid character.
+fn printable(s: &str) -> String {
+    match s.find(|c: char| c.is_control() || c == char::REPLACEMENT_CHARACTER) {
+        Some(i) => format!("{}...", s[..i].trim_end()),
+        None => s.to_string(),
+    }
+}
+
 /// What to install: blobs (by the entry that holds them), and images with their names.
 struct Plan {
     /// digest -> (entry name, or the bytes of a document kiln wrote)
@@ -359,7 +369,7 @@ fn plan_oci(e: &Entries) -> Result<Plan> {
                     .into_iter()
                     .flatten()
                 {
-                    names.push(Reference::parse(n)?);
+                    names.push(repo_tag(e, n)?);
                 }
             }
         }
@@ -540,11 +550,19 @@ fn plan_docker(e: &Entries) -> Result<Plan> {
             .repo_tags
             .iter()
             .flatten()
-            .map(|t| Reference::parse(t))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
+            .map(|t| repo_tag(e, t))
+            .collect::<Result<Vec<_>>>()?;
         plan.images.push((desc, names));
     }
     Ok(plan)
+}
+
+/// A name from manifest.json's RepoTags; a bad one names the archive and the entry.
+fn repo_tag(e: &Entries, tag: &str) -> Result<Reference> {
+    Reference::parse(tag).map_err(|err| ArchiveError::Invalid {
+        archive: e.archive.clone(),
+        reason: format!("manifest.json: RepoTags: {err}"),
+    })
 }
 
 fn uncompressed_digest(e: &Entries, item: &Item, path: &str) -> Result<Digest> {

@@ -19,35 +19,54 @@ pub struct Store {
 
 /// A blob being written: bytes go to a temp file while they are hashed; `commit`
 /// verifies, fsyncs and renames it into `blobs/sha256/`.
+/// Dropped without `commit`, it deletes its temp file: an error anywhere in the caller
+/// leaves nothing behind.
 pub struct BlobWriter {
     store: Store,
     tmp: PathBuf,
-    inner: HashingWriter<io::BufWriter<File>>,
+    inner: Option<HashingWriter<io::BufWriter<File>>>,
 }
 
 impl Write for BlobWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.inner.write(buf)
+        self.writer().write(buf)
     }
     fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
+        self.writer().flush()
+    }
+}
+
+impl Drop for BlobWriter {
+    fn drop(&mut self) {
+        // After a commit the temp file was renamed away; this only removes leftovers.
+        let _ = fs::remove_file(&self.tmp);
     }
 }
 
 impl BlobWriter {
+    fn writer(&mut self) -> &mut HashingWriter<io::BufWriter<File>> {
+        self.inner
+            .as_mut()
+            .expect("only commit takes the writer, and it consumes self")
+    }
+
     /// Bytes written so far.
     pub fn count(&self) -> u64 {
-        self.inner.count()
+        self.inner.as_ref().map_or(0, |w| w.count())
     }
 
     /// Finishes the blob. With `expected`, a blob whose bytes hash otherwise is refused
     /// and never enters the store.
-    pub fn commit(self, expected: Option<&Digest>) -> Result<(Digest, u64)> {
-        let (digest, size, buf) = self.inner.finish();
+    pub fn commit(mut self, expected: Option<&Digest>) -> Result<(Digest, u64)> {
+        let (digest, size, buf) = self
+            .inner
+            .take()
+            .expect("only commit takes the writer")
+            .finish();
         let file = buf
             .into_inner()
             .map_err(|e| StoreError::io(&self.tmp)(e.into_error()))?;
-        let result = (|| {
+        (|| {
             if let Some(exp) = expected {
                 if *exp != digest {
                     return Err(StoreError::DigestMismatch {
@@ -60,16 +79,7 @@ impl BlobWriter {
             drop(file);
             self.store.install_tmp(&self.tmp, &digest)?;
             Ok((digest, size))
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&self.tmp);
-        }
-        result
-    }
-
-    /// Drops the partial blob.
-    pub fn abort(self) {
-        let _ = fs::remove_file(&self.tmp);
+        })()
     }
 }
 
@@ -193,7 +203,10 @@ impl Store {
         Ok(BlobWriter {
             store: self.clone(),
             tmp,
-            inner: HashingWriter::new(io::BufWriter::with_capacity(1 << 20, file)),
+            inner: Some(HashingWriter::new(io::BufWriter::with_capacity(
+                1 << 20,
+                file,
+            ))),
         })
     }
 
@@ -204,7 +217,8 @@ impl Store {
             return Ok(digest);
         }
         let mut w = self.blob_writer()?;
-        w.write_all(bytes).map_err(StoreError::io(&w.tmp))?;
+        let tmp = w.tmp.clone();
+        w.write_all(bytes).map_err(StoreError::io(tmp))?;
         w.commit(Some(&digest))?;
         Ok(digest)
     }

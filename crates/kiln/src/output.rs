@@ -37,8 +37,12 @@ pub fn print_error(e: &anyhow::Error) {
             }
         }
         let text = cause.to_string();
-        // thiserror's transparent variants repeat their source: print it once.
-        if lines.last() != Some(&text) {
+        // Messages that quote their source (`{path}: {source}`) and transparent variants
+        // would print a cause twice: print it once.
+        let repeated = lines
+            .last()
+            .is_some_and(|l| *l == text || l.ends_with(&format!(": {text}")));
+        if !repeated {
             lines.push(text);
         }
     }

@@ -453,3 +453,67 @@ fn import_applies_changes_and_stdin() {
     let (_, err) = k.fails(&["import", "-", "x:v1", "-c", "RUN echo no"]);
     assert!(err.contains("`RUN` is not supported"), "{err}");
 }
+
+/// Docker 25+ `docker save`: an OCI layout whose index.json carries the full name in
+/// `io.containerd.image.name` and only the tag in `ref.name`, plus manifest.json; read
+/// from standard input, as `docker save x | kiln load` does.
+#[test]
+fn docker_25_layout_from_stdin() {
+    let k = Kiln::new();
+    k.ok(&[
+        "import",
+        busybox_rootfs().to_str().unwrap(),
+        "-t",
+        "team/app:v3",
+    ]);
+    let digest = k.ok(&["inspect", "--format", "{{.Digest}}", "team/app:v3"]);
+    let saved = k.dir.path().join("kiln.tar");
+    k.ok(&["save", "team/app:v3", "-o", saved.to_str().unwrap()]);
+    // Rewrite index.json as Docker 25 writes it.
+    let mut archive = tar::Archive::new(std::fs::File::open(&saved).unwrap());
+    let mut out = tar::Builder::new(Vec::new());
+    for entry in archive.entries().unwrap() {
+        let mut e = entry.unwrap();
+        let path = e.path().unwrap().into_owned();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+        if path.to_str() == Some("index.json") {
+            let mut v = json(std::str::from_utf8(&data).unwrap());
+            v["manifests"][0]["annotations"] = serde_json::json!({
+                "io.containerd.image.name": "docker.io/team/app:v3",
+                "org.opencontainers.image.ref.name": "v3",
+            });
+            data = serde_json::to_vec(&v).unwrap();
+        }
+        let mut h = e.header().clone();
+        h.set_size(data.len() as u64);
+        h.set_cksum();
+        out.append(&h, &data[..]).unwrap();
+    }
+    let bytes = out.into_inner().unwrap();
+    let k2 = Kiln::new();
+    let mut child = k2
+        .cmd()
+        .arg("load")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), &bytes).unwrap();
+    drop(child.stdin.take());
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "Loaded image: team/app:v3"
+    );
+    assert_eq!(
+        k2.ok(&[
+            "inspect",
+            "--format",
+            "{{.Digest}}",
+            "docker.io/team/app:v3"
+        ]),
+        digest
+    );
+}

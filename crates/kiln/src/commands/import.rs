@@ -86,7 +86,7 @@ pub fn run(root: &Path, args: Args) -> Result<ExitCode> {
         kiln_layer::normalize(input, &mut diff, &opts).map(|_| ())
     };
     if let Err(e) = written {
-        // The partial blob goes with the writer: nothing enters the store.
+        // The blob writer deletes its temp file when dropped: nothing enters the store.
         return Err(anyhow::Error::new(e).context(format!("cannot import {}", source.display())));
     }
     let (diff_id, _, compressor) = diff.finish();

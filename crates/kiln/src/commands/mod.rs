@@ -25,18 +25,17 @@ pub fn resolve(store: &Store, reference: &str) -> Result<Resolved> {
         StoreError::ImageNotFound { .. } => {
             with_hint(e, "`kiln images` lists the images in the store")
         }
+        StoreError::Oci(_) => with_hint(e, REFERENCE_HINT),
         other => other.into(),
     })
 }
 
+const REFERENCE_HINT: &str =
+    "references look like `name`, `name:tag`, `registry.example.com/team/name:tag` or `name@sha256:...`";
+
 /// Parses a reference given as an argument.
 pub fn parse_reference(s: &str) -> Result<kiln_oci::Reference> {
-    kiln_oci::Reference::parse(s).map_err(|e| {
-        with_hint(
-            e,
-            "references look like `name`, `name:tag`, `registry.example.com/team/name:tag` or `name@sha256:...`",
-        )
-    })
+    kiln_oci::Reference::parse(s).map_err(|e| with_hint(e, REFERENCE_HINT))
 }
 
 /// SOURCE_DATE_EPOCH as seconds, if set.
