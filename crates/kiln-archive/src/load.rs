@@ -43,6 +43,17 @@ struct Item {
 
 /// The staging directory; removed with everything in it when dropped.
 struct Staging(PathBuf);
+
+impl Staging {
+    fn new(store: &Store) -> Result<Self> {
+        let dir = store.tmp_path("load");
+        fs::create_dir(&dir).map_err(|source| ArchiveError::Io {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        Ok(Self(dir))
+    }
+}
 impl Drop for Staging {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.0);
@@ -147,11 +158,7 @@ pub fn load_reader(
     progress: &dyn Progress,
 ) -> Result<Vec<LoadedImage>> {
     let _gc = store.gc_lock(false)?;
-    let staging = Staging(store.tmp_path("load"));
-    fs::create_dir(&staging.0).map_err(|source| ArchiveError::Io {
-        path: staging.0.display().to_string(),
-        source,
-    })?;
+    let staging = Staging::new(store)?;
     let entries = read_entries(input, archive, &staging.0, progress)?;
     let plan = if entries.get("index.json").is_some() {
         plan_oci(&entries)?
@@ -528,20 +535,14 @@ fn plan_docker(e: &Entries) -> Result<Plan> {
             config_item.digest.clone(),
             Source::Entry(entry.config.clone()),
         );
-        let manifest = Manifest {
-            schema_version: 2,
-            media_type: Some(media::OCI_MANIFEST.into()),
-            artifact_type: None,
-            config: Descriptor::new(
+        let manifest = Manifest::oci(
+            Descriptor::new(
                 media::OCI_CONFIG,
                 config_item.digest.clone(),
                 config_item.size,
             ),
             layers,
-            subject: None,
-            annotations: None,
-            extra: Default::default(),
-        };
+        );
         let bytes = to_canonical_json(&manifest);
         let digest = Digest::of_bytes(&bytes);
         let desc = Descriptor::new(media::OCI_MANIFEST, digest.clone(), bytes.len() as u64);
@@ -631,11 +632,7 @@ pub fn load_dir(store: &Store, dir: &Path, progress: &dyn Progress) -> Result<Ve
         return Err(ArchiveError::UnknownFormat { archive });
     }
     let _gc = store.gc_lock(false)?;
-    let staging = Staging(store.tmp_path("load"));
-    fs::create_dir(&staging.0).map_err(|source| ArchiveError::Io {
-        path: staging.0.display().to_string(),
-        source,
-    })?;
+    let staging = Staging::new(store)?;
     let mut entries = Entries {
         archive: archive.clone(),
         items: BTreeMap::new(),

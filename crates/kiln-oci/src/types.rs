@@ -103,6 +103,22 @@ pub struct Manifest {
     pub extra: Extra,
 }
 
+impl Manifest {
+    /// An OCI image manifest of a config and layers.
+    pub fn oci(config: Descriptor, layers: Vec<Descriptor>) -> Self {
+        Self {
+            schema_version: 2,
+            media_type: Some(crate::media::OCI_MANIFEST.to_string()),
+            artifact_type: None,
+            config,
+            layers,
+            subject: None,
+            annotations: None,
+            extra: Extra::new(),
+        }
+    }
+}
+
 /// An image index (or Docker manifest list); also the shape of an OCI layout's index.json.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -117,24 +117,18 @@ pub fn run(root: &Path, args: Args) -> Result<ExitCode> {
     };
     let config_bytes = to_canonical_json(&image_config);
     let config_digest = store.write_blob(&config_bytes)?;
-    let manifest = Manifest {
-        schema_version: 2,
-        media_type: Some(media::OCI_MANIFEST.into()),
-        artifact_type: None,
-        config: Descriptor::new(
+    let manifest = Manifest::oci(
+        Descriptor::new(
             media::OCI_CONFIG,
             config_digest.clone(),
             config_bytes.len() as u64,
         ),
-        layers: vec![Descriptor::new(
+        vec![Descriptor::new(
             media::oci_layer(compression.media_type_suffix()),
             layer_digest,
             layer_size,
         )],
-        subject: None,
-        annotations: None,
-        extra: Default::default(),
-    };
+    );
     let manifest_bytes = to_canonical_json(&manifest);
     let manifest_digest = store.write_blob(&manifest_bytes)?;
     let desc = Descriptor::new(

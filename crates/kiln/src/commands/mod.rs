@@ -38,6 +38,44 @@ pub fn parse_reference(s: &str) -> Result<kiln_oci::Reference> {
     kiln_oci::Reference::parse(s).map_err(|e| with_hint(e, REFERENCE_HINT))
 }
 
+/// Writes an archive to `path`, or to standard output when there is none. A file is
+/// written beside its destination and renamed into place only when complete, so a failure
+/// never leaves half an archive; a terminal is refused as standard output.
+pub fn write_archive(
+    path: Option<&Path>,
+    write: impl FnOnce(&mut dyn std::io::Write) -> Result<()>,
+) -> Result<()> {
+    use std::io::{IsTerminal, Write};
+    match path {
+        Some(path) => {
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let tmp = tempfile::NamedTempFile::new_in(dir)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, tmp);
+            write(&mut out)?;
+            let tmp = out.into_inner().map_err(|e| e.into_error())?;
+            tmp.as_file().sync_all()?;
+            tmp.persist(path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        None => {
+            if std::io::stdout().is_terminal() {
+                return Err(with_hint(
+                    anyhow::anyhow!("refusing to write an archive to a terminal"),
+                    "use `-o FILE` or redirect standard output",
+                ));
+            }
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+            write(&mut out)?;
+            out.flush()?;
+        }
+    }
+    Ok(())
+}
+
 /// SOURCE_DATE_EPOCH as seconds, if set.
 pub fn source_date_epoch() -> Result<Option<i64>> {
     match std::env::var("SOURCE_DATE_EPOCH") {

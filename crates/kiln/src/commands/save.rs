@@ -1,9 +1,8 @@
 //! `kiln save`.
 
-use crate::output::{with_hint, Reporter};
-use anyhow::{bail, Context, Result};
+use crate::output::Reporter;
+use anyhow::Result;
 use kiln_archive::{SaveFormat, SaveImage};
-use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -53,33 +52,9 @@ pub fn run(root: &Path, args: Args) -> Result<ExitCode> {
         Some(Format::Oci) => SaveFormat::Oci,
     };
     let progress = Reporter::new(args.quiet);
-    match &args.output {
-        Some(path) => {
-            // Write beside the destination, then rename: never a half-written archive.
-            let dir = path
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            let tmp = tempfile::NamedTempFile::new_in(dir)
-                .with_context(|| format!("cannot write in {}", dir.display()))?;
-            let out = std::io::BufWriter::with_capacity(1 << 20, tmp);
-            let out = kiln_archive::save(&store, &images, out, format, &progress)?;
-            let tmp = out.into_inner().map_err(|e| e.into_error())?;
-            tmp.as_file().sync_all()?;
-            tmp.persist(path)
-                .with_context(|| format!("cannot write {}", path.display()))?;
-        }
-        None => {
-            if std::io::stdout().is_terminal() {
-                bail!(with_hint(
-                    anyhow::anyhow!("refusing to write an archive to a terminal"),
-                    "use `-o FILE` or redirect standard output",
-                ));
-            }
-            let out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
-            let mut out = kiln_archive::save(&store, &images, out, format, &progress)?;
-            out.flush()?;
-        }
-    }
+    super::write_archive(args.output.as_deref(), |out| {
+        kiln_archive::save(&store, &images, out, format, &progress)?;
+        Ok(())
+    })?;
     Ok(ExitCode::SUCCESS)
 }
