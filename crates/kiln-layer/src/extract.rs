@@ -5,6 +5,11 @@
 //! symlink on the way, absolute or relative, resolves as if `target` were `/`, and the last component is
 //! handled with `*at` calls that never follow it. Nothing outside `target` can be created, changed or
 //! removed, whatever earlier entries or lower layers planted there.
+//!
+//! Whiteouts are either applied ([`Whiteouts::Apply`]: the target holds the lower layers and loses what the
+//! layer deletes) or recorded the way overlayfs reads them ([`Whiteouts::Overlay`]: the target is the
+//! layer's own empty snapshot directory, later stacked as an overlayfs `lowerdir`, as containerd's overlay
+//! snapshotter does).
 
 use std::collections::BTreeSet;
 use std::fs::File;
@@ -18,17 +23,38 @@ use rustix::io::Errno;
 use crate::error::{apply_err, show, tar_err, unsafe_entry, LayerError, Result};
 use crate::tarfmt::{clean, join, read_meta, split_last, Kind, Meta};
 
+/// What extraction does with the whiteouts (`.wh.NAME`, `.wh..wh..opq`) of a layer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Whiteouts {
+    /// Delete what lower layers put there (target holds the lower layers): flattening.
+    #[default]
+    Apply,
+    /// Record them as overlayfs does (target is an empty per-layer directory): `.wh.NAME` becomes a
+    /// character device 0/0 named NAME; `.wh..wh..opq` sets xattr `trusted.overlay.opaque` = `y` on
+    /// its directory (creating the directory if the layer has no entry for it).
+    ///
+    /// Needs root (CAP_MKNOD for whiteouts, CAP_SYS_ADMIN for `trusted.*` xattrs) and a filesystem with
+    /// trusted xattrs; see [`overlay_supported`]. A missing marker would show deleted files, so failing
+    /// to record one is an error, never skipped. Within one layer, an entry replacing a non-directory (a
+    /// whiteout included) with a directory, or a directory that the layer's own whiteout names, is marked
+    /// opaque too, so the stacked view equals [`Whiteouts::Apply`] of the same layers.
+    Overlay,
+}
+
 /// How layers are extracted.
 #[derive(Clone, Debug)]
 pub struct ExtractOptions {
     /// chown entries to their uid/gid (true when running as root; when false ownership is left as the caller's)
     pub same_owner: bool,
+    /// Apply whiteouts onto lower layers (the default), or record them for overlayfs.
+    pub whiteouts: Whiteouts,
 }
 
 impl Default for ExtractOptions {
     fn default() -> Self {
         ExtractOptions {
             same_owner: rustix::process::geteuid().is_root(),
+            whiteouts: Whiteouts::Apply,
         }
     }
 }
@@ -44,6 +70,10 @@ pub struct ExtractStats {
 
 const WHITEOUT: &[u8] = b".wh.";
 const OPAQUE: &[u8] = b".wh..wh..opq";
+/// The xattr overlayfs reads to stop looking into lower layers below a directory.
+const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+/// xattrs of this prefix steer overlayfs (opaque, redirect, metacopy...): never taken from a layer.
+const OVERLAY_XATTRS: &[u8] = b"trusted.overlay.";
 
 /// Applies one layer (an uncompressed tar stream) onto `target`, which may already hold lower layers.
 ///
@@ -54,6 +84,16 @@ const OPAQUE: &[u8] = b".wh..wh..opq";
 /// Privileges: ownership needs root (or `same_owner: false`); device nodes need CAP_MKNOD and are skipped
 /// without it; `security.capability` and other privileged xattrs are dropped when refused. Without root, a
 /// lower layer's read-only directory cannot receive new entries. Sub-second mtimes are not kept.
+///
+/// xattrs named `trusted.overlay.*` in the layer are dropped: they would steer overlayfs.
+///
+/// With [`Whiteouts::Overlay`], `target` should be an empty directory (mode 0755: overlayfs shows the
+/// topmost snapshot root's own metadata when the layer has no `./` entry). Differences with flattening
+/// that come from overlayfs itself (containerd and Docker have them too): a directory the layer creates
+/// implicitly (a parent with no entry of its own) is 0755, owned by the caller, and shadows the lower
+/// directory's metadata; a path written through a lower layer's symlink becomes a directory that shadows
+/// the symlink; a hardlink to a lower layer's file is refused (its target is not in the snapshot); an
+/// opaque marker at the layer root is refused, as overlayfs ignores it on a lower root.
 pub fn extract<R: Read>(tar: R, target: &Path, opts: &ExtractOptions) -> Result<ExtractStats> {
     let root = rustix::fs::open(
         target,
@@ -68,6 +108,7 @@ pub fn extract<R: Read>(tar: R, target: &Path, opts: &ExtractOptions) -> Result<
     let mut x = Extractor {
         root,
         same_owner: opts.same_owner,
+        overlay: opts.whiteouts == Whiteouts::Overlay,
         created: BTreeSet::new(),
         dirs: Vec::new(),
         stats: ExtractStats::default(),
@@ -93,6 +134,8 @@ struct Extractor {
     /// `O_PATH` descriptor of the target: the root every resolution is confined to.
     root: OwnedFd,
     same_owner: bool,
+    /// Record whiteouts for overlayfs instead of applying them.
+    overlay: bool,
     /// Clean paths this layer created, which its own whiteouts must spare (OCI: a whiteout only hides lower
     /// layers).
     created: BTreeSet<Vec<u8>>,
@@ -116,6 +159,33 @@ fn times(mtime: i64) -> Timestamps {
         last_access: t,
         last_modification: t,
     }
+}
+
+/// What [`Extractor::clear`] found at a name.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Cleared {
+    Nothing,
+    /// A directory, kept.
+    KeptDir,
+    /// Something (in overlay mode: of this layer, which hid the lower path) that was removed.
+    Removed,
+}
+
+/// Whether `st` is an overlayfs whiteout: a character device 0/0.
+fn is_whiteout(st: &rustix::fs::Stat) -> bool {
+    FileType::from_raw_mode(st.st_mode) == FileType::CharacterDevice && st.st_rdev == 0
+}
+
+/// Marks a directory (a real, not `O_PATH`, descriptor) opaque for overlayfs.
+fn set_opaque(dir: BorrowedFd<'_>, entry: &[u8]) -> Result<()> {
+    rustix::fs::fsetxattr(dir, OPAQUE_XATTR, b"y", XattrFlags::empty()).map_err(|e| {
+        apply_err(
+            entry,
+            "set xattr trusted.overlay.opaque on its directory (overlay snapshots need root: \
+             CAP_SYS_ADMIN, on a filesystem with trusted xattrs)",
+            e,
+        )
+    })
 }
 
 /// Whether an `fsetxattr` failure means "not allowed or not supported here" rather than a broken layer.
@@ -150,6 +220,8 @@ impl Extractor {
             match self.resolve(&path, OFlags::PATH) {
                 Ok(fd) => return Ok(fd),
                 Err(Errno::NOENT) => {}
+                // Overlay mode: maybe a whiteout of this layer on the way, which the walk below replaces.
+                Err(Errno::NOTDIR) if self.overlay => {}
                 Err(e) => return Err(err(e)),
             }
             let mut fd = self.resolve(b"", OFlags::PATH).map_err(err)?;
@@ -160,6 +232,27 @@ impl Extractor {
                 let prefix = &path[..end];
                 fd = match self.resolve(prefix, OFlags::PATH) {
                     Ok(next) => next,
+                    // Overlay mode: this layer's own whiteout is in the way; like a deleted then recreated
+                    // directory, it becomes an opaque one.
+                    Err(Errno::NOTDIR)
+                        if self.overlay
+                            && rustix::fs::statat(&fd, comp, nofollow())
+                                .is_ok_and(|st| is_whiteout(&st)) =>
+                    {
+                        rustix::fs::unlinkat(&fd, comp, AtFlags::empty()).map_err(err)?;
+                        rustix::fs::mkdirat(&fd, comp, Mode::from_raw_mode(0o755)).map_err(err)?;
+                        let d = rustix::fs::openat(
+                            &fd,
+                            comp,
+                            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                            Mode::empty(),
+                        )
+                        .map_err(err)?;
+                        rustix::fs::fchmod(&d, Mode::from_raw_mode(0o755)).map_err(err)?;
+                        set_opaque(d.as_fd(), entry)?;
+                        self.created.insert(prefix.to_vec());
+                        self.resolve(prefix, OFlags::PATH).map_err(err)?
+                    }
                     Err(Errno::NOENT) => {
                         match rustix::fs::mkdirat(&fd, comp, Mode::from_raw_mode(0o755)) {
                             // Just made by us, so no symlink: chmod may follow the name; it undoes the umask.
@@ -245,7 +338,8 @@ impl Extractor {
                     .map_err(|e| apply_err(entry, "set times", e))?;
             }
             Kind::Dir => {
-                if !self.clear(pfd, name, true, entry)? {
+                let cleared = self.clear(pfd, name, true, entry)?;
+                if cleared != Cleared::KeptDir {
                     rustix::fs::mkdirat(pfd, name, Mode::from_raw_mode(0o700))
                         .map_err(|e| apply_err(entry, "create directory", e))?;
                 }
@@ -256,6 +350,11 @@ impl Extractor {
                     Mode::empty(),
                 )
                 .map_err(|e| apply_err(entry, "open directory", e))?;
+                if self.overlay && cleared == Cleared::Removed {
+                    // What this layer put here (a whiteout, a file...) hid the lower path; the directory
+                    // replacing it must too, or the lower directory's content would show through.
+                    set_opaque(d.as_fd(), entry)?;
+                }
                 self.chown(d.as_fd(), b"", m)?;
                 self.xattrs(d.as_fd(), m)?;
                 self.dirs.push((rel.clone(), m.mode, m.mtime));
@@ -284,6 +383,9 @@ impl Extractor {
                 match rustix::fs::statat(&lfd, lname, nofollow()) {
                     Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
                         return Err(unsafe_entry(entry, format!("{} is a directory", what())))
+                    }
+                    Ok(st) if self.overlay && is_whiteout(&st) => {
+                        return Err(missing(Errno::NOENT));
                     }
                     Ok(_) => {}
                     Err(e) => return Err(missing(e)),
@@ -375,6 +477,9 @@ impl Extractor {
     /// Best effort: an xattr the filesystem or our privileges refuse is dropped, as Docker does.
     fn xattrs(&self, fd: BorrowedFd<'_>, m: &Meta) -> Result<()> {
         for (name, value) in &m.xattrs {
+            if name.starts_with(OVERLAY_XATTRS) {
+                continue;
+            }
             match rustix::fs::fsetxattr(fd, &name[..], value, XattrFlags::empty()) {
                 Ok(()) => {}
                 Err(e) if xattr_best_effort(e) => {}
@@ -385,27 +490,30 @@ impl Extractor {
     }
 
     /// Makes room for a new entry at `name`: removes what is there (a directory recursively), except that an
-    /// existing directory is kept when `keep_dir`. Returns whether a directory was kept.
+    /// existing directory is kept when `keep_dir`.
     fn clear(
         &self,
         pfd: BorrowedFd<'_>,
         name: &[u8],
         keep_dir: bool,
         entry: &[u8],
-    ) -> Result<bool> {
+    ) -> Result<Cleared> {
         match rustix::fs::statat(pfd, name, nofollow()) {
-            Err(Errno::NOENT) => Ok(false),
+            Err(Errno::NOENT) => Ok(Cleared::Nothing),
             Err(e) => Err(apply_err(entry, "inspect the existing file", e)),
             Ok(st) if keep_dir && FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
-                Ok(true)
+                Ok(Cleared::KeptDir)
             }
             Ok(_) => remove_all(pfd, name)
-                .map(|()| false)
+                .map(|()| Cleared::Removed)
                 .map_err(|e| apply_err(entry, "replace the existing file", e)),
         }
     }
 
     fn whiteout(&mut self, entry: &[u8], parent: &[u8], wh: &[u8]) -> Result<()> {
+        if self.overlay {
+            return self.overlay_whiteout(entry, parent, wh);
+        }
         // Whiteouts never create anything: a missing parent means there is nothing to hide.
         let pfd = match self.resolve(parent, OFlags::RDONLY) {
             Ok(fd) => fd,
@@ -433,7 +541,84 @@ impl Extractor {
             .map_err(err)
     }
 
-    /// Removes `name` (clean path `rel`) and everything below it, sparing what this layer created.
+    /// Records a whiteout for overlayfs in this layer's own snapshot: a 0/0 character device, or the opaque
+    /// xattr on the directory. Missing directories on the way are created, as the marker must sit at the
+    /// path the lower layers use.
+    fn overlay_whiteout(&mut self, entry: &[u8], parent: &[u8], wh: &[u8]) -> Result<()> {
+        let opaque = wh == &OPAQUE[WHITEOUT.len()..];
+        if !opaque && wh.starts_with(WHITEOUT) {
+            return Ok(()); // aufs bookkeeping, not whiteouts
+        }
+        if wh.is_empty() || wh == b"." || wh == b".." {
+            return Err(unsafe_entry(
+                entry,
+                "whiteout names no file in its directory",
+            ));
+        }
+        let root_opaque = || {
+            Err(LayerError::Unsupported {
+                entry: show(entry),
+                reason:
+                    "an opaque marker on the layer root cannot be recorded for overlayfs, which \
+                         ignores it on a lower layer's root; flatten this layer (Whiteouts::Apply)"
+                        .to_string(),
+            })
+        };
+        if opaque && parent.is_empty() {
+            return root_opaque();
+        }
+        let pfd = match self.resolve(parent, OFlags::PATH) {
+            Ok(fd) => fd,
+            // A non-directory of this layer (a whiteout included) on the way already hides all below it.
+            Err(Errno::NOTDIR) => return Ok(()),
+            Err(Errno::NOENT) => self.parent(parent, entry)?,
+            Err(e) => return Err(apply_err(entry, "open the whiteout's directory", e)),
+        };
+        let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        if opaque {
+            let d = rustix::fs::openat(&pfd, ".", dir_flags, Mode::empty())
+                .map_err(|e| apply_err(entry, "open the whiteout's directory", e))?;
+            // A symlink of this layer may have led back to the root.
+            let (st, rst) = (rustix::fs::fstat(&d), rustix::fs::fstat(&self.root));
+            if let (Ok(st), Ok(rst)) = (st, rst) {
+                if (st.st_dev, st.st_ino) == (rst.st_dev, rst.st_ino) {
+                    return root_opaque();
+                }
+            }
+            return set_opaque(d.as_fd(), entry);
+        }
+        match rustix::fs::statat(&pfd, wh, nofollow()) {
+            Err(Errno::NOENT) => {}
+            // This layer's directory stays (a whiteout only hides lower layers), but not the lower
+            // directory it would merge with.
+            Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
+                let d = rustix::fs::openat(&pfd, wh, dir_flags | OFlags::NOFOLLOW, Mode::empty())
+                    .map_err(|e| apply_err(entry, "open the whited-out directory", e))?;
+                return set_opaque(d.as_fd(), entry);
+            }
+            // Something of this layer is there already, and it hides the lower path by itself.
+            Ok(_) => return Ok(()),
+            Err(e) => return Err(apply_err(entry, "inspect the existing file", e)),
+        }
+        rustix::fs::mknodat(
+            &pfd,
+            wh,
+            FileType::CharacterDevice,
+            Mode::empty(),
+            rustix::fs::makedev(0, 0),
+        )
+        .map_err(|e| {
+            apply_err(
+                entry,
+                "create the overlay whiteout, a 0/0 character device (needs root: CAP_MKNOD)",
+                e,
+            )
+        })
+    }
+
+    /// Removes `name` (clean path `rel`) and everything below it, sparing what this layer created: a
+    /// directory this layer made or wrote into stays, with only its lower children pruned (OCI: a whiteout
+    /// hides lower layers only; overlayfs gives the same view with the directory opaque).
     fn remove_lower(&self, dfd: BorrowedFd<'_>, name: &[u8], rel: &[u8]) -> io::Result<()> {
         let prefix = join(rel, b"");
         let below = self
@@ -441,14 +626,10 @@ impl Extractor {
             .range(prefix.clone()..)
             .next()
             .is_some_and(|p| p.starts_with(&prefix));
-        if !below {
-            return if self.created.contains(rel) {
-                Ok(())
-            } else {
-                remove_all(dfd, name)
-            };
+        if !below && !self.created.contains(rel) {
+            return remove_all(dfd, name);
         }
-        // This layer wrote below: keep the directory, prune only its lower children.
+        // This layer made it or wrote below: keep it; a directory loses only its lower children.
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let d = match rustix::fs::openat(dfd, name, flags, Mode::empty()) {
             Ok(d) => d,
@@ -501,4 +682,77 @@ fn remove_all(dfd: BorrowedFd<'_>, name: &[u8]) -> io::Result<()> {
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Whether snapshots extracted with [`Whiteouts::Overlay`] into directories under `dir` can be stacked with
+/// overlayfs here: the kernel has overlayfs (listed in `/proc/filesystems`, or available as a module), and
+/// this process can record whiteouts on `dir`'s filesystem (a 0/0 character device: CAP_MKNOD; the
+/// `trusted.overlay.opaque` xattr: CAP_SYS_ADMIN and a filesystem with trusted xattrs). It probes in a
+/// temporary directory under `dir`, removed after; the error names the requirement that failed. It does
+/// not mount anything.
+pub fn overlay_supported(dir: &Path) -> Result<()> {
+    let io_err = |path: &Path, action: &'static str, source: io::Error| LayerError::Io {
+        path: path.to_path_buf(),
+        action,
+        source,
+    };
+    let fs_list = Path::new("/proc/filesystems");
+    let listed = std::fs::read_to_string(fs_list)
+        .map_err(|e| io_err(fs_list, "read", e))?
+        .lines()
+        .any(|l| l.split_whitespace().last() == Some("overlay"));
+    if !listed {
+        // Not loaded yet: a mount would load the module, if the kernel has it.
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        let module = Path::new("/lib/modules")
+            .join(release.trim())
+            .join("kernel/fs/overlayfs");
+        if release.trim().is_empty() || !module.is_dir() {
+            return Err(io_err(
+                fs_list,
+                "find overlayfs (not built in, no `overlay` module) in",
+                io::Error::new(io::ErrorKind::NotFound, "no overlay filesystem"),
+            ));
+        }
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let probe = dir.join(format!(
+        ".kiln-overlay-probe-{}-{nanos}",
+        std::process::id()
+    ));
+    rustix::fs::mkdir(&probe, Mode::from_raw_mode(0o700))
+        .map_err(|e| io_err(dir, "create a probe directory in", e.into()))?;
+    let result = (|| {
+        let d = rustix::fs::open(
+            &probe,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| io_err(&probe, "open", e.into()))?;
+        rustix::fs::mknodat(
+            &d,
+            "wh",
+            FileType::CharacterDevice,
+            Mode::empty(),
+            rustix::fs::makedev(0, 0),
+        )
+        .map_err(|e| {
+            io_err(
+                dir,
+                "create an overlay whiteout (a 0/0 character device: needs CAP_MKNOD) in",
+                e.into(),
+            )
+        })?;
+        rustix::fs::fsetxattr(&d, OPAQUE_XATTR, b"y", XattrFlags::empty()).map_err(|e| {
+            io_err(
+                dir,
+                "set xattr trusted.overlay.opaque (needs CAP_SYS_ADMIN and trusted xattrs) in",
+                e.into(),
+            )
+        })
+    })();
+    let _ = remove_all(rustix::fs::CWD, probe.as_os_str().as_encoded_bytes());
+    result
 }

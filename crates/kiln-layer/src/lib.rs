@@ -20,6 +20,6 @@ mod write;
 
 pub use compress::{decompress, Compression, Compressor, GZIP_LEVEL, ZSTD_LEVEL};
 pub use error::{LayerError, Result};
-pub use extract::{extract, ExtractOptions, ExtractStats};
+pub use extract::{extract, overlay_supported, ExtractOptions, ExtractStats, Whiteouts};
 pub use flatten::flatten;
 pub use write::{normalize, write_dir, WriteOptions};

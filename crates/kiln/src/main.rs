@@ -43,6 +43,8 @@ enum Command {
     Import(commands::import::Args),
     /// Write an image's flattened file tree as a tar archive
     Export(commands::export::Args),
+    /// Run a command in a new container
+    Run(Box<commands::run::Args>),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +61,7 @@ fn main() -> ExitCode {
         Command::Save(a) => commands::save::run(&root, a),
         Command::Import(a) => commands::import::run(&root, a),
         Command::Export(a) => commands::export::run(&root, a),
+        Command::Run(a) => commands::run::run(&root, *a),
     };
     match result {
         Ok(code) => code,

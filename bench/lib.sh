@@ -1,0 +1,141 @@
+# Shared helpers for kiln's benchmarks. Sourced by bench/run.sh and bench/scenarios/*.sh.
+# shellcheck shell=bash
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(cd "$BENCH_DIR/.." && pwd)
+OUT_DIR=${KILN_BENCH_OUT:-$BENCH_DIR/out}
+CACHE=${KILN_BENCH_CACHE:-/var/tmp/kiln-bench}
+TARGET_DIR=${CARGO_TARGET_DIR:-$REPO_ROOT/target}
+KILN_BIN=${KILN_BIN:-$TARGET_DIR/release/kiln}
+# hyperfine's runs per command; KILN_BENCH_RUNS=1 for a quick smoke run.
+RUNS=${KILN_BENCH_RUNS:-5}
+WARMUP=${KILN_BENCH_WARMUP:-1}
+SUMMARY=$OUT_DIR/summary.tsv
+# Debian's docker client: the `docker` first on PATH may be a newer one.
+DOCKER_CLI=/usr/bin/docker
+
+mkdir -p "$OUT_DIR" "$CACHE"
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+note() { printf '    %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# Release build of the kiln CLI and of the examples the scenarios use (once per run.sh).
+build_release() {
+  if [[ -n ${KILN_BENCH_NO_BUILD:-} ]]; then
+    [[ -x $KILN_BIN ]] || die "KILN_BENCH_NO_BUILD is set but $KILN_BIN is missing"
+    return 0
+  fi
+  [[ -n ${_KILN_BENCH_BUILT:-} ]] && return 0
+  log "cargo build --release -p kiln, then -p kiln-layer --example throughput (waits on the cargo lock if someone else builds)"
+  (cd "$REPO_ROOT" && cargo build --release -p kiln --bin kiln &&
+    cargo build --release -p kiln-layer --example throughput) >&2 ||
+    die "release build failed"
+  export _KILN_BENCH_BUILT=1
+}
+
+# Installs the Debian packages of the peers, only those whose command is missing.
+# Pairs of package:command.
+PEERS=(hyperfine:hyperfine podman:podman buildah:buildah skopeo:skopeo docker.io:/usr/bin/docker
+  busybox-static:busybox zstd:zstd pigz:pigz python3:python3)
+ensure_peers() {
+  local missing=() pair pkg cmd
+  for pair in "${PEERS[@]}"; do
+    pkg=${pair%%:*}
+    cmd=${pair#*:}
+    command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  ((${#missing[@]} == 0)) && return 0
+  log "installing missing peers: ${missing[*]}"
+  if [[ $(id -u) != 0 ]]; then
+    die "missing ${missing[*]}; run as root or: sudo apt-get install ${missing[*]}"
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+}
+
+# Podman and buildah on storage of their own under the cache: benches never see a user's images.
+# PODMAN is a string for hyperfine command lines; bpodman a function for the scripts.
+PODMAN_DRIVER=${KILN_BENCH_PODMAN_DRIVER:-overlay}
+PODMAN="podman --root $CACHE/podman/root --runroot $CACHE/podman/runroot --tmpdir $CACHE/podman/tmp --storage-driver $PODMAN_DRIVER --cgroup-manager cgroupfs --events-backend file --runtime runc"
+bpodman() { $PODMAN "$@"; }
+BUILDAH="buildah --root $CACHE/buildah/root --runroot $CACHE/buildah/runroot --storage-driver vfs"
+bbuildah() { $BUILDAH "$@"; }
+
+# Starts (or reuses) the private dockerd of scripts/start-dockerd.sh and exports DOCKER_HOST.
+# Returns 1, with a note, when it cannot: docker results are extra information only.
+HAVE_DOCKER=
+start_docker() {
+  [[ -n ${KILN_BENCH_NO_DOCKER:-} ]] && { note "KILN_BENCH_NO_DOCKER set: docker skipped"; return 1; }
+  [[ -n $HAVE_DOCKER ]] && return 0
+  local host
+  if [[ -x $DOCKER_CLI ]] && host=$("$REPO_ROOT/scripts/start-dockerd.sh" 2>"$OUT_DIR/dockerd-start.log"); then
+    export DOCKER_HOST=$host
+    HAVE_DOCKER=1
+    note "docker: $($DOCKER_CLI version --format '{{.Server.Version}}' 2>/dev/null) at $DOCKER_HOST"
+    return 0
+  fi
+  note "dockerd could not start (see $OUT_DIR/dockerd-start.log): docker skipped"
+  return 1
+}
+
+# hyperfine NAME ARGS...: runs hyperfine writing $OUT_DIR/NAME.json and NAME.md.
+hf() {
+  local name=$1
+  shift
+  hyperfine --style basic --export-json "$OUT_DIR/$name.json" --export-markdown "$OUT_DIR/$name.md" "$@" >&2
+}
+
+# hf_median NAME COMMAND_NAME: median seconds of one command in $OUT_DIR/NAME.json ("" if absent).
+hf_median() {
+  python3 - "$OUT_DIR/$1.json" "$2" <<'EOF'
+import json, sys
+for r in json.load(open(sys.argv[1]))["results"]:
+    if r["command"] == sys.argv[2]:
+        print(f'{r["median"]:.3f}')
+EOF
+}
+
+# summary_add SCENARIO KILN PEER RATIO TARGET MET: one row of the final table.
+summary_add() {
+  local IFS=$'\t'
+  echo "$*" >>"$SUMMARY"
+}
+
+# compare_times SCENARIO KILN_S PEER_NAME PEER_S FACTOR: adds a row "kiln Nx faster/slower than PEER",
+# met when PEER_S / KILN_S >= FACTOR. An empty PEER_S adds an informative row without a target.
+compare_times() {
+  local scenario=$1 kiln_s=$2 peer=$3 peer_s=$4 factor=$5
+  python3 - "$scenario" "$kiln_s" "$peer" "$peer_s" "$factor" >>"$SUMMARY" <<'EOF'
+import sys
+scenario, kiln_s, peer, peer_s, factor = sys.argv[1:]
+if not kiln_s or not peer_s:
+    print("\t".join([scenario, f"{kiln_s or '-'} s", f"{peer} {peer_s or '-'} s", "-", "-", "n/a"]))
+    sys.exit()
+k, p = float(kiln_s), float(peer_s)
+r = p / k
+ratio = f"kiln {r:.1f}x faster" if r >= 1 else f"kiln {1 / r:.1f}x slower"
+target = f">= {factor}x faster" if factor else "(info)"
+met = ("yes" if r >= float(factor) else "NO") if factor else "-"
+print("\t".join([scenario, f"{k:.2f} s", f"{peer} {p:.2f} s", ratio, target, met]))
+EOF
+}
+
+# summary_print: the table of every row added in this run, also written as $OUT_DIR/summary.md.
+summary_print() {
+  [[ -s $SUMMARY ]] || { note "no results"; return 0; }
+  python3 - "$SUMMARY" "$OUT_DIR/summary.md" <<'EOF'
+import sys
+head = ["scenario", "kiln (median)", "peer (median)", "ratio", "target", "met"]
+rows = [head] + [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+w = [max(len(r[i]) if i < len(r) else 0 for r in rows) for i in range(len(head))]
+for i, r in enumerate(rows):
+    print("  ".join((r[j] if j < len(r) else "").ljust(w[j]) for j in range(len(head))).rstrip())
+    if i == 0:
+        print("  ".join("-" * x for x in w))
+with open(sys.argv[2], "w") as f:
+    f.write("| " + " | ".join(head) + " |\n|" + "---|" * len(head) + "\n")
+    for r in rows[1:]:
+        f.write("| " + " | ".join(r) + " |\n")
+EOF
+}

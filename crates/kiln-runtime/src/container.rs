@@ -1,0 +1,364 @@
+//! A container's life in the foreground: a private mount namespace holding the overlay
+//! root filesystem, youki's libcontainer creating and starting the process, signals
+//! forwarded, the exit status returned, and everything removed afterwards.
+//!
+//! The overlay is mounted in a mount namespace private to this kiln process (and the
+//! container, which inherits it): when both are gone the kernel drops the mount, so even a
+//! SIGKILLed kiln leaves nothing mounted on the host.
+
+use crate::error::{Result, RuntimeError};
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::syscall::syscall::SyscallType;
+use libcontainer::workload::default::DefaultExecutor;
+use nix::mount::{mount, MsFlags};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// The directories of one container under `<store>/containers/<id>/`.
+pub struct ContainerDirs {
+    pub dir: PathBuf,
+}
+
+impl ContainerDirs {
+    pub fn new(store_root: &Path, id: &str) -> Self {
+        Self {
+            dir: store_root.join("containers").join(id),
+        }
+    }
+    pub fn bundle(&self) -> PathBuf {
+        self.dir.join("bundle")
+    }
+    pub fn rootfs(&self) -> PathBuf {
+        self.bundle().join("rootfs")
+    }
+    pub fn upper(&self) -> PathBuf {
+        self.dir.join("upper")
+    }
+    pub fn work(&self) -> PathBuf {
+        self.dir.join("work")
+    }
+    /// libcontainer's state root (it adds `<id>/`).
+    pub fn state(&self) -> PathBuf {
+        self.dir.join("state")
+    }
+}
+
+/// Moves this process into a mount namespace of its own whose mounts do not propagate
+/// back to the host. Must run before any thread is started.
+pub fn private_mount_namespace() -> Result<()> {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).map_err(|e| RuntimeError::Io {
+        path: "/".into(),
+        source: std::io::Error::from(e),
+    })?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_SLAVE,
+        None::<&str>,
+    )
+    .map_err(|e| RuntimeError::Io {
+        path: "/".into(),
+        source: e.into(),
+    })
+}
+
+/// Creates the container's directories and mounts its root filesystem: the snapshots
+/// (bottom first) as read-only lower layers, a fresh upper layer on top.
+pub fn mount_rootfs(dirs: &ContainerDirs, lowerdirs: &[PathBuf]) -> Result<()> {
+    for d in [
+        dirs.upper(),
+        dirs.work(),
+        dirs.rootfs(),
+        dirs.state(),
+        dirs.dir.join("empty"),
+    ] {
+        fs::create_dir_all(&d).map_err(RuntimeError::io(&d))?;
+    }
+    let mut lowers: Vec<PathBuf> = lowerdirs.iter().rev().cloned().collect();
+    if lowers.is_empty() {
+        lowers.push(dirs.dir.join("empty"));
+    }
+    // Snapshot paths are long; the mount data is limited to one page. Naming them
+    // relative to their common directory (via the working directory) fits ~60 layers.
+    let common = lowers[0].parent().map(Path::to_path_buf);
+    let relative = common
+        .as_ref()
+        .filter(|c| lowers.iter().all(|l| l.parent() == Some(c.as_path())));
+    let previous_cwd = std::env::current_dir().ok();
+    let lower_arg = match relative {
+        Some(c) => {
+            std::env::set_current_dir(c).map_err(RuntimeError::io(c))?;
+            lowers
+                .iter()
+                .map(|l| l.file_name().unwrap().to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join(":")
+        }
+        None => lowers
+            .iter()
+            .map(|l| l.display().to_string())
+            .collect::<Vec<_>>()
+            .join(":"),
+    };
+    let data = format!(
+        "lowerdir={lower_arg},upperdir={},workdir={}",
+        dirs.upper().display(),
+        dirs.work().display()
+    );
+    let result = mount(
+        Some("overlay"),
+        &dirs.rootfs(),
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(data.as_str()),
+    );
+    if let Some(p) = previous_cwd {
+        let _ = std::env::set_current_dir(p);
+    }
+    result.map_err(|e| RuntimeError::Io {
+        path: dirs.rootfs(),
+        source: std::io::Error::other(format!("cannot mount the overlay root filesystem: {e}")),
+    })
+}
+
+/// How a container ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    Code(i32),
+    Signal(i32),
+}
+
+impl Exit {
+    /// The shell convention Docker follows: the code, or 128 + the signal.
+    pub fn code(self) -> i32 {
+        match self {
+            Exit::Code(c) => c,
+            Exit::Signal(s) => 128 + s,
+        }
+    }
+}
+
+/// Creates and starts the container of `dirs` (config.json already in the bundle) and
+/// waits for it in the foreground, forwarding signals. The container is deleted
+/// (cgroup, state) before returning.
+pub fn run_foreground(dirs: &ContainerDirs, id: &str) -> Result<Exit> {
+    let lib = |e: libcontainer::error::LibcontainerError| RuntimeError::Io {
+        path: dirs.bundle(),
+        source: std::io::Error::other(e.to_string()),
+    };
+    // Orphans of the container (its init is forked by an intermediate process) come to us.
+    nix::sys::prctl::set_child_subreaper(true).map_err(|e| RuntimeError::Io {
+        path: "prctl".into(),
+        source: e.into(),
+    })?;
+    let mut container = ContainerBuilder::new(id.to_string(), SyscallType::default())
+        .with_executor(DefaultExecutor {})
+        .with_root_path(dirs.state())
+        .map_err(lib)?
+        .as_init(dirs.bundle())
+        .with_systemd(false)
+        .with_detach(false)
+        .build()
+        .map_err(lib)?;
+    // Block the signals we forward before the container can run, so none is lost.
+    let signals = SigSet::all();
+    let started = signals
+        .thread_block()
+        .map_err(|e| RuntimeError::Io {
+            path: "sigprocmask".into(),
+            source: e.into(),
+        })
+        .and_then(|_| container.start().map_err(lib));
+    let result = started.and_then(|_| {
+        let pid = container.pid().ok_or_else(|| RuntimeError::Io {
+            path: dirs.bundle(),
+            source: std::io::Error::other("the container has no process"),
+        })?;
+        wait_forwarding(pid, &signals, &mut container)
+    });
+    let _ = signals.thread_unblock();
+    let _ = container.delete(true);
+    result
+}
+
+fn wait_forwarding(
+    pid: nix::unistd::Pid,
+    signals: &SigSet,
+    container: &mut libcontainer::container::Container,
+) -> Result<Exit> {
+    loop {
+        // The container may have exited before we started waiting.
+        if let Some(exit) = reap(pid)? {
+            return Ok(exit);
+        }
+        let sig = signals.wait().map_err(|e| RuntimeError::Io {
+            path: "sigwait".into(),
+            source: e.into(),
+        })?;
+        match sig {
+            Signal::SIGCHLD => {}
+            Signal::SIGWINCH | Signal::SIGURG => {}
+            other => {
+                let _ = container.kill(other, true);
+            }
+        }
+    }
+}
+
+/// Reaps every exited child; returns the container init's status once it has exited.
+fn reap(pid: nix::unistd::Pid) -> Result<Option<Exit>> {
+    loop {
+        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(p, code)) if p == pid => return Ok(Some(Exit::Code(code))),
+            Ok(WaitStatus::Signaled(p, sig, _)) if p == pid => {
+                return Ok(Some(Exit::Signal(sig as i32)))
+            }
+            Ok(WaitStatus::StillAlive) => return Ok(None),
+            Ok(_) => continue,
+            Err(nix::errno::Errno::ECHILD) => return Ok(None),
+            Err(e) => {
+                return Err(RuntimeError::Io {
+                    path: "waitpid".into(),
+                    source: e.into(),
+                })
+            }
+        }
+    }
+}
+
+/// Removes a container's directory after its process is gone and its overlay unmounted.
+pub fn remove_dirs(dirs: &ContainerDirs) -> Result<()> {
+    let _ = nix::mount::umount2(&dirs.rootfs(), nix::mount::MntFlags::MNT_DETACH);
+    match fs::remove_dir_all(&dirs.dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(RuntimeError::io(&dirs.dir)(e)),
+    }
+}
+
+/// Finds `cmd` the way execvp will inside the container: as a path, or in `PATH`.
+/// Resolution stays inside `rootfs` (symlinks resolved as if it were `/`).
+pub fn find_executable(rootfs: &Path, cmd: &str, path_env: &str, cwd: &str) -> Lookup {
+    let candidates: Vec<String> = if cmd.contains('/') {
+        vec![if cmd.starts_with('/') {
+            cmd.to_string()
+        } else {
+            format!("{}/{cmd}", cwd.trim_end_matches('/'))
+        }]
+    } else {
+        path_env
+            .split(':')
+            .filter(|d| !d.is_empty())
+            .map(|d| format!("{}/{cmd}", d.trim_end_matches('/')))
+            .collect()
+    };
+    let Ok(root) = rustix::fs::open(
+        rootfs,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY,
+        rustix::fs::Mode::empty(),
+    ) else {
+        return Lookup::NotFound;
+    };
+    let mut found_not_executable = false;
+    for c in candidates {
+        let rel = c.trim_start_matches('/');
+        let how = rustix::fs::ResolveFlags::IN_ROOT | rustix::fs::ResolveFlags::NO_MAGICLINKS;
+        let Ok(fd) = rustix::fs::openat2(
+            &root,
+            rel,
+            rustix::fs::OFlags::PATH,
+            rustix::fs::Mode::empty(),
+            how,
+        ) else {
+            continue;
+        };
+        match rustix::fs::fstat(&fd) {
+            Ok(st) if (st.st_mode & libc::S_IFMT) == libc::S_IFREG && st.st_mode & 0o111 != 0 => {
+                return Lookup::Found
+            }
+            Ok(_) => found_not_executable = true,
+            Err(_) => {}
+        }
+    }
+    if found_not_executable {
+        Lookup::NotExecutable
+    } else {
+        Lookup::NotFound
+    }
+}
+
+/// What [`find_executable`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lookup {
+    Found,
+    NotFound,
+    NotExecutable,
+}
+
+/// Reads a file of the container's root filesystem, resolving symlinks inside it (an
+/// image's /etc/passwd may be a symlink; it must never reach the host's files).
+pub fn read_in_root(rootfs: &Path, path: &str) -> Option<String> {
+    use rustix::fs::{openat2, Mode, OFlags, ResolveFlags};
+    let root = rustix::fs::open(rootfs, OFlags::PATH | OFlags::DIRECTORY, Mode::empty()).ok()?;
+    let fd = openat2(
+        &root,
+        path.trim_start_matches('/'),
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    )
+    .ok()?;
+    let mut s = String::new();
+    std::io::Read::read_to_string(&mut fs::File::from(fd), &mut s).ok()?;
+    Some(s)
+}
+
+/// The record of a container kept beside its directories (`container.json`).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Record {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub image_id: String,
+    pub command: Vec<String>,
+    pub created: String,
+    pub status: String,
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    #[serde(default)]
+    pub pid: Option<i32>,
+}
+
+impl Record {
+    pub fn path(dirs: &ContainerDirs) -> PathBuf {
+        dirs.dir.join("container.json")
+    }
+
+    /// Saves the record atomically.
+    pub fn save(&self, dirs: &ContainerDirs) -> Result<()> {
+        let p = Self::path(dirs);
+        let tmp = dirs.dir.join(".container.json.tmp");
+        fs::write(
+            &tmp,
+            serde_json::to_vec_pretty(self).expect("records serialize"),
+        )
+        .and_then(|_| fs::rename(&tmp, &p))
+        .map_err(RuntimeError::io(p))
+    }
+
+    /// Every container record in the store.
+    pub fn list(store_root: &Path) -> Vec<Record> {
+        let mut out: Vec<Record> = fs::read_dir(store_root.join("containers"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| fs::read(e.path().join("container.json")).ok())
+            .filter_map(|b| serde_json::from_slice(&b).ok())
+            .collect();
+        out.sort_by(|a: &Record, b| b.created.cmp(&a.created));
+        out
+    }
+}

@@ -1,0 +1,10 @@
+//! Running containers from images: snapshots (each layer unpacked once, keyed by chain
+//! ID), the OCI runtime spec with secure defaults, and youki's libcontainer in-process.
+
+pub mod container;
+pub mod error;
+pub mod snapshot;
+pub mod spec;
+pub mod user;
+
+pub use error::{Result, RuntimeError};

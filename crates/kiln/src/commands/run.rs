@@ -1,0 +1,501 @@
+//! `kiln run`: a container from an image, in the foreground.
+
+use crate::output::with_hint;
+use anyhow::{anyhow, bail, Context, Result};
+use kiln_runtime::container::{self, ContainerDirs, Lookup, Record};
+use kiln_runtime::spec::{self, Network, Seccomp, SpecOptions, UserMount};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Docker's exit codes for failures before the command runs.
+const EXIT_KILN: u8 = 125;
+const EXIT_NOT_EXECUTABLE: u8 = 126;
+const EXIT_NOT_FOUND: u8 = 127;
+
+/// The PATH a container gets when its image sets none (Docker's).
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+#[derive(clap::Args)]
+#[command(trailing_var_arg = true)]
+pub struct Args {
+    /// Remove the container when it exits
+    #[arg(long)]
+    rm: bool,
+    /// Name of the container
+    #[arg(long)]
+    name: Option<String>,
+    /// Set an environment variable (`KEY=VALUE`, or `KEY` to pass the host's value)
+    #[arg(short, long = "env")]
+    env: Vec<String>,
+    /// Read environment variables from a file (`KEY=VALUE` lines)
+    #[arg(long)]
+    env_file: Vec<PathBuf>,
+    /// Working directory inside the container
+    #[arg(short, long)]
+    workdir: Option<String>,
+    /// User (name or uid, optionally `:group` or `:gid`)
+    #[arg(short, long)]
+    user: Option<String>,
+    /// Override the image's entrypoint
+    #[arg(long)]
+    entrypoint: Option<String>,
+    /// Bind mount `HOST:CONTAINER[:ro|rw]`
+    #[arg(short, long = "volume")]
+    volume: Vec<String>,
+    /// Mount `type=bind|tmpfs,source=...,target=...[,readonly]`
+    #[arg(long)]
+    mount: Vec<String>,
+    /// Mount a tmpfs at `PATH[:OPTIONS]`
+    #[arg(long)]
+    tmpfs: Vec<String>,
+    /// Mount the root filesystem read-only
+    #[arg(long)]
+    read_only: bool,
+    /// Network: `none` (own namespace with loopback only) or `host`
+    #[arg(long, default_value = "none")]
+    network: String,
+    /// Container host name
+    #[arg(long)]
+    hostname: Option<String>,
+    /// Memory limit (e.g. `512m`, `2g`)
+    #[arg(short, long)]
+    memory: Option<String>,
+    /// Number of CPUs (e.g. `1.5`)
+    #[arg(long)]
+    cpus: Option<f64>,
+    /// Maximum number of processes
+    #[arg(long)]
+    pids_limit: Option<i64>,
+    /// Size of /dev/shm (e.g. `1g`)
+    #[arg(long)]
+    shm_size: Option<String>,
+    /// Resource limit `NAME=SOFT[:HARD]` (e.g. `nofile=1024:2048`)
+    #[arg(long)]
+    ulimit: Vec<String>,
+    /// Add a Linux capability
+    #[arg(long)]
+    cap_add: Vec<String>,
+    /// Drop a Linux capability
+    #[arg(long)]
+    cap_drop: Vec<String>,
+    /// `no-new-privileges[=true|false]`, `seccomp=PROFILE.json|unconfined`
+    #[arg(long)]
+    security_opt: Vec<String>,
+    /// Image, then the command and its arguments
+    #[arg(required = true, allow_hyphen_values = true)]
+    image_and_command: Vec<String>,
+}
+
+/// Docker's size syntax: a number with an optional b/k/m/g/t suffix (binary units).
+pub fn parse_size(s: &str) -> Result<i64> {
+    let t = s.trim().to_ascii_lowercase();
+    let t = t
+        .strip_suffix('b')
+        .filter(|x| !x.is_empty() && !x.ends_with(|c: char| c.is_ascii_digit()))
+        .unwrap_or(&t);
+    let (num, mult) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        Some('t') => (&t[..t.len() - 1], 1 << 40),
+        Some('b') => (&t[..t.len() - 1], 1),
+        _ => (t, 1),
+    };
+    let n: f64 = num
+        .parse()
+        .ok()
+        .filter(|n: &f64| n.is_finite() && *n >= 0.0)
+        .ok_or_else(|| {
+            with_hint(
+                anyhow!("invalid size `{s}`"),
+                "sizes look like `512m`, `2g`, `100000`",
+            )
+        })?;
+    Ok((n * mult as f64) as i64)
+}
+
+fn parse_volume(v: &str) -> Result<UserMount> {
+    let parts: Vec<&str> = v.split(':').collect();
+    let bad = || {
+        with_hint(
+            anyhow!("invalid volume specification `{v}`"),
+            "use `-v /host/path:/container/path[:ro]`",
+        )
+    };
+    let (src, dst, mode) = match parts.as_slice() {
+        [s, d] => (*s, *d, "rw"),
+        [s, d, m] => (*s, *d, *m),
+        _ => return Err(bad()),
+    };
+    if !dst.starts_with('/') || src.is_empty() {
+        return Err(bad());
+    }
+    if !src.starts_with('/') {
+        return Err(with_hint(
+            anyhow!("invalid volume specification `{v}`: `{src}` is not an absolute path"),
+            "named volumes are not supported yet; give an absolute host path",
+        ));
+    }
+    let readonly = match mode {
+        "ro" => true,
+        "rw" | "z" | "Z" => false,
+        _ => return Err(bad()),
+    };
+    if !Path::new(src).exists() {
+        bail!("invalid volume specification `{v}`: {src} does not exist");
+    }
+    Ok(UserMount::Bind {
+        source: src.to_string(),
+        destination: dst.to_string(),
+        readonly,
+    })
+}
+
+fn parse_mount(m: &str) -> Result<UserMount> {
+    let mut kind = "volume";
+    let (mut src, mut dst, mut ro) = (None, None, false);
+    let mut opts = Vec::new();
+    for kv in m.split(',') {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        match k {
+            "type" => kind = v,
+            "source" | "src" => src = Some(v.to_string()),
+            "target" | "destination" | "dst" => dst = Some(v.to_string()),
+            "readonly" | "ro" => ro = v.is_empty() || v == "true" || v == "1",
+            "tmpfs-size" => opts.push(format!("size={}", parse_size(v)?)),
+            "tmpfs-mode" => opts.push(format!("mode={v}")),
+            _ => bail!("invalid mount `{m}`: unknown option `{k}`"),
+        }
+    }
+    let dst = dst.ok_or_else(|| anyhow!("invalid mount `{m}`: no target"))?;
+    match kind {
+        "bind" => {
+            let src = src.ok_or_else(|| anyhow!("invalid mount `{m}`: no source"))?;
+            parse_volume(&format!("{src}:{dst}:{}", if ro { "ro" } else { "rw" }))
+        }
+        "tmpfs" => Ok(UserMount::Tmpfs {
+            destination: dst,
+            options: opts,
+        }),
+        other => bail!("invalid mount `{m}`: type `{other}` is not supported (bind, tmpfs)"),
+    }
+}
+
+fn random_id() -> String {
+    let mut b = [0u8; 32];
+    let _ = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b));
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+pub fn run(root: &Path, args: Args) -> Result<ExitCode> {
+    match prepare_and_run(root, args) {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            crate::output::print_error(&e);
+            let code = e
+                .downcast_ref::<ExecError>()
+                .map(|x| x.code)
+                .unwrap_or(EXIT_KILN);
+            Ok(ExitCode::from(code))
+        }
+    }
+}
+
+/// A failure with the exit code Docker gives it.
+#[derive(Debug)]
+struct ExecError {
+    code: u8,
+    message: String,
+}
+impl std::fmt::Display for ExecError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+impl std::error::Error for ExecError {}
+
+fn prepare_and_run(root: &Path, args: Args) -> Result<ExitCode> {
+    let (image_ref, user_cmd) = args
+        .image_and_command
+        .split_first()
+        .expect("clap requires the image");
+    // Validate every flag before anything is created.
+    let network = match args.network.as_str() {
+        "none" | "private" | "default" | "bridge" => Network::None,
+        "host" => Network::Host,
+        other => bail!(with_hint(
+            anyhow!("unknown network `{other}`"),
+            "use `--network none` or `--network host`"
+        )),
+    };
+    let memory = args.memory.as_deref().map(parse_size).transpose()?;
+    if memory.is_some_and(|m| m < 6 << 20) {
+        bail!("minimum memory limit allowed is 6MB");
+    }
+    let shm_size = args
+        .shm_size
+        .as_deref()
+        .map(parse_size)
+        .transpose()?
+        .map(|s| s as u64);
+    let mut mounts = Vec::new();
+    for v in &args.volume {
+        mounts.push(parse_volume(v)?);
+    }
+    for m in &args.mount {
+        mounts.push(parse_mount(m)?);
+    }
+    for t in &args.tmpfs {
+        let (dst, opts) = t.split_once(':').unwrap_or((t.as_str(), ""));
+        mounts.push(UserMount::Tmpfs {
+            destination: dst.to_string(),
+            options: opts
+                .split(',')
+                .filter(|o| !o.is_empty())
+                .map(str::to_string)
+                .collect(),
+        });
+    }
+    let mut no_new_privileges = true;
+    let mut seccomp = Seccomp::Default;
+    for opt in &args.security_opt {
+        let (k, v) = opt.split_once(['=', ':']).unwrap_or((opt.as_str(), "true"));
+        match k {
+            "no-new-privileges" => no_new_privileges = v != "false",
+            "seccomp" if v == "unconfined" => seccomp = Seccomp::Unconfined,
+            "seccomp" => {
+                let text = std::fs::read_to_string(v)
+                    .with_context(|| format!("cannot read seccomp profile {v}"))?;
+                seccomp = Seccomp::Profile(
+                    serde_json::from_str(&text)
+                        .with_context(|| format!("{v}: not a JSON seccomp profile"))?,
+                );
+            }
+            _ => bail!("unknown --security-opt `{opt}` (no-new-privileges, seccomp)"),
+        }
+    }
+    let mut rlimits = Vec::new();
+    let (soft, hard) = spec::clamp_rlimit(rustix::process::Resource::Nofile, 1 << 20, 1 << 20);
+    rlimits.push(("RLIMIT_NOFILE".to_string(), soft, hard));
+    for u in &args.ulimit {
+        let (name, vals) = u
+            .split_once('=')
+            .ok_or_else(|| anyhow!("invalid --ulimit `{u}`: use NAME=SOFT[:HARD]"))?;
+        let (s, h) = vals.split_once(':').unwrap_or((vals, vals));
+        let (s, h): (u64, u64) = (
+            s.parse().map_err(|_| anyhow!("invalid --ulimit `{u}`"))?,
+            h.parse().map_err(|_| anyhow!("invalid --ulimit `{u}`"))?,
+        );
+        let resource = match name {
+            "nofile" => rustix::process::Resource::Nofile,
+            "nproc" => rustix::process::Resource::Nproc,
+            "core" => rustix::process::Resource::Core,
+            "memlock" => rustix::process::Resource::Memlock,
+            "stack" => rustix::process::Resource::Stack,
+            _ => bail!("invalid --ulimit `{u}`: unknown resource `{name}`"),
+        };
+        let (s, h) = spec::clamp_rlimit(resource, s, h);
+        let key = format!("RLIMIT_{}", name.to_ascii_uppercase());
+        rlimits.retain(|(k, _, _)| *k != key);
+        rlimits.push((key, s, h));
+    }
+    let mut env_args: Vec<String> = Vec::new();
+    for f in &args.env_file {
+        let text = std::fs::read_to_string(f)
+            .with_context(|| format!("cannot read env file {}", f.display()))?;
+        env_args.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_string),
+        );
+    }
+    env_args.extend(args.env.iter().cloned());
+
+    let store = super::open_store(root)?;
+    let id = random_id();
+    let name = args.name.clone().unwrap_or_else(|| id[..12].to_string());
+    if Record::list(root).iter().any(|r| r.name == name) {
+        bail!(with_hint(
+            anyhow!("the container name `{name}` is already in use"),
+            "remove that container with `kiln rm`, or choose another `--name`",
+        ));
+    }
+    let resolved = super::resolve(&store, image_ref)?;
+    let image = store.image(&resolved.descriptor)?;
+    let lowers = kiln_runtime::snapshot::prepare(&store, &image.manifest, &image.config)?;
+    let cfg = image.config.config.clone().unwrap_or_default();
+
+    container::private_mount_namespace()?;
+    let dirs = ContainerDirs::new(root, &id);
+    let result = (|| -> Result<ExitCode> {
+        container::mount_rootfs(&dirs, &lowers)?;
+        let rootfs = dirs.rootfs();
+        let user_spec = args.user.clone().or(cfg.user.clone()).unwrap_or_default();
+        let user = kiln_runtime::user::resolve(
+            &user_spec,
+            container::read_in_root(&rootfs, "/etc/passwd").as_deref(),
+            container::read_in_root(&rootfs, "/etc/group").as_deref(),
+        )?;
+        let entrypoint: Vec<String> = match &args.entrypoint {
+            Some(e) if e.is_empty() => vec![],
+            Some(e) => vec![e.clone()],
+            None => cfg.entrypoint.clone().unwrap_or_default(),
+        };
+        let cmd: Vec<String> = if !user_cmd.is_empty() {
+            user_cmd.to_vec()
+        } else if args.entrypoint.is_some() {
+            vec![]
+        } else {
+            cfg.cmd.clone().unwrap_or_default()
+        };
+        let argv: Vec<String> = entrypoint.into_iter().chain(cmd).collect();
+        if argv.is_empty() {
+            bail!(with_hint(
+                anyhow!("no command specified"),
+                "give a command after the image, or set CMD in the image"
+            ));
+        }
+        let hostname = args
+            .hostname
+            .clone()
+            .unwrap_or_else(|| id[..12].to_string());
+        let mut env: Vec<String> = cfg.env.clone().unwrap_or_default();
+        let mut set = |kv: String| {
+            let key = kv.split('=').next().unwrap_or("").to_string();
+            env.retain(|e| e.split('=').next() != Some(key.as_str()));
+            env.push(kv);
+        };
+        if !cfg.env.iter().flatten().any(|e| e.starts_with("PATH=")) {
+            set(format!("PATH={DEFAULT_PATH}"));
+        }
+        set(format!("HOSTNAME={hostname}"));
+        if !cfg.env.iter().flatten().any(|e| e.starts_with("HOME=")) {
+            set(format!("HOME={}", user.home));
+        }
+        for e in &env_args {
+            match e.split_once('=') {
+                Some(_) => set(e.clone()),
+                None => {
+                    if let Ok(v) = std::env::var(e) {
+                        set(format!("{e}={v}"));
+                    }
+                }
+            }
+        }
+        let cwd = args
+            .workdir
+            .clone()
+            .or(cfg.working_dir.clone())
+            .filter(|w| !w.is_empty())
+            .unwrap_or_else(|| "/".into());
+        let path_env = env
+            .iter()
+            .find_map(|e| e.strip_prefix("PATH="))
+            .unwrap_or(DEFAULT_PATH)
+            .to_string();
+        match container::find_executable(&rootfs, &argv[0], &path_env, &cwd) {
+            Lookup::Found => {}
+            Lookup::NotFound => {
+                return Err(ExecError {
+                    code: EXIT_NOT_FOUND,
+                    message: format!("exec: \"{}\": executable file not found in $PATH", argv[0]),
+                }
+                .into())
+            }
+            Lookup::NotExecutable => {
+                return Err(ExecError {
+                    code: EXIT_NOT_EXECUTABLE,
+                    message: format!("exec: \"{}\": permission denied", argv[0]),
+                }
+                .into())
+            }
+        }
+        // /etc/hostname, /etc/hosts, /etc/resolv.conf, as Docker provides them.
+        let mut etc_files = Vec::new();
+        let hosts = match network {
+            Network::Host => std::fs::read_to_string("/etc/hosts").unwrap_or_default(),
+            Network::None => format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"),
+        };
+        for (file, content) in [
+            ("hostname", format!("{hostname}\n")),
+            ("hosts", hosts),
+            (
+                "resolv.conf",
+                std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+            ),
+        ] {
+            let p = dirs.dir.join(file);
+            std::fs::write(&p, content).with_context(|| format!("cannot write {}", p.display()))?;
+            etc_files.push((format!("/etc/{file}"), p.display().to_string()));
+        }
+        let opts = SpecOptions {
+            args: argv.clone(),
+            env,
+            cwd,
+            uid: user.uid,
+            gid: user.gid,
+            additional_gids: user.additional_gids,
+            hostname,
+            terminal: false,
+            read_only: args.read_only,
+            network,
+            mounts: mounts.clone(),
+            etc_files,
+            memory,
+            pids_limit: args.pids_limit,
+            cpus: args.cpus,
+            shm_size,
+            cap_add: args.cap_add.clone(),
+            cap_drop: args.cap_drop.clone(),
+            no_new_privileges,
+            seccomp: seccomp.clone(),
+            rlimits: rlimits.clone(),
+            cgroups_path: format!("/kiln/{id}"),
+            privileged_devices: vec![],
+        };
+        let config = spec::build(&opts);
+        let config_path = dirs.bundle().join("config.json");
+        std::fs::write(&config_path, serde_json::to_vec_pretty(&config)?)
+            .with_context(|| format!("cannot write {}", config_path.display()))?;
+        let mut record = Record {
+            id: id.clone(),
+            name: name.clone(),
+            image: image_ref.clone(),
+            image_id: image.id.to_string(),
+            command: argv,
+            created: chrono::Utc::now().to_rfc3339(),
+            status: "running".into(),
+            exit_code: None,
+            pid: None,
+        };
+        record.save(&dirs)?;
+        let exit = container::run_foreground(&dirs, &id)?;
+        record.status = "exited".into();
+        record.exit_code = Some(exit.code());
+        record.save(&dirs)?;
+        Ok(ExitCode::from(exit.code().clamp(0, 255) as u8))
+    })();
+    let _ = nix::mount::umount2(&dirs.rootfs(), nix::mount::MntFlags::MNT_DETACH);
+    if args.rm || result.is_err() {
+        container::remove_dirs(&dirs)?;
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("32m").unwrap(), 32 << 20);
+        assert_eq!(parse_size("1G").unwrap(), 1 << 30);
+        assert_eq!(parse_size("512kb").unwrap(), 512 << 10);
+        assert_eq!(parse_size("1000").unwrap(), 1000);
+        assert_eq!(parse_size("100b").unwrap(), 100);
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("-1m").is_err());
+    }
+}
