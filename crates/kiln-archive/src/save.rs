@@ -166,7 +166,8 @@ pub fn save<W: Write>(
         }
         for (digest, size) in &blobs {
             let path = format!("blobs/sha256/{}", digest.hex());
-            let file = store.open_blob(digest)?;
+            // Large reads: tar's copy loop would otherwise read in 8 KiB pieces.
+            let file = io::BufReader::with_capacity(1 << 20, store.open_blob(digest)?);
             progress.start(&path, &digest.to_string(), Some(*size));
             let reader = ProgressReader {
                 inner: file,
