@@ -144,7 +144,7 @@ impl Exit {
 /// Creates and starts the container of `dirs` (config.json already in the bundle) and
 /// waits for it in the foreground, forwarding signals. The container is deleted
 /// (cgroup, state) before returning.
-pub fn run_foreground(dirs: &ContainerDirs, id: &str) -> Result<Exit> {
+pub fn run_foreground(dirs: &ContainerDirs, id: &str, on_start: impl FnOnce(i32)) -> Result<Exit> {
     let lib = |e: libcontainer::error::LibcontainerError| RuntimeError::Io {
         path: dirs.bundle(),
         source: std::io::Error::other(e.to_string()),
@@ -177,6 +177,7 @@ pub fn run_foreground(dirs: &ContainerDirs, id: &str) -> Result<Exit> {
             path: dirs.bundle(),
             source: std::io::Error::other("the container has no process"),
         })?;
+        on_start(pid.as_raw());
         wait_forwarding(pid, &signals, &mut container)
     });
     let _ = signals.thread_unblock();
@@ -361,4 +362,41 @@ impl Record {
         out.sort_by(|a: &Record, b| b.created.cmp(&a.created));
         out
     }
+}
+
+/// Removes a container: kills its process if `force` (refusing a running one otherwise),
+/// deletes its cgroup and runtime state through libcontainer, unmounts and removes its
+/// directories. Works after kiln itself was killed mid-run.
+pub fn remove(dirs: &ContainerDirs, record: &Record, force: bool) -> Result<()> {
+    let alive = record.pid.is_some_and(process_alive);
+    if alive && !force {
+        return Err(RuntimeError::Invalid {
+            what: "container state",
+            value: record.name.clone(),
+            reason: "the container is running; stop it first or use `--force`".into(),
+        });
+    }
+    let state = dirs.state().join(&record.id);
+    if state.exists() {
+        if let Ok(mut c) = libcontainer::container::Container::load(state.clone()) {
+            // SIGKILL first: a process that ignores SIGTERM must not keep its cgroup alive.
+            let _ = c.kill(Signal::SIGKILL, true);
+            let _ = c.delete(true);
+        }
+    } else if let (true, Some(pid)) = (alive, record.pid) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+    }
+    remove_dirs(dirs)
+}
+
+/// Whether a process exists and is not a zombie (a dead process whose parent has not
+/// reaped it yet still has a /proc entry).
+pub fn process_alive(pid: i32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .is_some_and(|zombie| !zombie)
 }

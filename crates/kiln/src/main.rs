@@ -45,6 +45,10 @@ enum Command {
     Export(commands::export::Args),
     /// Run a command in a new container
     Run(Box<commands::run::Args>),
+    /// List containers
+    Ps(commands::ps::PsArgs),
+    /// Remove containers
+    Rm(commands::ps::RmArgs),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +66,8 @@ fn main() -> ExitCode {
         Command::Import(a) => commands::import::run(&root, a),
         Command::Export(a) => commands::export::run(&root, a),
         Command::Run(a) => commands::run::run(&root, *a),
+        Command::Ps(a) => commands::ps::run_ps(&root, a),
+        Command::Rm(a) => commands::ps::run_rm(&root, a),
     };
     match result {
         Ok(code) => code,

@@ -5,6 +5,7 @@ pub mod images;
 pub mod import;
 pub mod inspect;
 pub mod load;
+pub mod ps;
 pub mod run;
 pub mod save;
 pub mod store;

@@ -471,7 +471,10 @@ fn prepare_and_run(root: &Path, args: Args) -> Result<ExitCode> {
             pid: None,
         };
         record.save(&dirs)?;
-        let exit = container::run_foreground(&dirs, &id)?;
+        let exit = container::run_foreground(&dirs, &id, |pid| {
+            record.pid = Some(pid);
+            let _ = record.save(&dirs);
+        })?;
         record.status = "exited".into();
         record.exit_code = Some(exit.code());
         record.save(&dirs)?;

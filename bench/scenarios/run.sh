@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Scenario run: start latency of a busybox container running /bin/true, end to end, 100 starts
+# each: `kiln run --rm` (warm store) against `runc run` on a prepared bundle of the same root
+# filesystem (target: kiln <= 0.5x runc) and `podman run --rm` (target: kiln <= 0.1x podman),
+# with `docker run --rm` as information. Prints p50 and p99.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+
+STARTS=${KILN_BENCH_STARTS:-100}
+WORK=$CACHE/run
+KROOT=$WORK/kiln-root
+BUNDLE=$WORK/bundle
+REF=localhost/kiln-bench/busybox:run
+rm -rf "$WORK"
+mkdir -p "$WORK/rootfs/bin" "$BUNDLE/rootfs"
+cp "$(command -v busybox)" "$WORK/rootfs/bin/busybox"
+for a in sh true; do ln -s busybox "$WORK/rootfs/bin/$a"; done
+
+log "preparing the image in kiln, podman, docker and a runc bundle"
+KILN_ROOT=$KROOT "$KILN_BIN" import "$WORK/rootfs" -t "$REF" >/dev/null
+KILN_ROOT=$KROOT "$KILN_BIN" run --rm "$REF" /bin/true # unpacks the snapshot once: a warm store
+KILN_ROOT=$KROOT "$KILN_BIN" save "$REF" -o "$WORK/image.tar"
+KILN_ROOT=$KROOT "$KILN_BIN" export "$REF" -o "$WORK/rootfs.tar"
+tar -C "$BUNDLE/rootfs" -xf "$WORK/rootfs.tar"
+(cd "$BUNDLE" && runc spec && python3 - <<'PY'
+import json
+c = json.load(open("config.json"))
+c["process"]["terminal"] = False
+c["process"]["args"] = ["/bin/true"]
+json.dump(c, open("config.json", "w"))
+PY
+)
+bpodman load -q -i "$WORK/image.tar" >/dev/null
+PODMAN_RUN="$PODMAN run --rm --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024"
+cmds=(-n "kiln run" "$KILN_BIN --root $KROOT run --rm $REF /bin/true"
+      -n "runc run" "runc run --bundle $BUNDLE kiln-bench-runc"
+      -n "podman run" "$PODMAN_RUN $REF /bin/true")
+if start_docker; then
+  $DOCKER_CLI load -q -i "$WORK/image.tar" >/dev/null
+  cmds+=(-n "docker run" "$DOCKER_CLI run --rm --network none $REF /bin/true")
+fi
+hf run --warmup 3 --runs "$STARTS" -N "${cmds[@]}"
+
+python3 - "$OUT_DIR/run.json" <<'PY' >&2
+import json, sys
+print(f"{'command':<12} {'p50 ms':>8} {'p99 ms':>8}")
+for r in json.load(open(sys.argv[1]))["results"]:
+    t = sorted(r["times"])
+    p = lambda q: t[min(len(t) - 1, int(round(q * (len(t) - 1))))] * 1000
+    print(f"{r['command']:<12} {p(0.5):>8.1f} {p(0.99):>8.1f}")
+PY
+k=$(hf_median run "kiln run")
+compare_times "run --rm /bin/true vs runc" "$k" "runc" "$(hf_median run "runc run")" 2
+compare_times "run --rm /bin/true vs podman" "$k" "podman" "$(hf_median run "podman run")" 10
+compare_times "run --rm /bin/true vs docker" "$k" "docker" "$(hf_median run "docker run")" ""

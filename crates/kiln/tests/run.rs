@@ -1,0 +1,428 @@
+//! `kiln run` against the issue's checklist: secure defaults, limits, exit codes, images
+//! from Docker and Podman, and bad input leaving nothing behind. Needs root, as the
+//! runtime does (CI runs as root).
+
+mod common;
+use common::*;
+use std::process::Command;
+
+/// A store holding the busybox image `bb:v1`.
+fn kiln_with_busybox() -> Kiln {
+    let k = Kiln::new();
+    k.ok(&[
+        "import",
+        busybox_rootfs().to_str().unwrap(),
+        "-t",
+        "bb:v1",
+        "-c",
+        "CMD [\"cat\", \"/etc/hello.txt\"]",
+    ]);
+    k
+}
+
+/// Runs `kiln run ARGS`, returning (exit code, stdout, stderr).
+fn run_in(k: &Kiln, args: &[&str]) -> (i32, String, String) {
+    let out = k.cmd().arg("run").args(args).output().expect("run kiln");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr,
+    )
+}
+
+/// Nothing of the container is left: no directory, no mount, no cgroup.
+fn assert_clean(k: &Kiln) {
+    let containers = k.root().join("containers");
+    let left: Vec<_> = std::fs::read_dir(&containers)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "containers left behind: {left:?}");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(k.root().to_str().unwrap()),
+        "a mount of the store is left:\n{mounts}"
+    );
+}
+
+#[test]
+fn default_container_is_confined() {
+    let k = kiln_with_busybox();
+    let script = r#"
+        echo pid=$$
+        echo procs=$(ls /proc | grep -c '^[0-9]')
+        grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status
+        echo kcore=$(cat /proc/kcore 2>/dev/null | wc -c)
+        mount -t tmpfs none /mnt 2>/dev/null && echo mount=ok || echo mount=refused
+        (echo x > /proc/sys/kernel/domainname) 2>/dev/null && echo procsys=written || echo procsys=refused
+        echo hostname=$(cat /etc/hostname)
+    "#;
+    let (code, out, err) = run_in(&k, &["--rm", "bb:v1", "sh", "-c", script]);
+    assert_eq!(code, 0, "{err}");
+    let field = |name: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap_or_else(|| panic!("no {name} in:\n{out}"))
+            .trim()
+            .to_string()
+    };
+    assert_eq!(field("pid="), "1", "the command is PID 1");
+    // sh, its subshell, ls and grep at most: no host process is visible.
+    assert!(field("procs=").parse::<u32>().unwrap() <= 4, "{out}");
+    // Docker's 14 default capabilities: CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID
+    // SETUID SETPCAP NET_BIND_SERVICE NET_RAW SYS_CHROOT MKNOD AUDIT_WRITE SETFCAP.
+    let docker_default: u64 = [0, 1, 3, 4, 5, 6, 7, 8, 10, 13, 18, 27, 29, 31]
+        .iter()
+        .map(|b| 1u64 << b)
+        .sum();
+    for cap in ["CapEff:", "CapBnd:"] {
+        let v = u64::from_str_radix(&field(cap), 16).unwrap();
+        assert_eq!(
+            v & !docker_default,
+            0,
+            "{cap} {v:x} exceeds Docker's default set"
+        );
+    }
+    assert_eq!(field("NoNewPrivs:"), "1");
+    assert_eq!(field("Seccomp:"), "2");
+    assert_eq!(field("kcore="), "0");
+    assert_eq!(field("mount="), "refused");
+    assert_eq!(field("procsys="), "refused");
+    assert_eq!(field("hostname=").len(), 12);
+    assert_clean(&k);
+}
+
+#[test]
+fn limits_are_enforced() {
+    let k = kiln_with_busybox();
+    // 100 MB in a shell variable under a 32 MB limit: the OOM killer ends it.
+    let (code, out, _) = run_in(
+        &k,
+        &[
+            "--rm",
+            "--memory",
+            "32m",
+            "bb:v1",
+            "sh",
+            "-c",
+            "x=$(head -c 100000000 /dev/zero | tr '\\0' a); echo survived ${#x}",
+        ],
+    );
+    assert_eq!(code, 137, "{out}");
+    // A fork loop stops at the pids limit.
+    let (code, _, err) = run_in(
+        &k,
+        &[
+            "--rm",
+            "--pids-limit",
+            "8",
+            "bb:v1",
+            "sh",
+            "-c",
+            "for i in $(seq 1 40); do sleep 3 & done; wait",
+        ],
+    );
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("can't fork") || err.contains("Resource temporarily unavailable"),
+        "{err}"
+    );
+    // Writes refused: --read-only root, and a read-only volume.
+    let (code, _, err) = run_in(
+        &k,
+        &["--rm", "--read-only", "bb:v1", "sh", "-c", "echo x > /x"],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("Read-only file system"), "{err}");
+    let vol = tempfile::tempdir().unwrap();
+    let spec = format!("{}:/data:ro", vol.path().display());
+    let (code, _, err) = run_in(
+        &k,
+        &["--rm", "-v", &spec, "bb:v1", "sh", "-c", "echo x > /data/x"],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("Read-only file system"), "{err}");
+    assert!(!vol.path().join("x").exists());
+    // A writable volume is written through.
+    let spec = format!("{}:/data", vol.path().display());
+    let (code, _, err) = run_in(
+        &k,
+        &[
+            "--rm",
+            "-v",
+            &spec,
+            "bb:v1",
+            "sh",
+            "-c",
+            "echo hi > /data/x",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        std::fs::read_to_string(vol.path().join("x")).unwrap(),
+        "hi\n"
+    );
+    assert_clean(&k);
+}
+
+#[test]
+fn exit_codes_env_user_and_workdir() {
+    let k = kiln_with_busybox();
+    let (code, out, _) = run_in(&k, &["--rm", "bb:v1"]);
+    assert_eq!((code, out.as_str()), (0, "hello from kiln\n"));
+    assert_eq!(run_in(&k, &["--rm", "bb:v1", "sh", "-c", "exit 3"]).0, 3);
+    let (code, _, err) = run_in(&k, &["--rm", "bb:v1", "nosuchcommand"]);
+    assert_eq!(code, 127);
+    assert!(err.contains("executable file not found"), "{err}");
+    let (code, _, err) = run_in(&k, &["--rm", "bb:v1", "/etc/hello.txt"]);
+    assert_eq!(code, 126, "{err}");
+    let (code, out, err) = run_in(
+        &k,
+        &[
+            "--rm",
+            "-e",
+            "A=1",
+            "-e",
+            "B=two words",
+            "-w",
+            "/etc",
+            "-u",
+            "1000:1000",
+            "bb:v1",
+            "sh",
+            "-c",
+            "echo $A/$B/$(pwd)/$(id -u):$(id -g)/$PATH",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "1/two words//etc/1000:1000//usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
+    );
+    let (code, out, _) = run_in(&k, &["--rm", "--entrypoint", "echo", "bb:v1", "a", "b"]);
+    assert_eq!((code, out.as_str()), (0, "a b\n"));
+    assert_clean(&k);
+}
+
+#[test]
+fn bad_input_is_refused_and_leaves_nothing() {
+    let k = kiln_with_busybox();
+    for (args, needle) in [
+        (
+            vec!["--rm", "nosuch:v1", "true"],
+            "no such image: nosuch:v1",
+        ),
+        (
+            vec!["--rm", "-v", "relative", "bb:v1", "true"],
+            "invalid volume specification `relative`",
+        ),
+        (
+            vec!["--rm", "-v", "/nonexistent-kiln-path:/x", "bb:v1", "true"],
+            "does not exist",
+        ),
+        (
+            vec!["--rm", "-u", "nobody", "bb:v1", "true"],
+            "unable to find user nobody",
+        ),
+        (
+            vec!["--rm", "--memory", "lots", "bb:v1", "true"],
+            "invalid size `lots`",
+        ),
+        (
+            vec!["--rm", "--network", "bridge0", "bb:v1", "true"],
+            "unknown network",
+        ),
+    ] {
+        let (code, _, err) = run_in(&k, &args);
+        assert_eq!(code, 125, "{args:?}: {err}");
+        assert!(
+            err.starts_with("error: ") && err.contains(needle),
+            "{args:?}: {err}"
+        );
+    }
+    // A name in use.
+    run_in(&k, &["--name", "taken", "bb:v1", "true"]);
+    let (code, _, err) = run_in(&k, &["--name", "taken", "bb:v1", "true"]);
+    assert_eq!(code, 125);
+    assert!(err.contains("already in use"), "{err}");
+    std::fs::remove_dir_all(k.root().join("containers")).unwrap();
+    assert_clean(&k);
+}
+
+/// Images built by Docker and Podman, moved through `kiln load`, give the same stdout and
+/// exit code under kiln as under `docker run`.
+#[test]
+fn docker_and_podman_images_run_the_same() {
+    let k = Kiln::new();
+    let base = unique("rbase");
+    let app = unique("rapp");
+    run(docker()
+        .args(["import"])
+        .arg(busybox_tar())
+        .arg(format!("{base}:v1")));
+    let ctx = k.dir.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {base}:v1\nENV GREETING=hi\nWORKDIR /work\nRUN echo data > /work/file\nCMD [\"sh\", \"-c\", \"echo $GREETING from $(pwd): $(cat file); exit 7\"]\n"),
+    )
+    .unwrap();
+    run(docker()
+        .env("DOCKER_BUILDKIT", "1")
+        .args([
+            "build",
+            "--network",
+            "none",
+            "-q",
+            "-t",
+            &format!("{app}:v1"),
+        ])
+        .arg(&ctx));
+    let out = docker()
+        .args(["run", "--rm", "--network", "none", &format!("{app}:v1")])
+        .output()
+        .unwrap();
+    let saved = k.dir.path().join("d.tar");
+    run(docker()
+        .args(["save", "-o"])
+        .arg(&saved)
+        .arg(format!("{app}:v1")));
+    run(docker().args(["rmi", &format!("{app}:v1"), &format!("{base}:v1")]));
+    k.ok(&["load", "-i", saved.to_str().unwrap()]);
+    let (code, stdout, _) = run_in(&k, &["--rm", &format!("{app}:v1")]);
+    assert_eq!(code, out.status.code().unwrap());
+    assert_eq!(code, 7);
+    assert_eq!(stdout, String::from_utf8_lossy(&out.stdout));
+    assert_eq!(stdout, "hi from /work: data\n");
+
+    let name = format!("localhost/{}:v1", unique("rpod"));
+    run(podman()
+        .args(["import", "--change", "CMD [\"cat\", \"/etc/hello.txt\"]"])
+        .arg(busybox_tar())
+        .arg(&name));
+    let p = k.dir.path().join("p.tar");
+    run(podman()
+        .args(["save", "--format", "oci-archive", "-o"])
+        .arg(&p)
+        .arg(&name));
+    let pout = run(podman().args(PODMAN_RUN).arg(&name));
+    run(podman().args(["rmi", &name]));
+    k.ok(&["load", "-i", p.to_str().unwrap()]);
+    let (code, stdout, _) = run_in(&k, &["--rm", &name]);
+    assert_eq!((code, stdout), (0, pout));
+    assert_clean(&k);
+}
+
+/// SIGKILL of kiln mid-run, then `kiln rm -f`: nothing left mounted, no stray cgroup, no
+/// stray process.
+#[test]
+fn sigkill_of_kiln_then_rm_leaves_nothing() {
+    let k = kiln_with_busybox();
+    let mut child = k
+        .cmd()
+        .args(["run", "--name", "victim", "bb:v1", "sleep", "31"])
+        .spawn()
+        .unwrap();
+    // Wait until the container process runs.
+    let mut record = serde_json::Value::Null;
+    for _ in 0..100 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let v = json(&k.ok(&["ps", "--json"]));
+        if let Some(r) = v.as_array().and_then(|a| a.first()) {
+            record = r.clone();
+            break;
+        }
+    }
+    assert_eq!(
+        record["Name"], "victim",
+        "the container never showed up as running"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    let pid = record["Pid"].as_i64().unwrap();
+    let id = record["Id"].as_str().unwrap().to_string();
+    assert!(
+        std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "the container outlives kiln until removed"
+    );
+    let ps = json(&k.ok(&["ps", "--json"]));
+    assert_eq!(ps[0]["State"], "running", "{ps}");
+    assert_eq!(k.ok(&["rm", "-f", "victim"]).trim(), "victim");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    // Gone, or a zombie waiting for the host's init to reap it (kiln, its parent, is dead).
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    assert!(
+        stat.is_empty()
+            || stat
+                .rsplit_once(')')
+                .unwrap()
+                .1
+                .trim_start()
+                .starts_with('Z'),
+        "process {pid} survived `kiln rm -f`: {stat}"
+    );
+    let ps = run(Command::new("ps").args(["-eo", "stat=,args="]));
+    assert!(
+        !ps.lines()
+            .any(|l| l.ends_with(" sleep 31") && !l.starts_with('Z')),
+        "{ps}"
+    );
+    for entry in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let cg = entry.path().join("kiln").join(&id);
+        assert!(!cg.exists(), "cgroup {} left behind", cg.display());
+    }
+    assert_clean(&k);
+    assert!(k.ok(&["ps", "-a", "-q"]).is_empty());
+}
+
+/// Signals reach the container: SIGTERM to kiln is forwarded (the trap's exit code comes
+/// back), and a container killed by a signal exits 128+N, as under Docker.
+#[test]
+fn signals_are_forwarded_and_reported() {
+    let k = kiln_with_busybox();
+    let mut child = k
+        .cmd()
+        .args([
+            "run",
+            "--rm",
+            "--name",
+            "trap",
+            "bb:v1",
+            "sh",
+            "-c",
+            "trap 'exit 42' TERM; echo ready; while :; do sleep 0.1; done",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    run(Command::new("kill").args(["-TERM", &child.id().to_string()]));
+    assert_eq!(child.wait().unwrap().code(), Some(42));
+
+    let mut sleeper = k
+        .cmd()
+        .args(["run", "--rm", "--name", "sleeper", "bb:v1", "sleep", "30"])
+        .spawn()
+        .unwrap();
+    let mut pid = None;
+    for _ in 0..100 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let v = json(&k.ok(&["ps", "--json"]));
+        if let Some(p) = v
+            .as_array()
+            .and_then(|a| a.first())
+            .and_then(|r| r["Pid"].as_i64())
+        {
+            pid = Some(p);
+            break;
+        }
+    }
+    let pid = pid.expect("the container never ran");
+    run(Command::new("kill").args(["-KILL", &pid.to_string()]));
+    assert_eq!(sleeper.wait().unwrap().code(), Some(137));
+    assert_clean(&k);
+}
