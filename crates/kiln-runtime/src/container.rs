@@ -144,7 +144,14 @@ impl Exit {
 /// Creates and starts the container of `dirs` (config.json already in the bundle) and
 /// waits for it in the foreground, forwarding signals. The container is deleted
 /// (cgroup, state) before returning.
-pub fn run_foreground(dirs: &ContainerDirs, id: &str, on_start: impl FnOnce(i32)) -> Result<Exit> {
+/// `stdio` replaces the inherited standard input, output and error (a detached container
+/// gets /dev/null and the pipes of its log).
+pub fn run_foreground(
+    dirs: &ContainerDirs,
+    id: &str,
+    stdio: Option<[std::os::fd::OwnedFd; 3]>,
+    on_start: impl FnOnce(i32),
+) -> Result<Exit> {
     let lib = |e: libcontainer::error::LibcontainerError| RuntimeError::Io {
         path: dirs.bundle(),
         source: std::io::Error::other(e.to_string()),
@@ -154,7 +161,11 @@ pub fn run_foreground(dirs: &ContainerDirs, id: &str, on_start: impl FnOnce(i32)
         path: "prctl".into(),
         source: e.into(),
     })?;
-    let mut container = ContainerBuilder::new(id.to_string(), SyscallType::default())
+    let mut builder = ContainerBuilder::new(id.to_string(), SyscallType::default());
+    if let Some([i, o, e]) = stdio {
+        builder = builder.with_stdin(i).with_stdout(o).with_stderr(e);
+    }
+    let mut container = builder
         .with_executor(DefaultExecutor {})
         .with_root_path(dirs.state())
         .map_err(lib)?
@@ -399,4 +410,67 @@ pub fn process_alive(pid: i32) -> bool {
                 .map(|(_, rest)| rest.trim_start().starts_with('Z'))
         })
         .is_some_and(|zombie| !zombie)
+}
+
+/// Runs a further process in a running container (`kiln exec`): it joins the container's
+/// namespaces and cgroup with the same confinement as the container's first process.
+pub fn exec(
+    dirs: &ContainerDirs,
+    id: &str,
+    args: Vec<String>,
+    env: std::collections::HashMap<String, String>,
+    cwd: Option<String>,
+    user: Option<(u32, u32)>,
+) -> Result<Exit> {
+    let lib = |e: libcontainer::error::LibcontainerError| RuntimeError::Io {
+        path: dirs.bundle(),
+        source: std::io::Error::other(e.to_string()),
+    };
+    nix::sys::prctl::set_child_subreaper(true).map_err(|e| RuntimeError::Io {
+        path: "prctl".into(),
+        source: e.into(),
+    })?;
+    let pid = ContainerBuilder::new(id.to_string(), SyscallType::default())
+        .with_executor(DefaultExecutor {})
+        .with_root_path(dirs.state())
+        .map_err(lib)?
+        .as_tenant()
+        .with_container_args(args)
+        .with_env(env)
+        .with_cwd(cwd)
+        .with_user(user.map(|u| u.0))
+        .with_group(user.map(|u| u.1))
+        .with_detach(false)
+        .build()
+        .map_err(lib)?;
+    loop {
+        match waitpid(pid, None) {
+            Ok(WaitStatus::Exited(_, code)) => return Ok(Exit::Code(code)),
+            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(Exit::Signal(sig as i32)),
+            Ok(_) => continue,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => {
+                return Err(RuntimeError::Io {
+                    path: "waitpid".into(),
+                    source: e.into(),
+                })
+            }
+        }
+    }
+}
+
+/// Sends a signal to a container's first process.
+pub fn signal(record: &Record, sig: Signal) -> Result<()> {
+    let pid = record
+        .pid
+        .filter(|p| process_alive(*p))
+        .ok_or_else(|| RuntimeError::Invalid {
+            what: "container state",
+            value: record.name.clone(),
+            reason: "the container is not running".into(),
+        })?;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig).map_err(|e| RuntimeError::Io {
+        path: format!("/proc/{pid}").into(),
+        source: e.into(),
+    })
 }

@@ -3,6 +3,7 @@
 
 pub mod container;
 pub mod error;
+pub mod logs;
 pub mod snapshot;
 pub mod spec;
 pub mod user;

@@ -49,6 +49,16 @@ enum Command {
     Ps(commands::ps::PsArgs),
     /// Remove containers
     Rm(commands::ps::RmArgs),
+    /// Show a container's output
+    Logs(commands::lifecycle::LogsArgs),
+    /// Stop containers: SIGTERM, then SIGKILL after a timeout
+    Stop(commands::lifecycle::StopArgs),
+    /// Send a signal to containers
+    Kill(commands::lifecycle::KillArgs),
+    /// Wait for containers to exit and print their exit codes
+    Wait(commands::lifecycle::WaitArgs),
+    /// Run a command in a running container
+    Exec(commands::lifecycle::ExecArgs),
 }
 
 fn main() -> ExitCode {
@@ -68,6 +78,11 @@ fn main() -> ExitCode {
         Command::Run(a) => commands::run::run(&root, *a),
         Command::Ps(a) => commands::ps::run_ps(&root, a),
         Command::Rm(a) => commands::ps::run_rm(&root, a),
+        Command::Logs(a) => commands::lifecycle::run_logs(&root, a),
+        Command::Stop(a) => commands::lifecycle::run_stop(&root, a),
+        Command::Kill(a) => commands::lifecycle::run_kill(&root, a),
+        Command::Wait(a) => commands::lifecycle::run_wait(&root, a),
+        Command::Exec(a) => commands::lifecycle::run_exec(&root, a),
     };
     match result {
         Ok(code) => code,

@@ -426,3 +426,120 @@ fn signals_are_forwarded_and_reported() {
     assert_eq!(sleeper.wait().unwrap().code(), Some(137));
     assert_clean(&k);
 }
+
+/// `-d`, then `ps`, `logs`, `exec`, `kill`, `stop` (a container that ignores SIGTERM is
+/// killed after `-t`), `wait` and `rm`, each from another kiln process.
+#[test]
+fn detached_lifecycle() {
+    let k = kiln_with_busybox();
+    let started = std::time::Instant::now();
+    let out = k.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "bb:v1",
+        "sh",
+        "-c",
+        "echo started; echo oops >&2; trap '' TERM; while :; do sleep 0.2; done",
+    ]);
+    let id = out.trim().to_string();
+    assert_eq!(id.len(), 64, "{out}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "-d returns at once"
+    );
+    let ps = k.ok(&["ps"]);
+    assert!(ps.contains("web") && ps.contains("Up"), "{ps}");
+    let mut logs = (String::new(), String::new());
+    for _ in 0..100 {
+        let out = k.cmd().args(["logs", "web"]).output().unwrap();
+        logs = (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        );
+        if logs.0.contains("started") && logs.1.contains("oops") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(logs.0, "started\n");
+    assert_eq!(logs.1, "oops\n");
+    let log_file =
+        std::fs::read_to_string(k.root().join("containers").join(&id).join("container.log"))
+            .unwrap();
+    // Docker's json-file records; the two streams are pumped concurrently, in any order.
+    let records: Vec<serde_json::Value> = log_file.lines().map(json).collect();
+    let out_rec = records
+        .iter()
+        .find(|r| r["stream"] == "stdout")
+        .expect("a stdout record");
+    assert_eq!(out_rec["log"], "started\n");
+    assert!(out_rec["time"].as_str().unwrap().ends_with('Z'));
+    // exec joins the container: it sees the container's PID 1 and its files.
+    let out = k.ok(&[
+        "exec",
+        "web",
+        "sh",
+        "-c",
+        "cat /proc/1/cmdline | tr '\\0' ' '; echo; cat /etc/hello.txt",
+    ]);
+    assert!(out.starts_with("sh -c echo started"), "{out}");
+    assert!(out.ends_with("hello from kiln\n"), "{out}");
+    let (code, _, _) = run_in_exec(&k, &["web", "sh", "-c", "exit 4"]);
+    assert_eq!(code, 4);
+    // The container ignores SIGTERM: stop waits -t, then kills.
+    let t = std::time::Instant::now();
+    assert_eq!(k.ok(&["stop", "-t", "1", "web"]).trim(), "web");
+    let took = t.elapsed();
+    assert!(
+        took >= std::time::Duration::from_secs(1) && took < std::time::Duration::from_secs(8),
+        "{took:?}"
+    );
+    assert_eq!(k.ok(&["wait", "web"]).trim(), "137");
+    assert!(k.ok(&["ps", "-a"]).contains("Exited (137)"));
+    assert!(
+        k.ok(&["ps"]).lines().count() == 1,
+        "only the header: nothing runs"
+    );
+    let (code, err) = k.fails(&["exec", "web", "true"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("not running"), "{err}");
+    assert_eq!(k.ok(&["rm", "web"]).trim(), "web");
+
+    // kill -s delivers the signal; the trap's exit code is recorded.
+    k.ok(&[
+        "run",
+        "-d",
+        "--rm",
+        "--name",
+        "k2",
+        "bb:v1",
+        "sh",
+        "-c",
+        "trap 'exit 5' USR1; while :; do sleep 0.1; done",
+    ]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    k.ok(&["kill", "-s", "USR1", "k2"]);
+    for _ in 0..100 {
+        if k.ok(&["ps", "-a", "-q"]).is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // --rm removed it once it exited.
+    assert!(k.ok(&["ps", "-a", "-q"]).is_empty());
+    // Detached failures are reported by the command itself.
+    let (code, err) = k.fails(&["run", "-d", "bb:v1", "nosuchcommand"]);
+    assert_eq!(code, 127, "{err}");
+    assert_clean(&k);
+}
+
+fn run_in_exec(k: &Kiln, args: &[&str]) -> (i32, String, String) {
+    let out = k.cmd().arg("exec").args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

@@ -4,6 +4,7 @@ pub mod export;
 pub mod images;
 pub mod import;
 pub mod inspect;
+pub mod lifecycle;
 pub mod load;
 pub mod ps;
 pub mod run;

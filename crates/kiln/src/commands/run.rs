@@ -4,6 +4,7 @@ use crate::output::with_hint;
 use anyhow::{anyhow, bail, Context, Result};
 use kiln_runtime::container::{self, ContainerDirs, Lookup, Record};
 use kiln_runtime::spec::{self, Network, Seccomp, SpecOptions, UserMount};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -21,6 +22,10 @@ pub struct Args {
     /// Remove the container when it exits
     #[arg(long)]
     rm: bool,
+    /// Run in the background and print the container ID; a supervisor process keeps its
+    /// logs and exit status
+    #[arg(short, long)]
+    detach: bool,
     /// Name of the container
     #[arg(long)]
     name: Option<String>,
@@ -327,10 +332,128 @@ fn prepare_and_run(root: &Path, args: Args) -> Result<ExitCode> {
     let lowers = kiln_runtime::snapshot::prepare(&store, &image.manifest, &image.config)?;
     let cfg = image.config.config.clone().unwrap_or_default();
 
+    // Detached: fork the supervisor, which owns the container from here on; this process
+    // waits only until the container has started (or failed to) and prints its ID.
+    let mut notify: Option<std::fs::File> = None;
+    if args.detach {
+        let (r, w) = nix::unistd::pipe().context("cannot create a pipe")?;
+        // SAFETY: kiln is single-threaded here; the child only continues this function.
+        match unsafe { nix::unistd::fork() }.context("cannot fork the container supervisor")? {
+            nix::unistd::ForkResult::Parent { .. } => {
+                drop(w);
+                // One line: `started PID` or `error CODE MESSAGE` (the supervisor keeps
+                // running, so this pipe is not closed when the container starts).
+                let mut status = String::new();
+                std::io::BufRead::read_line(
+                    &mut std::io::BufReader::new(std::fs::File::from(r)),
+                    &mut status,
+                )?;
+                if status.starts_with("started") {
+                    println!("{id}");
+                    return Ok(ExitCode::SUCCESS);
+                }
+                let (code, message) = status
+                    .strip_prefix("error ")
+                    .and_then(|e| e.split_once(' '))
+                    .map(|(c, m)| (c.parse().unwrap_or(EXIT_KILN), m.trim().to_string()))
+                    .unwrap_or((
+                        EXIT_KILN,
+                        "the container supervisor exited before the container started".into(),
+                    ));
+                return Err(ExecError { code, message }.into());
+            }
+            nix::unistd::ForkResult::Child => {
+                drop(r);
+                let _ = nix::unistd::setsid();
+                // Away from the terminal: the supervisor outlives this command.
+                if let Ok(null) = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open("/dev/null")
+                {
+                    for fd in 0..3 {
+                        let _ = nix::unistd::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), fd);
+                    }
+                }
+                notify = Some(std::fs::File::from(w));
+            }
+        }
+    }
+    let result = supervise(
+        root,
+        &args,
+        &id,
+        &name,
+        image_ref,
+        user_cmd,
+        &image,
+        &lowers,
+        &cfg,
+        Validated {
+            network,
+            memory,
+            shm_size,
+            mounts,
+            no_new_privileges,
+            seccomp,
+            rlimits,
+            env_args,
+        },
+        notify.as_mut(),
+    );
+    if let (Err(e), Some(n)) = (&result, notify.as_mut()) {
+        // The parent is still waiting: tell it why.
+        let code = e
+            .downcast_ref::<ExecError>()
+            .map(|x| x.code)
+            .unwrap_or(EXIT_KILN);
+        let _ = writeln!(n, "error {code} {}", format!("{e:#}").replace('\n', " "));
+    }
+    result
+}
+
+/// Flags checked before anything was created.
+struct Validated {
+    network: Network,
+    memory: Option<i64>,
+    shm_size: Option<u64>,
+    mounts: Vec<UserMount>,
+    no_new_privileges: bool,
+    seccomp: Seccomp,
+    rlimits: Vec<(String, u64, u64)>,
+    env_args: Vec<String>,
+}
+
+/// Mounts the root filesystem, builds the spec and runs the container to its end, then
+/// records its exit (and removes it with `--rm`).
+#[allow(clippy::too_many_arguments)]
+fn supervise(
+    root: &Path,
+    args: &Args,
+    id: &str,
+    name: &str,
+    image_ref: &str,
+    user_cmd: &[String],
+    image: &kiln_store::ImageInfo,
+    lowers: &[PathBuf],
+    cfg: &kiln_oci::ContainerConfig,
+    v: Validated,
+    mut notify: Option<&mut std::fs::File>,
+) -> Result<ExitCode> {
+    let Validated {
+        network,
+        memory,
+        shm_size,
+        mounts,
+        no_new_privileges,
+        seccomp,
+        rlimits,
+        env_args,
+    } = v;
     container::private_mount_namespace()?;
-    let dirs = ContainerDirs::new(root, &id);
+    let dirs = ContainerDirs::new(root, id);
     let result = (|| -> Result<ExitCode> {
-        container::mount_rootfs(&dirs, &lowers)?;
+        container::mount_rootfs(&dirs, lowers)?;
         let rootfs = dirs.rootfs();
         let user_spec = args.user.clone().or(cfg.user.clone()).unwrap_or_default();
         let user = kiln_runtime::user::resolve(
@@ -460,9 +583,9 @@ fn prepare_and_run(root: &Path, args: Args) -> Result<ExitCode> {
         std::fs::write(&config_path, serde_json::to_vec_pretty(&config)?)
             .with_context(|| format!("cannot write {}", config_path.display()))?;
         let mut record = Record {
-            id: id.clone(),
-            name: name.clone(),
-            image: image_ref.clone(),
+            id: id.to_string(),
+            name: name.to_string(),
+            image: image_ref.to_string(),
             image_id: image.id.to_string(),
             command: argv,
             created: chrono::Utc::now().to_rfc3339(),
@@ -471,10 +594,46 @@ fn prepare_and_run(root: &Path, args: Args) -> Result<ExitCode> {
             pid: None,
         };
         record.save(&dirs)?;
-        let exit = container::run_foreground(&dirs, &id, |pid| {
+        // Detached: the container writes into pipes whose lines become the log.
+        let mut pumps = Vec::new();
+        let stdio = if notify.is_some() {
+            // The log threads are started with every signal blocked, so that only the
+            // waiting loop receives them (a thread with SIGCHLD unblocked would swallow
+            // it); this thread unblocks them again, or the container would inherit the mask.
+            let all = nix::sys::signal::SigSet::all();
+            all.thread_block().context("cannot block signals")?;
+            let log = std::sync::Arc::new(std::sync::Mutex::new(
+                kiln_runtime::logs::LogWriter::open(&dirs.dir, 10 << 20)
+                    .context("cannot open the container log")?,
+            ));
+            let (out_r, out_w) = nix::unistd::pipe().context("cannot create a pipe")?;
+            let (err_r, err_w) = nix::unistd::pipe().context("cannot create a pipe")?;
+            for (r, stream) in [(out_r, "stdout"), (err_r, "stderr")] {
+                let log = log.clone();
+                pumps.push(std::thread::spawn(move || {
+                    kiln_runtime::logs::pump(std::fs::File::from(r), stream, log)
+                }));
+            }
+            all.thread_unblock().context("cannot unblock signals")?;
+            let null = std::fs::File::open("/dev/null").context("cannot open /dev/null")?;
+            Some([null.into(), out_w, err_w])
+        } else {
+            None
+        };
+        let exit = container::run_foreground(&dirs, id, stdio, |pid| {
             record.pid = Some(pid);
             let _ = record.save(&dirs);
+            if let Some(n) = notify.take() {
+                let _ = writeln!(n, "started {pid}");
+            }
         })?;
+        // Let the log catch the last lines (the pipes close when the container is gone).
+        for _ in 0..100 {
+            if pumps.iter().all(|p| p.is_finished()) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         record.status = "exited".into();
         record.exit_code = Some(exit.code());
         record.save(&dirs)?;

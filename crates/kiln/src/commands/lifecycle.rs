@@ -1,0 +1,251 @@
+//! `kiln logs`, `stop`, `kill`, `wait` and `exec`: containers from any later process.
+
+use super::ps::find;
+use anyhow::{anyhow, bail, Context, Result};
+use kiln_runtime::container::{self, ContainerDirs, Record};
+use kiln_runtime::logs;
+use nix::sys::signal::Signal;
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args)]
+pub struct LogsArgs {
+    /// Container (name or ID)
+    container: String,
+    /// Follow the log until the container exits
+    #[arg(short, long)]
+    follow: bool,
+    /// Prefix each line with its timestamp
+    #[arg(short, long)]
+    timestamps: bool,
+}
+
+#[derive(clap::Args)]
+pub struct StopArgs {
+    /// Containers (names or IDs)
+    #[arg(required = true)]
+    containers: Vec<String>,
+    /// Seconds to wait after SIGTERM before SIGKILL
+    #[arg(short, long, default_value_t = 10)]
+    time: u64,
+}
+
+#[derive(clap::Args)]
+pub struct KillArgs {
+    /// Containers (names or IDs)
+    #[arg(required = true)]
+    containers: Vec<String>,
+    /// Signal to send (name or number)
+    #[arg(short, long, default_value = "KILL")]
+    signal: String,
+}
+
+#[derive(clap::Args)]
+pub struct WaitArgs {
+    /// Containers (names or IDs)
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+#[derive(clap::Args)]
+#[command(trailing_var_arg = true)]
+pub struct ExecArgs {
+    /// Set an environment variable
+    #[arg(short, long = "env")]
+    env: Vec<String>,
+    /// Working directory
+    #[arg(short, long)]
+    workdir: Option<String>,
+    /// User as `uid[:gid]`
+    #[arg(short, long)]
+    user: Option<String>,
+    /// Keep standard input open (the default: it is inherited)
+    #[arg(short, long)]
+    interactive: bool,
+    /// Container, then the command and its arguments
+    #[arg(required = true, num_args = 2.., allow_hyphen_values = true)]
+    container_and_command: Vec<String>,
+}
+
+/// Parses `TERM`, `SIGTERM` or `15`.
+pub fn parse_signal(s: &str) -> Result<Signal> {
+    if let Ok(n) = s.parse::<i32>() {
+        return Signal::try_from(n).map_err(|_| anyhow!("invalid signal `{s}`"));
+    }
+    let up = s.to_ascii_uppercase();
+    let name = if up.starts_with("SIG") {
+        up
+    } else {
+        format!("SIG{up}")
+    };
+    Signal::from_str(&name).map_err(|_| anyhow!("invalid signal `{s}`"))
+}
+
+fn running(r: &Record) -> bool {
+    r.status == "running" && r.pid.is_some_and(container::process_alive)
+}
+
+/// Waits until the supervisor recorded the exit, or the process is gone.
+fn wait_exit(root: &Path, id: &str, timeout: Option<Duration>) -> Option<Record> {
+    let start = Instant::now();
+    loop {
+        let r = Record::list(root).into_iter().find(|r| r.id == id)?;
+        if !running(&r) {
+            // Give the supervisor a moment to write the exit code.
+            if r.exit_code.is_none() && start.elapsed() < timeout.unwrap_or(Duration::MAX) {
+                std::thread::sleep(Duration::from_millis(20));
+                if let Some(again) = Record::list(root).into_iter().find(|x| x.id == id) {
+                    if again.exit_code.is_some() {
+                        return Some(again);
+                    }
+                }
+            }
+            return Some(r);
+        }
+        if timeout.is_some_and(|t| start.elapsed() >= t) {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub fn run_logs(root: &Path, args: LogsArgs) -> Result<ExitCode> {
+    let r = find(root, &args.container)?;
+    let dir = ContainerDirs::new(root, &r.id).dir;
+    let mut offset = 0;
+    loop {
+        let (entries, next) = logs::read_from(&dir, offset)
+            .with_context(|| format!("cannot read the log of {}", r.name))?;
+        offset = next;
+        for e in entries {
+            let text = if args.timestamps {
+                format!("{} {}", e.time, e.log)
+            } else {
+                e.log
+            };
+            if e.stream == "stderr" {
+                let _ = std::io::stderr().write_all(text.as_bytes());
+            } else {
+                let _ = std::io::stdout().write_all(text.as_bytes());
+            }
+        }
+        let _ = std::io::stdout().flush();
+        if !args.follow {
+            break;
+        }
+        let alive = Record::list(root)
+            .into_iter()
+            .find(|x| x.id == r.id)
+            .is_some_and(|x| running(&x));
+        if !alive {
+            // One last read for lines written just before the exit.
+            let (entries, _) = logs::read_from(&dir, offset).unwrap_or_default();
+            for e in entries {
+                let _ = std::io::stdout().write_all(e.log.as_bytes());
+            }
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run_stop(root: &Path, args: StopArgs) -> Result<ExitCode> {
+    let mut failed = false;
+    for key in &args.containers {
+        let res = (|| -> Result<()> {
+            let r = find(root, key)?;
+            if !running(&r) {
+                return Ok(());
+            }
+            container::signal(&r, Signal::SIGTERM)?;
+            if wait_exit(root, &r.id, Some(Duration::from_secs(args.time))).is_none() {
+                container::signal(&r, Signal::SIGKILL)?;
+                wait_exit(root, &r.id, Some(Duration::from_secs(10)))
+                    .ok_or_else(|| anyhow!("container {key} did not stop after SIGKILL"))?;
+            }
+            Ok(())
+        })();
+        match res {
+            Ok(()) => println!("{key}"),
+            Err(e) => {
+                crate::output::print_error(&e);
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+pub fn run_kill(root: &Path, args: KillArgs) -> Result<ExitCode> {
+    let sig = parse_signal(&args.signal)?;
+    for key in &args.containers {
+        let r = find(root, key)?;
+        container::signal(&r, sig)?;
+        println!("{key}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run_wait(root: &Path, args: WaitArgs) -> Result<ExitCode> {
+    for key in &args.containers {
+        let r = find(root, key)?;
+        let done =
+            wait_exit(root, &r.id, None).ok_or_else(|| anyhow!("container {key} disappeared"))?;
+        println!(
+            "{}",
+            done.exit_code.map_or("-1".to_string(), |c| c.to_string())
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run_exec(root: &Path, args: ExecArgs) -> Result<ExitCode> {
+    let (key, cmd) = args
+        .container_and_command
+        .split_first()
+        .expect("clap requires two values");
+    let r = find(root, key)?;
+    if !running(&r) {
+        bail!(crate::output::with_hint(
+            anyhow!("container {key} is not running"),
+            "`kiln ps -a` shows its state; `kiln logs` its output",
+        ));
+    }
+    let mut env = std::collections::HashMap::new();
+    for e in &args.env {
+        match e.split_once('=') {
+            Some((k, v)) => env.insert(k.to_string(), v.to_string()),
+            None => env.insert(e.clone(), std::env::var(e).unwrap_or_default()),
+        };
+    }
+    let user = match &args.user {
+        None => None,
+        Some(u) => {
+            let (uid, gid) = u.split_once(':').unwrap_or((u, u));
+            Some((
+                uid.parse()
+                    .map_err(|_| anyhow!("`--user {u}`: kiln exec takes numeric `uid[:gid]`"))?,
+                gid.parse()
+                    .map_err(|_| anyhow!("`--user {u}`: kiln exec takes numeric `uid[:gid]`"))?,
+            ))
+        }
+    };
+    let _ = args.interactive;
+    let exit = container::exec(
+        &ContainerDirs::new(root, &r.id),
+        &r.id,
+        cmd.to_vec(),
+        env,
+        args.workdir.clone(),
+        user,
+    )?;
+    Ok(ExitCode::from(exit.code().clamp(0, 255) as u8))
+}
