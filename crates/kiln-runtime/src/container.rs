@@ -342,6 +342,9 @@ pub struct Record {
     pub exit_code: Option<i32>,
     #[serde(default)]
     pub pid: Option<i32>,
+    /// An external OCI runtime that runs this container (`--runtime`), if not the built-in one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
 }
 
 impl Record {
@@ -388,7 +391,16 @@ pub fn remove(dirs: &ContainerDirs, record: &Record, force: bool) -> Result<()> 
         });
     }
     let state = dirs.state().join(&record.id);
-    if state.exists() {
+    if let Some(rt) = &record.runtime {
+        // The external runtime owns the container's state: let it kill and delete.
+        let _ = std::process::Command::new(rt)
+            .arg("--root")
+            .arg(dirs.state())
+            .args(["delete", "--force", &record.id])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    } else if state.exists() {
         if let Ok(mut c) = libcontainer::container::Container::load(state.clone()) {
             // SIGKILL first: a process that ignores SIGTERM must not keep its cgroup alive.
             let _ = c.kill(Signal::SIGKILL, true);
@@ -473,4 +485,49 @@ pub fn signal(record: &Record, sig: Signal) -> Result<()> {
         path: format!("/proc/{pid}").into(),
         source: e.into(),
     })
+}
+
+/// Runs the bundle with an external OCI runtime binary (`--runtime runc`) in the
+/// foreground: `RUNTIME --root STATE run --bundle BUNDLE ID`, signals forwarded to it
+/// (runc relays them to the container). The pid reported to `on_start` is the runtime's.
+pub fn run_external(
+    dirs: &ContainerDirs,
+    id: &str,
+    runtime: &Path,
+    stdio: Option<[std::os::fd::OwnedFd; 3]>,
+    on_start: impl FnOnce(i32),
+) -> Result<Exit> {
+    let mut cmd = std::process::Command::new(runtime);
+    cmd.arg("--root")
+        .arg(dirs.state())
+        .args(["run", "--bundle"])
+        .arg(dirs.bundle())
+        .arg(id);
+    if let Some([i, o, e]) = stdio {
+        cmd.stdin(i).stdout(o).stderr(e);
+    }
+    let signals = SigSet::all();
+    signals.thread_block().map_err(|e| RuntimeError::Io {
+        path: "sigprocmask".into(),
+        source: e.into(),
+    })?;
+    let spawned = cmd.spawn().map_err(RuntimeError::io(runtime));
+    let result = spawned.and_then(|child| {
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        on_start(pid.as_raw());
+        loop {
+            if let Some(exit) = reap(pid)? {
+                return Ok(exit);
+            }
+            let sig = signals.wait().map_err(|e| RuntimeError::Io {
+                path: "sigwait".into(),
+                source: e.into(),
+            })?;
+            if !matches!(sig, Signal::SIGCHLD | Signal::SIGWINCH | Signal::SIGURG) {
+                let _ = nix::sys::signal::kill(pid, sig);
+            }
+        }
+    });
+    let _ = signals.thread_unblock();
+    result
 }

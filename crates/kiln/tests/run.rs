@@ -543,3 +543,31 @@ fn run_in_exec(k: &Kiln, args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// `--runtime runc` runs the same bundle with an external OCI runtime: same output, same
+/// confinement, exit code passed through.
+#[test]
+fn external_runtime_runs_the_same_bundle() {
+    let k = kiln_with_busybox();
+    let (code, out, err) = run_in(
+        &k,
+        &[
+            "--rm",
+            "--runtime",
+            "runc",
+            "bb:v1",
+            "sh",
+            "-c",
+            "cat /etc/hello.txt; grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status; exit 9",
+        ],
+    );
+    assert_eq!(code, 9, "{err}");
+    assert_eq!(out, "hello from kiln\nNoNewPrivs:\t1\nSeccomp:\t2\n");
+    let (code, _, err) = run_in(
+        &k,
+        &["--rm", "--runtime", "no-such-runtime", "bb:v1", "true"],
+    );
+    assert_eq!(code, 125);
+    assert!(err.contains("not found"), "{err}");
+    assert_clean(&k);
+}

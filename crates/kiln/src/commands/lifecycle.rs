@@ -219,6 +219,9 @@ pub fn run_exec(root: &Path, args: ExecArgs) -> Result<ExitCode> {
             "`kiln ps -a` shows its state; `kiln logs` its output",
         ));
     }
+    if let Some(rt) = &r.runtime {
+        bail!("container {key} runs under the external runtime {rt}; `kiln exec` needs the built-in one");
+    }
     let mut env = std::collections::HashMap::new();
     for e in &args.env {
         match e.split_once('=') {

@@ -86,6 +86,10 @@ pub struct Args {
     /// `no-new-privileges[=true|false]`, `seccomp=PROFILE.json|unconfined`
     #[arg(long)]
     security_opt: Vec<String>,
+    /// Run the bundle with this OCI runtime binary (e.g. `runc`) instead of the built-in
+    /// one (youki's libcontainer)
+    #[arg(long, value_name = "PATH")]
+    runtime: Option<PathBuf>,
     /// Image, then the command and its arguments
     #[arg(required = true, allow_hyphen_values = true)]
     image_and_command: Vec<String>,
@@ -305,6 +309,30 @@ fn prepare_and_run(root: &Path, args: Args) -> Result<ExitCode> {
         rlimits.retain(|(k, _, _)| *k != key);
         rlimits.push((key, s, h));
     }
+    let runtime = match &args.runtime {
+        None => None,
+        Some(r) if r.components().count() > 1 => Some(r.clone()),
+        Some(r) => Some(
+            std::env::var_os("PATH")
+                .map(|p| {
+                    std::env::split_paths(&p)
+                        .map(|d| d.join(r))
+                        .find(|c| c.is_file())
+                })
+                .unwrap_or_default()
+                .ok_or_else(|| {
+                    with_hint(
+                        anyhow!("OCI runtime `{}` not found in $PATH", r.display()),
+                        "give its full path, e.g. `--runtime /usr/sbin/runc`",
+                    )
+                })?,
+        ),
+    };
+    if let Some(r) = &runtime {
+        if !r.is_file() {
+            bail!("OCI runtime {} does not exist", r.display());
+        }
+    }
     let mut env_args: Vec<String> = Vec::new();
     for f in &args.env_file {
         let text = std::fs::read_to_string(f)
@@ -390,6 +418,7 @@ fn prepare_and_run(root: &Path, args: Args) -> Result<ExitCode> {
         &lowers,
         &cfg,
         Validated {
+            runtime,
             network,
             memory,
             shm_size,
@@ -414,6 +443,7 @@ fn prepare_and_run(root: &Path, args: Args) -> Result<ExitCode> {
 
 /// Flags checked before anything was created.
 struct Validated {
+    runtime: Option<PathBuf>,
     network: Network,
     memory: Option<i64>,
     shm_size: Option<u64>,
@@ -441,6 +471,7 @@ fn supervise(
     mut notify: Option<&mut std::fs::File>,
 ) -> Result<ExitCode> {
     let Validated {
+        runtime,
         network,
         memory,
         shm_size,
@@ -592,6 +623,7 @@ fn supervise(
             status: "running".into(),
             exit_code: None,
             pid: None,
+            runtime: runtime.as_ref().map(|r| r.display().to_string()),
         };
         record.save(&dirs)?;
         // Detached: the container writes into pipes whose lines become the log.
@@ -620,13 +652,17 @@ fn supervise(
         } else {
             None
         };
-        let exit = container::run_foreground(&dirs, id, stdio, |pid| {
+        let on_start = |pid: i32| {
             record.pid = Some(pid);
             let _ = record.save(&dirs);
             if let Some(n) = notify.take() {
                 let _ = writeln!(n, "started {pid}");
             }
-        })?;
+        };
+        let exit = match &runtime {
+            Some(rt) => container::run_external(&dirs, id, rt, stdio, on_start)?,
+            None => container::run_foreground(&dirs, id, stdio, on_start)?,
+        };
         // Let the log catch the last lines (the pipes close when the container is gone).
         for _ in 0..100 {
             if pumps.iter().all(|p| p.is_finished()) {
