@@ -243,7 +243,9 @@ fn reap(pid: nix::unistd::Pid) -> Result<Option<Exit>> {
 
 /// Removes a container's directory after its process is gone and its overlay unmounted.
 pub fn remove_dirs(dirs: &ContainerDirs) -> Result<()> {
-    let _ = nix::mount::umount2(&dirs.rootfs(), nix::mount::MntFlags::MNT_DETACH);
+    for m in [dirs.rootfs(), dirs.dir.join("netns")] {
+        let _ = nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH);
+    }
     match fs::remove_dir_all(&dirs.dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

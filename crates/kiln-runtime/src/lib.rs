@@ -1,9 +1,11 @@
 //! Running containers from images: snapshots (each layer unpacked once, keyed by chain
 //! ID), the OCI runtime spec with secure defaults, and youki's libcontainer in-process.
 
+pub mod cdi;
 pub mod container;
 pub mod error;
 pub mod logs;
+pub mod netns;
 pub mod snapshot;
 pub mod spec;
 pub mod user;

@@ -160,6 +160,8 @@ pub struct SpecOptions {
     pub rlimits: Vec<(String, u64, u64)>,
     pub cgroups_path: String,
     pub privileged_devices: Vec<Value>,
+    /// A network namespace made beforehand (loopback up), joined instead of a new one.
+    pub netns_path: Option<String>,
 }
 
 fn normalize_cap(c: &str) -> String {
@@ -314,7 +316,10 @@ pub fn build(o: &SpecOptions) -> Value {
         json!({"type": "mount"}),
     ];
     if o.network == Network::None {
-        namespaces.push(json!({"type": "network"}));
+        namespaces.push(match &o.netns_path {
+            Some(p) => json!({"type": "network", "path": p}),
+            None => json!({"type": "network"}),
+        });
     }
     let mut resources = json!({"devices": default_device_rules()});
     if let Some(m) = o.memory {

@@ -57,6 +57,7 @@ fn default_container_is_confined() {
         mount -t tmpfs none /mnt 2>/dev/null && echo mount=ok || echo mount=refused
         (echo x > /proc/sys/kernel/domainname) 2>/dev/null && echo procsys=written || echo procsys=refused
         echo hostname=$(cat /etc/hostname)
+        echo lo=$(cat /sys/class/net/lo/operstate) ifaces=$(ls /sys/class/net | tr '\n' ' ')
     "#;
     let (code, out, err) = run_in(&k, &["--rm", "bb:v1", "sh", "-c", script]);
     assert_eq!(code, 0, "{err}");
@@ -90,6 +91,8 @@ fn default_container_is_confined() {
     assert_eq!(field("mount="), "refused");
     assert_eq!(field("procsys="), "refused");
     assert_eq!(field("hostname=").len(), 12);
+    // A network namespace of its own: loopback only, and up (as Docker's `none`).
+    assert_eq!(field("lo="), "unknown ifaces=lo");
     assert_clean(&k);
 }
 
@@ -569,5 +572,110 @@ fn external_runtime_runs_the_same_bundle() {
     );
     assert_eq!(code, 125);
     assert!(err.contains("not found"), "{err}");
+    assert_clean(&k);
+}
+
+/// GPUs and other devices through CDI (a spec written here exposes harmless nodes and a
+/// mount), `--gpus` mapped to NVIDIA's CDI names, and Docker's host `--device`.
+#[test]
+fn cdi_devices_and_gpus() {
+    let k = kiln_with_busybox();
+    let cdi = tempfile::tempdir().unwrap();
+    let libs = tempfile::tempdir().unwrap();
+    std::fs::write(libs.path().join("libfake-cuda.so"), "not really a driver\n").unwrap();
+    std::fs::write(
+        cdi.path().join("example.json"),
+        serde_json::json!({
+            "cdiVersion": "0.6.0",
+            "kind": "example.com/accel",
+            "containerEdits": {"env": ["ACCEL_DRIVER=fake"]},
+            "devices": [
+                {"name": "a0", "containerEdits": {
+                    "deviceNodes": [{"path": "/dev/accel0", "hostPath": "/dev/null"}],
+                    "mounts": [{"hostPath": libs.path(), "containerPath": "/usr/lib/accel", "options": ["ro", "rbind"]}],
+                    "env": ["ACCEL_VISIBLE=0"]}},
+                {"name": "a1", "containerEdits": {"deviceNodes": [{"path": "/dev/accel1", "hostPath": "/dev/zero"}]}},
+            ]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        cdi.path().join("nvidia.yaml"),
+        "cdiVersion: 0.5.0\nkind: nvidia.com/gpu\ndevices:\n- name: \"0\"\n  containerEdits:\n    deviceNodes:\n    - path: /dev/nvidia0\n      hostPath: /dev/null\n- name: \"1\"\n  containerEdits:\n    deviceNodes:\n    - path: /dev/nvidia1\n      hostPath: /dev/zero\ncontainerEdits:\n  env:\n  - NVIDIA_VISIBLE_DEVICES=void\n",
+    )
+    .unwrap();
+    let dir = cdi.path().to_str().unwrap();
+    let (code, out, err) = run_in(&k, &["--rm", "--cdi-spec-dir", dir, "--device", "example.com/accel=a0", "bb:v1", "sh", "-c",
+        "ls /dev/accel* ; cat /usr/lib/accel/libfake-cuda.so; echo $ACCEL_DRIVER $ACCEL_VISIBLE; echo x > /dev/accel0 && echo writable; head -c 3 /dev/accel0 | wc -c"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "/dev/accel0\nnot really a driver\nfake 0\nwritable\n0\n"
+    );
+    let (code, out, err) = run_in(
+        &k,
+        &[
+            "--rm",
+            "--cdi-spec-dir",
+            dir,
+            "--gpus",
+            "all",
+            "bb:v1",
+            "sh",
+            "-c",
+            "ls /dev/nvidia*; echo $NVIDIA_VISIBLE_DEVICES",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "/dev/nvidia0\n/dev/nvidia1\nvoid\n");
+    let (code, out, _) = run_in(
+        &k,
+        &[
+            "--rm",
+            "--cdi-spec-dir",
+            dir,
+            "--gpus",
+            "1",
+            "bb:v1",
+            "sh",
+            "-c",
+            "ls /dev/nvidia*",
+        ],
+    );
+    assert_eq!((code, out.as_str()), (0, "/dev/nvidia0\n"));
+    // A device that is not in any spec: refused before anything runs, naming the known ones.
+    let (code, _, err) = run_in(
+        &k,
+        &[
+            "--rm",
+            "--cdi-spec-dir",
+            dir,
+            "--device",
+            "example.com/accel=a9",
+            "bb:v1",
+            "true",
+        ],
+    );
+    assert_eq!(code, 125);
+    assert!(
+        err.contains("a9") && err.contains("a0") && err.contains("hint:"),
+        "{err}"
+    );
+    // Docker's host device form; the node is usable, others stay denied by the cgroup.
+    let (code, out, err) = run_in(
+        &k,
+        &[
+            "--rm",
+            "--device",
+            "/dev/zero:/dev/myzero:r",
+            "bb:v1",
+            "sh",
+            "-c",
+            "head -c 4 /dev/myzero | wc -c",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "4");
     assert_clean(&k);
 }

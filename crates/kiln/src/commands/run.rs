@@ -86,6 +86,17 @@ pub struct Args {
     /// `no-new-privileges[=true|false]`, `seccomp=PROFILE.json|unconfined`
     #[arg(long)]
     security_opt: Vec<String>,
+    /// Add a device: a CDI name (`vendor.com/class=name`, e.g. `nvidia.com/gpu=0`) or a
+    /// host node `HOST[:CONTAINER][:rwm]`
+    #[arg(long)]
+    device: Vec<String>,
+    /// GPUs through CDI: `all`, a count, or `device=0,1` (NVIDIA's CDI spec must exist,
+    /// e.g. from `nvidia-ctk cdi generate`)
+    #[arg(long)]
+    gpus: Option<String>,
+    /// Directories of CDI specs (default: /etc/cdi and /var/run/cdi; also KILN_CDI_SPEC_DIRS)
+    #[arg(long, env = "KILN_CDI_SPEC_DIRS", value_delimiter = ':')]
+    cdi_spec_dir: Vec<PathBuf>,
     /// Run the bundle with this OCI runtime binary (e.g. `runc`) instead of the built-in
     /// one (youki's libcontainer)
     #[arg(long, value_name = "PATH")]
@@ -333,6 +344,7 @@ fn prepare_and_run(root: &Path, args: Args) -> Result<ExitCode> {
             bail!("OCI runtime {} does not exist", r.display());
         }
     }
+    let device_edits = device_edits(&args)?;
     let mut env_args: Vec<String> = Vec::new();
     for f in &args.env_file {
         let text = std::fs::read_to_string(f)
@@ -418,6 +430,7 @@ fn prepare_and_run(root: &Path, args: Args) -> Result<ExitCode> {
         &lowers,
         &cfg,
         Validated {
+            device_edits,
             runtime,
             network,
             memory,
@@ -441,8 +454,50 @@ fn prepare_and_run(root: &Path, args: Args) -> Result<ExitCode> {
     result
 }
 
+/// `--device` and `--gpus` as container edits: CDI devices from the spec directories,
+/// host device nodes as Docker takes them.
+fn device_edits(args: &Args) -> Result<kiln_runtime::cdi::Edits> {
+    use kiln_runtime::cdi;
+    let mut names: Vec<String> = Vec::new();
+    let mut edits = cdi::Edits::default();
+    for d in &args.device {
+        if d.starts_with('/') {
+            let e = cdi::host_device(d)?;
+            edits.device_nodes.extend(e.device_nodes);
+        } else {
+            names.push(d.clone());
+        }
+    }
+    if let Some(g) = &args.gpus {
+        names.extend(cdi::gpus_to_devices(g)?);
+    }
+    if names.is_empty() {
+        return Ok(edits);
+    }
+    let dirs: Vec<PathBuf> = if args.cdi_spec_dir.is_empty() {
+        cdi::DEFAULT_DIRS.iter().map(PathBuf::from).collect()
+    } else {
+        args.cdi_spec_dir.clone()
+    };
+    let dir_refs: Vec<&Path> = dirs.iter().map(PathBuf::as_path).collect();
+    let registry = cdi::Registry::load(&dir_refs)?;
+    let resolved = registry.resolve(&names).map_err(|e| {
+        with_hint(
+            e,
+            "CDI specs are read from /etc/cdi and /var/run/cdi; for NVIDIA GPUs generate one with `nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml`",
+        )
+    })?;
+    edits.env.extend(resolved.env);
+    edits.device_nodes.extend(resolved.device_nodes);
+    edits.mounts.extend(resolved.mounts);
+    edits.hooks.extend(resolved.hooks);
+    edits.additional_gids.extend(resolved.additional_gids);
+    Ok(edits)
+}
+
 /// Flags checked before anything was created.
 struct Validated {
+    device_edits: kiln_runtime::cdi::Edits,
     runtime: Option<PathBuf>,
     network: Network,
     memory: Option<i64>,
@@ -471,6 +526,7 @@ fn supervise(
     mut notify: Option<&mut std::fs::File>,
 ) -> Result<ExitCode> {
     let Validated {
+        device_edits,
         runtime,
         network,
         memory,
@@ -584,6 +640,14 @@ fn supervise(
             std::fs::write(&p, content).with_context(|| format!("cannot write {}", p.display()))?;
             etc_files.push((format!("/etc/{file}"), p.display().to_string()));
         }
+        let netns_path = match network {
+            Network::None => {
+                let p = dirs.dir.join("netns");
+                kiln_runtime::netns::create(&p)?;
+                Some(p.display().to_string())
+            }
+            Network::Host => None,
+        };
         let opts = SpecOptions {
             args: argv.clone(),
             env,
@@ -608,8 +672,10 @@ fn supervise(
             rlimits: rlimits.clone(),
             cgroups_path: format!("/kiln/{id}"),
             privileged_devices: vec![],
+            netns_path,
         };
-        let config = spec::build(&opts);
+        let mut config = spec::build(&opts);
+        device_edits.apply(&mut config)?;
         let config_path = dirs.bundle().join("config.json");
         std::fs::write(&config_path, serde_json::to_vec_pretty(&config)?)
             .with_context(|| format!("cannot write {}", config_path.display()))?;
