@@ -940,6 +940,39 @@ pub fn gpus_to_devices(gpus: &str) -> Result<Vec<String>, CdiError> {
 
 // ---------------------------------------------------------------------------------------------
 
+/// Docker's `--device HOST[:CONTAINER][:PERMISSIONS]` (a host device node, not a CDI name)
+/// as edits: the node is created in the container and allowed in its device cgroup.
+pub fn host_device(spec: &str) -> Result<Edits, CdiError> {
+    let bad = |reason: &str| CdiError::InvalidName {
+        name: spec.to_string(),
+        reason: reason.to_string(),
+    };
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (host, ctr, perms) = match parts.as_slice() {
+        [h] => (*h, *h, "rwm"),
+        [h, p] if !p.starts_with('/') => (*h, *h, *p),
+        [h, c] => (*h, *c, "rwm"),
+        [h, c, p] => (*h, *c, *p),
+        _ => return Err(bad("expected HOST[:CONTAINER][:PERMISSIONS]")),
+    };
+    if !host.starts_with('/') || !ctr.starts_with('/') {
+        return Err(bad("device paths must be absolute"));
+    }
+    if perms.is_empty() || !perms.chars().all(|c| matches!(c, 'r' | 'w' | 'm')) {
+        return Err(bad("permissions are letters of `rwm`"));
+    }
+    let node = SpecDeviceNode {
+        path: ctr.to_string(),
+        host_path: Some(host.to_string()),
+        permissions: Some(perms.to_string()),
+        ..Default::default()
+    };
+    Ok(Edits {
+        device_nodes: vec![resolve_device_node(&node, spec)?],
+        ..Default::default()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1312,37 +1345,4 @@ devices:
             assert!(err.contains("--gpus"), "{bad}: {err}");
         }
     }
-}
-
-/// Docker's `--device HOST[:CONTAINER][:PERMISSIONS]` (a host device node, not a CDI name)
-/// as edits: the node is created in the container and allowed in its device cgroup.
-pub fn host_device(spec: &str) -> Result<Edits, CdiError> {
-    let bad = |reason: &str| CdiError::InvalidName {
-        name: spec.to_string(),
-        reason: reason.to_string(),
-    };
-    let parts: Vec<&str> = spec.split(':').collect();
-    let (host, ctr, perms) = match parts.as_slice() {
-        [h] => (*h, *h, "rwm"),
-        [h, p] if !p.starts_with('/') => (*h, *h, *p),
-        [h, c] => (*h, *c, "rwm"),
-        [h, c, p] => (*h, *c, *p),
-        _ => return Err(bad("expected HOST[:CONTAINER][:PERMISSIONS]")),
-    };
-    if !host.starts_with('/') || !ctr.starts_with('/') {
-        return Err(bad("device paths must be absolute"));
-    }
-    if perms.is_empty() || !perms.chars().all(|c| matches!(c, 'r' | 'w' | 'm')) {
-        return Err(bad("permissions are letters of `rwm`"));
-    }
-    let node = SpecDeviceNode {
-        path: ctr.to_string(),
-        host_path: Some(host.to_string()),
-        permissions: Some(perms.to_string()),
-        ..Default::default()
-    };
-    Ok(Edits {
-        device_nodes: vec![resolve_device_node(&node, spec)?],
-        ..Default::default()
-    })
 }
