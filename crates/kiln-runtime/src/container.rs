@@ -124,6 +124,22 @@ pub fn mount_rootfs(dirs: &ContainerDirs, lowerdirs: &[PathBuf]) -> Result<()> {
     })
 }
 
+fn lib_error(dirs: &ContainerDirs, e: libcontainer::error::LibcontainerError) -> RuntimeError {
+    RuntimeError::Io {
+        path: dirs.bundle(),
+        source: std::io::Error::other(e.to_string()),
+    }
+}
+
+/// Orphans of the container (its init is forked by an intermediate process) come to us,
+/// so that we can reap them and read the container's exit status.
+fn become_subreaper() -> Result<()> {
+    nix::sys::prctl::set_child_subreaper(true).map_err(|e| RuntimeError::Io {
+        path: "prctl".into(),
+        source: e.into(),
+    })
+}
+
 /// How a container ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Exit {
@@ -152,15 +168,8 @@ pub fn run_foreground(
     stdio: Option<[std::os::fd::OwnedFd; 3]>,
     on_start: impl FnOnce(i32),
 ) -> Result<Exit> {
-    let lib = |e: libcontainer::error::LibcontainerError| RuntimeError::Io {
-        path: dirs.bundle(),
-        source: std::io::Error::other(e.to_string()),
-    };
-    // Orphans of the container (its init is forked by an intermediate process) come to us.
-    nix::sys::prctl::set_child_subreaper(true).map_err(|e| RuntimeError::Io {
-        path: "prctl".into(),
-        source: e.into(),
-    })?;
+    let lib = |e| lib_error(dirs, e);
+    become_subreaper()?;
     let mut builder = ContainerBuilder::new(id.to_string(), SyscallType::default());
     if let Some([i, o, e]) = stdio {
         builder = builder.with_stdin(i).with_stdout(o).with_stderr(e);
@@ -436,14 +445,8 @@ pub fn exec(
     cwd: Option<String>,
     user: Option<(u32, u32)>,
 ) -> Result<Exit> {
-    let lib = |e: libcontainer::error::LibcontainerError| RuntimeError::Io {
-        path: dirs.bundle(),
-        source: std::io::Error::other(e.to_string()),
-    };
-    nix::sys::prctl::set_child_subreaper(true).map_err(|e| RuntimeError::Io {
-        path: "prctl".into(),
-        source: e.into(),
-    })?;
+    let lib = |e| lib_error(dirs, e);
+    become_subreaper()?;
     let pid = ContainerBuilder::new(id.to_string(), SyscallType::default())
         .with_executor(DefaultExecutor {})
         .with_root_path(dirs.state())

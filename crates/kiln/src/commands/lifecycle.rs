@@ -154,34 +154,19 @@ pub fn run_logs(root: &Path, args: LogsArgs) -> Result<ExitCode> {
 }
 
 pub fn run_stop(root: &Path, args: StopArgs) -> Result<ExitCode> {
-    let mut failed = false;
-    for key in &args.containers {
-        let res = (|| -> Result<()> {
-            let r = find(root, key)?;
-            if !running(&r) {
-                return Ok(());
-            }
+    Ok(super::each(&args.containers, |key| {
+        let r = find(root, key)?;
+        if running(&r) {
             container::signal(&r, Signal::SIGTERM)?;
             if wait_exit(root, &r.id, Some(Duration::from_secs(args.time))).is_none() {
                 container::signal(&r, Signal::SIGKILL)?;
                 wait_exit(root, &r.id, Some(Duration::from_secs(10)))
                     .ok_or_else(|| anyhow!("container {key} did not stop after SIGKILL"))?;
             }
-            Ok(())
-        })();
-        match res {
-            Ok(()) => println!("{key}"),
-            Err(e) => {
-                crate::output::print_error(&e);
-                failed = true;
-            }
         }
-    }
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+        println!("{key}");
+        Ok(())
+    }))
 }
 
 pub fn run_kill(root: &Path, args: KillArgs) -> Result<ExitCode> {

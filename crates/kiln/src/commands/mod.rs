@@ -16,6 +16,7 @@ use crate::output::with_hint;
 use anyhow::{Context, Result};
 use kiln_store::{Resolved, Store, StoreError};
 use std::path::Path;
+use std::process::ExitCode;
 
 /// Opens the store at `root`.
 pub fn open_store(root: &Path) -> Result<Store> {
@@ -77,6 +78,23 @@ pub fn write_archive(
         }
     }
     Ok(())
+}
+
+/// Runs `f` for each of several names (as `docker rm a b c` does): each failure is
+/// printed and the others still run; the exit code says whether any failed.
+pub fn each<T>(keys: &[String], mut f: impl FnMut(&str) -> Result<T>) -> ExitCode {
+    let mut failed = false;
+    for key in keys {
+        if let Err(e) = f(key) {
+            crate::output::print_error(&e);
+            failed = true;
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 /// SOURCE_DATE_EPOCH as seconds, if set.

@@ -113,23 +113,10 @@ pub fn find(root: &Path, key: &str) -> Result<Record> {
 }
 
 pub fn run_rm(root: &Path, args: RmArgs) -> Result<ExitCode> {
-    let mut failed = false;
-    for key in &args.containers {
-        let res = find(root, key).and_then(|r| {
-            container::remove(&ContainerDirs::new(root, &r.id), &r, args.force)?;
-            Ok(r)
-        });
-        match res {
-            Ok(_) => println!("{key}"),
-            Err(e) => {
-                crate::output::print_error(&e);
-                failed = true;
-            }
-        }
-    }
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(super::each(&args.containers, |key| {
+        let r = find(root, key)?;
+        container::remove(&ContainerDirs::new(root, &r.id), &r, args.force)?;
+        println!("{key}");
+        Ok(())
+    }))
 }

@@ -36,21 +36,11 @@ pub fn run_tag(root: &Path, args: TagArgs) -> Result<ExitCode> {
 
 pub fn run_rmi(root: &Path, args: RmiArgs) -> Result<ExitCode> {
     let store = super::open_store(root)?;
-    let mut failed = false;
-    for reference in &args.images {
-        if let Err(e) = remove(&store, reference, args.force) {
-            crate::output::print_error(&e);
-            failed = true;
-        }
-    }
-    if !failed {
+    let code = super::each(&args.images, |r| remove(&store, r, args.force));
+    if code == ExitCode::SUCCESS {
         eprintln!("hint: `kiln prune` reclaims the space of removed images");
     }
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(code)
 }
 
 fn remove(store: &kiln_store::Store, reference: &str, force: bool) -> Result<()> {
