@@ -10,6 +10,7 @@ packages=(
   runc           # the OCI runtime podman and docker use here
   busybox-static # a 2 MB root filesystem for test images
   zstd           # zstd-compressed archives in tests
+  passt          # pasta: user-mode networking and published ports for containers
   pkg-config libseccomp-dev  # build dependencies of the container runtime
 )
 missing=()

@@ -32,7 +32,7 @@ PY
 )
 bpodman load -q -i "$WORK/image.tar" >/dev/null
 PODMAN_RUN="$PODMAN run --rm --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024"
-cmds=(-n "kiln run" "$KILN_BIN --root $KROOT run --rm $REF /bin/true"
+cmds=(-n "kiln run" "$KILN_BIN --root $KROOT run --rm --network none $REF /bin/true"
       -n "runc run" "runc run --bundle $BUNDLE kiln-bench-runc"
       -n "podman run" "$PODMAN_RUN $REF /bin/true")
 if start_docker; then

@@ -401,6 +401,15 @@ pub fn remove(dirs: &ContainerDirs, record: &Record, force: bool) -> Result<()> 
             reason: "the container is running; stop it first or use `--force`".into(),
         });
     }
+    // The user-mode network stack of a container whose kiln was killed.
+    if let Some(pid) = fs::read_to_string(dirs.dir.join("pasta.pid"))
+        .ok()
+        .and_then(|p| p.trim().parse().ok())
+    {
+        if fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "pasta") {
+            crate::pasta::stop(pid);
+        }
+    }
     let state = dirs.state().join(&record.id);
     if let Some(rt) = &record.runtime {
         // The external runtime owns the container's state: let it kill and delete.

@@ -6,6 +6,7 @@ pub mod container;
 pub mod error;
 pub mod logs;
 pub mod netns;
+pub mod pasta;
 pub mod snapshot;
 pub mod spec;
 pub mod user;

@@ -45,8 +45,10 @@ fn loopback_up() -> std::io::Result<()> {
 /// namespace never changes.
 pub fn create(path: &Path) -> Result<()> {
     fs::write(path, b"").map_err(RuntimeError::io(path))?;
-    let (ready_r, ready_w) = nix::unistd::pipe().map_err(|e| err("pipe", e))?;
-    let (done_r, done_w) = nix::unistd::pipe().map_err(|e| err("pipe", e))?;
+    let (ready_r, ready_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| err("pipe", e))?;
+    let (done_r, done_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| err("pipe", e))?;
     // SAFETY: the child only makes syscalls and exits; the caller is single-threaded here.
     match unsafe { nix::unistd::fork() }.map_err(|e| err("fork", e))? {
         nix::unistd::ForkResult::Child => {

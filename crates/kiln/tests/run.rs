@@ -91,8 +91,25 @@ fn default_container_is_confined() {
     assert_eq!(field("mount="), "refused");
     assert_eq!(field("procsys="), "refused");
     assert_eq!(field("hostname=").len(), 12);
-    // A network namespace of its own: loopback only, and up (as Docker's `none`).
-    assert_eq!(field("lo="), "unknown ifaces=lo");
+    // A network namespace of its own, loopback up (plus pasta's interface by default).
+    assert!(field("lo=").starts_with("unknown ifaces="), "{out}");
+    let (code, out, err) = run_in(
+        &k,
+        &[
+            "--rm",
+            "--network",
+            "none",
+            "bb:v1",
+            "sh",
+            "-c",
+            "echo $(cat /sys/class/net/lo/operstate) $(ls /sys/class/net)",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out, "unknown lo\n",
+        "`--network none`: loopback only, and up"
+    );
     assert_clean(&k);
 }
 
@@ -677,5 +694,79 @@ fn cdi_devices_and_gpus() {
     );
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.trim(), "4");
+    assert_clean(&k);
+}
+
+/// `-p` publishes a port of the container's private network (pasta) on the host's
+/// loopback; the server inside answers there.
+#[test]
+fn published_port_reaches_a_server_inside() {
+    let k = Kiln::new();
+    let root = tempfile::tempdir().unwrap();
+    run(Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", busybox_rootfs().display()))
+        .arg(root.path()));
+    std::os::unix::fs::symlink("busybox", root.path().join("bin/httpd")).unwrap();
+    std::fs::create_dir_all(root.path().join("www")).unwrap();
+    std::fs::write(
+        root.path().join("www/index.html"),
+        "served from a kiln container\n",
+    )
+    .unwrap();
+    k.ok(&["import", root.path().to_str().unwrap(), "-t", "web:v1"]);
+    // A free port on the host.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let spec = format!("127.0.0.1:{port}:80");
+    k.ok(&[
+        "run", "-d", "--name", "web", "-p", &spec, "web:v1", "httpd", "-f", "-p", "80", "-h",
+        "/www",
+    ]);
+    let mut body = String::new();
+    for _ in 0..100 {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            use std::io::{Read, Write};
+            s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")
+                .unwrap();
+            body.clear();
+            let _ = s.read_to_string(&mut body);
+            if body.contains("served from") {
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        body.starts_with("HTTP/1.") && body.ends_with("served from a kiln container\n"),
+        "{body}"
+    );
+    k.ok(&["stop", "-t", "1", "web"]);
+    k.ok(&["rm", "web"]);
+    // The forwarder went with the container.
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "port {port} still answers"
+    );
+    let (code, _, err) = run_in(
+        &k,
+        &[
+            "--rm",
+            "--network",
+            "none",
+            "-p",
+            "8080:80",
+            "web:v1",
+            "true",
+        ],
+    );
+    assert_eq!(code, 125);
+    assert!(err.contains("cannot be published"), "{err}");
+    let (code, _, err) = run_in(&k, &["--rm", "-p", "80", "web:v1", "true"]);
+    assert_eq!(code, 125);
+    assert!(err.contains("port specification"), "{err}");
     assert_clean(&k);
 }

@@ -56,9 +56,13 @@ pub struct Args {
     /// Mount the root filesystem read-only
     #[arg(long)]
     read_only: bool,
-    /// Network: `none` (own namespace with loopback only) or `host`
-    #[arg(long, default_value = "none")]
+    /// Network: `private` (own namespace, user-mode networking by pasta, the default),
+    /// `none` (own namespace, loopback only) or `host`
+    #[arg(long, default_value = "private")]
     network: String,
+    /// Publish a container port on the host: `[IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp]`
+    #[arg(short, long)]
+    publish: Vec<String>,
     /// Container host name
     #[arg(long)]
     hostname: Option<String>,
@@ -241,12 +245,26 @@ fn prepare_and_run(root: &Path, args: Args) -> Result<ExitCode> {
         .split_first()
         .expect("clap requires the image");
     // Validate every flag before anything is created.
-    let network = match args.network.as_str() {
-        "none" | "private" | "default" | "bridge" => Network::None,
-        "host" => Network::Host,
+    let publish = args
+        .publish
+        .iter()
+        .map(|p| kiln_runtime::pasta::Publish::parse(p))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let (network, pasta) = match args.network.as_str() {
+        "private" | "default" | "bridge" => match kiln_runtime::pasta::binary() {
+            Some(p) => (Network::None, Some(p)),
+            None if publish.is_empty() => (Network::None, None),
+            None => bail!(with_hint(
+                anyhow!("publishing ports needs `pasta`, which is not installed"),
+                "apt-get install passt"
+            )),
+        },
+        "none" if !publish.is_empty() => bail!("ports cannot be published with `--network none`"),
+        "none" => (Network::None, None),
+        "host" => (Network::Host, None),
         other => bail!(with_hint(
             anyhow!("unknown network `{other}`"),
-            "use `--network none` or `--network host`"
+            "use `--network private`, `none` or `host`"
         )),
     };
     let memory = args.memory.as_deref().map(parse_size).transpose()?;
@@ -376,7 +394,8 @@ fn prepare_and_run(root: &Path, args: Args) -> Result<ExitCode> {
     // waits only until the container has started (or failed to) and prints its ID.
     let mut notify: Option<std::fs::File> = None;
     if args.detach {
-        let (r, w) = nix::unistd::pipe().context("cannot create a pipe")?;
+        let (r, w) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("cannot create a pipe")?;
         // SAFETY: kiln is single-threaded here; the child only continues this function.
         match unsafe { nix::unistd::fork() }.context("cannot fork the container supervisor")? {
             nix::unistd::ForkResult::Parent { .. } => {
@@ -430,6 +449,8 @@ fn prepare_and_run(root: &Path, args: Args) -> Result<ExitCode> {
         &lowers,
         &cfg,
         Validated {
+            pasta,
+            publish,
             device_edits,
             runtime,
             network,
@@ -495,8 +516,20 @@ fn device_edits(args: &Args) -> Result<kiln_runtime::cdi::Edits> {
     Ok(edits)
 }
 
+/// Stops the container's pasta when the container is done, however it ends.
+struct PastaGuard(Option<i32>);
+impl Drop for PastaGuard {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            kiln_runtime::pasta::stop(pid);
+        }
+    }
+}
+
 /// Flags checked before anything was created.
 struct Validated {
+    pasta: Option<PathBuf>,
+    publish: Vec<kiln_runtime::pasta::Publish>,
     device_edits: kiln_runtime::cdi::Edits,
     runtime: Option<PathBuf>,
     network: Network,
@@ -526,6 +559,8 @@ fn supervise(
     mut notify: Option<&mut std::fs::File>,
 ) -> Result<ExitCode> {
     let Validated {
+        pasta,
+        publish,
         device_edits,
         runtime,
         network,
@@ -644,10 +679,23 @@ fn supervise(
             Network::None => {
                 let p = dirs.dir.join("netns");
                 kiln_runtime::netns::create(&p)?;
-                Some(p.display().to_string())
+                Some(p)
             }
             Network::Host => None,
         };
+        // User-mode networking joins the namespace before the application starts, so
+        // published ports answer as soon as it listens.
+        let pasta_pid = match (&pasta, &netns_path) {
+            (Some(bin), Some(ns)) => Some(kiln_runtime::pasta::attach(
+                bin,
+                ns,
+                &publish,
+                &dirs.dir.join("pasta.pid"),
+            )?),
+            _ => None,
+        };
+        let _pasta_guard = PastaGuard(pasta_pid);
+        let netns_path = netns_path.map(|p| p.display().to_string());
         let opts = SpecOptions {
             args: argv.clone(),
             env,
@@ -704,8 +752,10 @@ fn supervise(
                 kiln_runtime::logs::LogWriter::open(&dirs.dir, 10 << 20)
                     .context("cannot open the container log")?,
             ));
-            let (out_r, out_w) = nix::unistd::pipe().context("cannot create a pipe")?;
-            let (err_r, err_w) = nix::unistd::pipe().context("cannot create a pipe")?;
+            let (out_r, out_w) =
+                nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("cannot create a pipe")?;
+            let (err_r, err_w) =
+                nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("cannot create a pipe")?;
             for (r, stream) in [(out_r, "stdout"), (err_r, "stderr")] {
                 let log = log.clone();
                 pumps.push(std::thread::spawn(move || {
