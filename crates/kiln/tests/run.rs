@@ -770,3 +770,75 @@ fn published_port_reaches_a_server_inside() {
     assert!(err.contains("port specification"), "{err}");
     assert_clean(&k);
 }
+
+/// Standard input reaches the container with `-i` only, as with Docker.
+#[test]
+fn stdin_only_with_interactive() {
+    let k = kiln_with_busybox();
+    let feed = |args: &[&str]| {
+        let mut child = k
+            .cmd()
+            .arg("run")
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"from the host\n").unwrap();
+        drop(child.stdin.take());
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    assert_eq!(
+        feed(&["--rm", "-i", "bb:v1", "cat"]),
+        (Some(0), "from the host\n".to_string())
+    );
+    assert_eq!(feed(&["--rm", "bb:v1", "cat"]), (Some(0), String::new()));
+}
+
+/// Named volumes live in the store and outlive the containers that write them.
+#[test]
+fn named_volumes_persist_between_containers() {
+    let k = kiln_with_busybox();
+    let (code, _, err) = run_in(
+        &k,
+        &[
+            "--rm",
+            "-v",
+            "models:/models",
+            "bb:v1",
+            "sh",
+            "-c",
+            "echo weights > /models/w.bin",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = run_in(
+        &k,
+        &[
+            "--rm",
+            "--mount",
+            "type=volume,source=models,target=/m,readonly",
+            "bb:v1",
+            "sh",
+            "-c",
+            "cat /m/w.bin; echo x > /m/y",
+        ],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(out, "weights\n");
+    assert!(err.contains("Read-only file system"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(k.root().join("volumes/models/_data/w.bin")).unwrap(),
+        "weights\n"
+    );
+    let (code, _, err) = run_in(&k, &["--rm", "-v", "../escape:/x", "bb:v1", "true"]);
+    assert_eq!(code, 125);
+    assert!(
+        err.contains("neither an absolute path nor a volume name"),
+        "{err}"
+    );
+}

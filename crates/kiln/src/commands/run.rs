@@ -26,6 +26,9 @@ pub struct Args {
     /// logs and exit status
     #[arg(short, long)]
     detach: bool,
+    /// Keep standard input open and connected to the container
+    #[arg(short, long)]
+    interactive: bool,
     /// Name of the container
     #[arg(long)]
     name: Option<String>,
@@ -44,10 +47,10 @@ pub struct Args {
     /// Override the image's entrypoint
     #[arg(long)]
     entrypoint: Option<String>,
-    /// Bind mount `HOST:CONTAINER[:ro|rw]`
+    /// Bind mount `HOST:CONTAINER[:ro|rw]`, or a named volume `NAME:CONTAINER[:ro]`
     #[arg(short, long = "volume")]
     volume: Vec<String>,
-    /// Mount `type=bind|tmpfs,source=...,target=...[,readonly]`
+    /// Mount `type=bind|volume|tmpfs,source=...,target=...[,readonly]`
     #[arg(long)]
     mount: Vec<String>,
     /// Mount a tmpfs at `PATH[:OPTIONS]`
@@ -138,7 +141,24 @@ pub fn parse_size(s: &str) -> Result<i64> {
     Ok((n * mult as f64) as i64)
 }
 
-fn parse_volume(v: &str) -> Result<UserMount> {
+/// Docker's rule for volume names.
+fn is_volume_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() >= 2
+        && b[0].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+}
+
+/// The directory of a named volume in the store (`volumes/NAME/_data`), created on first use.
+fn volume_dir(root: &Path, name: &str) -> Result<PathBuf> {
+    let dir = root.join("volumes").join(name).join("_data");
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create volume {name} at {}", dir.display()))?;
+    Ok(dir)
+}
+
+fn parse_volume(root: &Path, v: &str) -> Result<UserMount> {
     let parts: Vec<&str> = v.split(':').collect();
     let bad = || {
         with_hint(
@@ -154,12 +174,17 @@ fn parse_volume(v: &str) -> Result<UserMount> {
     if !dst.starts_with('/') || src.is_empty() {
         return Err(bad());
     }
-    if !src.starts_with('/') {
+    let src = if src.starts_with('/') {
+        src.to_string()
+    } else if is_volume_name(src) {
+        volume_dir(root, src)?.display().to_string()
+    } else {
         return Err(with_hint(
-            anyhow!("invalid volume specification `{v}`: `{src}` is not an absolute path"),
-            "named volumes are not supported yet; give an absolute host path",
+            anyhow!("invalid volume specification `{v}`: `{src}` is neither an absolute path nor a volume name"),
+            "use `-v /host/path:/container/path` or `-v NAME:/container/path`",
         ));
-    }
+    };
+    let src = src.as_str();
     let readonly = match mode {
         "ro" => true,
         "rw" | "z" | "Z" => false,
@@ -175,7 +200,7 @@ fn parse_volume(v: &str) -> Result<UserMount> {
     })
 }
 
-fn parse_mount(m: &str) -> Result<UserMount> {
+fn parse_mount(root: &Path, m: &str) -> Result<UserMount> {
     let mut kind = "volume";
     let (mut src, mut dst, mut ro) = (None, None, false);
     let mut opts = Vec::new();
@@ -195,13 +220,32 @@ fn parse_mount(m: &str) -> Result<UserMount> {
     match kind {
         "bind" => {
             let src = src.ok_or_else(|| anyhow!("invalid mount `{m}`: no source"))?;
-            parse_volume(&format!("{src}:{dst}:{}", if ro { "ro" } else { "rw" }))
+            if !src.starts_with('/') {
+                bail!("invalid mount `{m}`: a bind source is an absolute host path");
+            }
+            parse_volume(
+                root,
+                &format!("{src}:{dst}:{}", if ro { "ro" } else { "rw" }),
+            )
+        }
+        "volume" => {
+            // Without a source: an anonymous volume, named by a random ID as Docker does.
+            let name = src.unwrap_or_else(random_id);
+            if !is_volume_name(&name) {
+                bail!("invalid mount `{m}`: `{name}` is not a volume name");
+            }
+            parse_volume(
+                root,
+                &format!("{name}:{dst}:{}", if ro { "ro" } else { "rw" }),
+            )
         }
         "tmpfs" => Ok(UserMount::Tmpfs {
             destination: dst,
             options: opts,
         }),
-        other => bail!("invalid mount `{m}`: type `{other}` is not supported (bind, tmpfs)"),
+        other => {
+            bail!("invalid mount `{m}`: type `{other}` is not supported (bind, volume, tmpfs)")
+        }
     }
 }
 
@@ -279,10 +323,10 @@ fn prepare_and_run(root: &Path, args: Args) -> Result<ExitCode> {
         .map(|s| s as u64);
     let mut mounts = Vec::new();
     for v in &args.volume {
-        mounts.push(parse_volume(v)?);
+        mounts.push(parse_volume(root, v)?);
     }
     for m in &args.mount {
-        mounts.push(parse_mount(m)?);
+        mounts.push(parse_mount(root, m)?);
     }
     for t in &args.tmpfs {
         let (dst, opts) = t.split_once(':').unwrap_or((t.as_str(), ""));
@@ -765,6 +809,15 @@ fn supervise(
             all.thread_unblock().context("cannot unblock signals")?;
             let null = std::fs::File::open("/dev/null").context("cannot open /dev/null")?;
             Some([null.into(), out_w, err_w])
+        } else if !args.interactive {
+            // As Docker: standard input only with `-i`; output goes straight to ours.
+            use std::os::fd::AsFd;
+            let null = std::fs::File::open("/dev/null").context("cannot open /dev/null")?;
+            Some([
+                null.into(),
+                std::io::stdout().as_fd().try_clone_to_owned()?,
+                std::io::stderr().as_fd().try_clone_to_owned()?,
+            ])
         } else {
             None
         };
