@@ -15,6 +15,10 @@ use crate::tarfmt::{clean, read_meta, Kind, Meta, TarOut};
 pub struct WriteOptions {
     /// Clamp every mtime to at most this (seconds since epoch); `None` keeps mtimes.  SOURCE_DATE_EPOCH semantics.
     pub source_date_epoch: Option<i64>,
+    /// The tree is an overlayfs upper directory: its whiteouts (character devices 0/0) become
+    /// OCI `.wh.NAME` entries and its opaque directories (`trusted.overlay.opaque=y`) get a
+    /// `.wh..wh..opq` entry, so the layer records deletions (`kiln commit`, build steps).
+    pub overlay_whiteouts: bool,
 }
 
 impl WriteOptions {
@@ -38,17 +42,69 @@ fn io_err<'p>(path: &'p Path, action: &'static str) -> impl FnOnce(io::Error) ->
     }
 }
 
+/// Where an entry of [`write_dir`] comes from: a file on disk (`None` is a synthetic
+/// whiteout entry).
+type Source = (PathBuf, fs::Metadata);
+
 /// Deterministic tar of a directory tree: see the crate docs for the exact format.
 /// Returns the writer after writing the end-of-archive blocks.
 pub fn write_dir<W: Write>(dir: &Path, out: W, opts: &WriteOptions) -> Result<W> {
     let mut nodes = Vec::new();
     walk(dir, &[], &mut nodes)?;
+    // Overlay markers become OCI whiteout entries: a zero-sized file named `.wh.*` (`None`
+    // metadata below marks one).
+    let mut whiteouts: Vec<Vec<u8>> = Vec::new();
+    if opts.overlay_whiteouts {
+        nodes.retain(|(rel, full, md)| {
+            let ft = md.file_type();
+            if ft.is_char_device() && md.rdev() == 0 {
+                let (parent, name) = match rel.iter().rposition(|b| *b == b'/') {
+                    Some(i) => (&rel[..=i], &rel[i + 1..]),
+                    None => (&rel[..0], &rel[..]),
+                };
+                whiteouts.push([parent, b".wh.", name].concat());
+                return false;
+            }
+            let mut v = [0u8; 1];
+            if ft.is_dir()
+                && rustix::fs::lgetxattr(full, "trusted.overlay.opaque", &mut v[..])
+                    .is_ok_and(|n| n == 1)
+                && v[0] == b'y'
+            {
+                whiteouts.push([&rel[..], b"/.wh..wh..opq"].concat());
+            }
+            true
+        });
+    }
+    let mut items: Vec<(Vec<u8>, Option<Source>)> = nodes
+        .into_iter()
+        .map(|(r, f, m)| (r, Some((f, m))))
+        .collect();
+    items.extend(whiteouts.into_iter().map(|w| (w, None)));
     // Bytewise order of whole paths puts every directory before its children (a prefix sorts first).
-    nodes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    items.sort_unstable_by(|a, b| a.0.cmp(&b.0));
 
     let mut t = TarOut::new(out);
     let mut first_path: HashMap<(u64, u64), Vec<u8>> = HashMap::new();
-    for (rel, full, md) in nodes {
+    for (rel, node) in items {
+        let Some((full, md)) = node else {
+            let m = Meta {
+                path: rel,
+                kind: Kind::File,
+                mode: 0,
+                uid: 0,
+                gid: 0,
+                mtime: opts.clamp(0),
+                size: 0,
+                link: Vec::new(),
+                dev_major: 0,
+                dev_minor: 0,
+                xattrs: Vec::new(),
+            };
+            t.entry(&m, &mut io::empty())
+                .map_err(io_err(dir, "write a whiteout entry in"))?;
+            continue;
+        };
         let ft = md.file_type();
         let mut m = Meta {
             path: rel,

@@ -158,6 +158,7 @@ fn make_tree(dir: &Path, reverse: bool, mtime: i64) {
 fn write_dir_is_deterministic_and_sorted() {
     let opts = WriteOptions {
         source_date_epoch: Some(1_000_000),
+        ..Default::default()
     };
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     make_tree(a.path(), false, 2_000_000);
@@ -315,6 +316,7 @@ fn normalize_cleans_and_refuses_escapes() {
         Vec::new(),
         &WriteOptions {
             source_date_epoch: Some(10),
+            ..Default::default()
         },
     )
     .unwrap();
@@ -335,7 +337,8 @@ fn normalize_cleans_and_refuses_escapes() {
             &out[..],
             Vec::new(),
             &WriteOptions {
-                source_date_epoch: Some(10)
+                source_date_epoch: Some(10),
+                ..Default::default()
             }
         )
         .unwrap(),
@@ -440,6 +443,7 @@ fn gzip_layers_round_trip() {
         &mut z,
         &WriteOptions {
             source_date_epoch: Some(0),
+            ..Default::default()
         },
     )
     .unwrap();

@@ -8,6 +8,7 @@
 //! leaves a store that [`Store::check`] passes.
 
 pub mod check;
+pub mod compose;
 pub mod error;
 pub mod images;
 pub mod lock;

@@ -59,6 +59,8 @@ enum Command {
     Wait(commands::lifecycle::WaitArgs),
     /// Run a command in a running container
     Exec(commands::lifecycle::ExecArgs),
+    /// Make an image of a container's changes
+    Commit(commands::commit::Args),
 }
 
 fn main() -> ExitCode {
@@ -83,6 +85,7 @@ fn main() -> ExitCode {
         Command::Kill(a) => commands::lifecycle::run_kill(&root, a),
         Command::Wait(a) => commands::lifecycle::run_wait(&root, a),
         Command::Exec(a) => commands::lifecycle::run_exec(&root, a),
+        Command::Commit(a) => commands::commit::run(&root, a),
     };
     match result {
         Ok(code) => code,

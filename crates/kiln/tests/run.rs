@@ -746,11 +746,16 @@ fn published_port_reaches_a_server_inside() {
     );
     k.ok(&["stop", "-t", "1", "web"]);
     k.ok(&["rm", "web"]);
-    // The forwarder went with the container.
-    assert!(
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
-        "port {port} still answers"
-    );
+    // The forwarder goes with the container (pasta exits on SIGTERM, shortly after).
+    let mut closed = false;
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            closed = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(closed, "port {port} still answers");
     let (code, _, err) = run_in(
         &k,
         &[
@@ -841,4 +846,66 @@ fn named_volumes_persist_between_containers() {
         err.contains("neither an absolute path nor a volume name"),
         "{err}"
     );
+}
+
+/// `kiln commit`: added, changed and deleted files of a container become a layer of a new
+/// image (deletions as OCI whiteouts), with `--change` applied to its config.
+#[test]
+fn commit_records_changes_and_deletions() {
+    let k = kiln_with_busybox();
+    let (code, _, err) = run_in(
+        &k,
+        &[
+            "--name",
+            "work",
+            "bb:v1",
+            "sh",
+            "-c",
+            "echo model > /model.txt && rm /etc/hello.txt && mkdir -p /data && echo d > /data/x",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let id = k.ok(&[
+        "commit",
+        "-c",
+        "CMD [\"cat\", \"/model.txt\"]",
+        "-m",
+        "trained",
+        "work",
+        "bb:v2",
+    ]);
+    assert!(id.trim().starts_with("sha256:"));
+    let (code, out, _) = run_in(&k, &["--rm", "bb:v2"]);
+    assert_eq!((code, out.as_str()), (0, "model\n"));
+    let (code, out, _) = run_in(
+        &k,
+        &[
+            "--rm",
+            "bb:v2",
+            "sh",
+            "-c",
+            "ls /etc/hello.txt 2>&1; cat /data/x",
+        ],
+    );
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("No such file") && out.ends_with("d\n"),
+        "{out}"
+    );
+    let v = json(&k.ok(&["inspect", "bb:v2"]))[0].clone();
+    assert_eq!(v["RootFS"]["diff_ids"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        v["History"].as_array().unwrap().last().unwrap()["comment"],
+        "trained"
+    );
+    // The layer carries the deletion as an OCI whiteout, so other tools see it too.
+    let flat = k.dir.path().join("flat.tar");
+    k.ok(&["export", "bb:v2", "-o", flat.to_str().unwrap()]);
+    let names: Vec<String> = tar_listing(&flat).into_iter().map(|(n, _)| n).collect();
+    assert!(
+        names.contains(&"model.txt".to_string()) && !names.contains(&"etc/hello.txt".to_string()),
+        "{names:?}"
+    );
+    k.ok(&["rm", "work"]);
+    k.ok(&["check"]);
 }

@@ -2,12 +2,9 @@
 
 use crate::output::with_hint;
 use anyhow::{bail, Context, Result};
-use kiln_layer::{Compression, Compressor, WriteOptions};
-use kiln_oci::media;
-use kiln_oci::types::{
-    to_canonical_json, ContainerConfig, Descriptor, History, ImageConfig, Manifest, RootFs,
-};
-use kiln_oci::{HashingWriter, Platform};
+use kiln_layer::{Compression, WriteOptions};
+use kiln_oci::types::{ContainerConfig, History, ImageConfig, RootFs};
+use kiln_oci::Platform;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -64,34 +61,36 @@ pub fn run(root: &Path, args: Args) -> Result<ExitCode> {
     let store = super::open_store(root)?;
     let _gc = store.gc_lock(false)?;
     let compression: Compression = args.compression.into();
-    let blob = store.blob_writer()?;
-    let mut diff = HashingWriter::new(Compressor::new(blob, compression)?);
     let opts = WriteOptions {
         source_date_epoch: epoch,
+        ..Default::default()
     };
     let source = &args.source;
-    let written = if source.as_os_str() == "-" {
-        let (_, input) = kiln_layer::decompress(std::io::stdin().lock())?;
-        kiln_layer::normalize(input, &mut diff, &opts).map(|_| ())
-    } else if source.is_dir() {
-        kiln_layer::write_dir(source, &mut diff, &opts).map(|_| ())
-    } else {
-        let f = std::fs::File::open(source).map_err(|e| {
-            with_hint(
-                anyhow::Error::new(e).context(format!("cannot open {}", source.display())),
-                "give a tar archive of a root filesystem or a directory",
-            )
+    let layer = store
+        .write_layer(compression, |out| -> Result<()> {
+            if source.as_os_str() == "-" {
+                let (_, input) = kiln_layer::decompress(std::io::stdin().lock())?;
+                kiln_layer::normalize(input, out, &opts)?;
+            } else if source.is_dir() {
+                kiln_layer::write_dir(source, out, &opts)?;
+            } else {
+                let f = std::fs::File::open(source).map_err(|e| {
+                    with_hint(
+                        anyhow::Error::new(e).context(format!("cannot open {}", source.display())),
+                        "give a tar archive of a root filesystem or a directory",
+                    )
+                })?;
+                let (_, input) = kiln_layer::decompress(f)?;
+                kiln_layer::normalize(input, out, &opts)?;
+            }
+            Ok(())
+        })
+        .map_err(|e| match e {
+            kiln_store::compose::LayerWriteError::Produce(e) => {
+                e.context(format!("cannot import {}", source.display()))
+            }
+            kiln_store::compose::LayerWriteError::Store(e) => e.into(),
         })?;
-        let (_, input) = kiln_layer::decompress(f)?;
-        kiln_layer::normalize(input, &mut diff, &opts).map(|_| ())
-    };
-    if let Err(e) = written {
-        // The blob writer deletes its temp file when dropped: nothing enters the store.
-        return Err(anyhow::Error::new(e).context(format!("cannot import {}", source.display())));
-    }
-    let (diff_id, _, compressor) = diff.finish();
-    let blob = compressor.finish()?;
-    let (layer_digest, layer_size) = blob.commit(None)?;
     let created = chrono::DateTime::from_timestamp(epoch.unwrap_or(0), 0)
         .context("SOURCE_DATE_EPOCH is out of range")?
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
@@ -105,7 +104,7 @@ pub fn run(root: &Path, args: Args) -> Result<ExitCode> {
         config: Some(config),
         rootfs: RootFs {
             kind: "layers".into(),
-            diff_ids: vec![diff_id],
+            diff_ids: vec![layer.diff_id],
         },
         history: Some(vec![History {
             created: Some(created),
@@ -115,27 +114,7 @@ pub fn run(root: &Path, args: Args) -> Result<ExitCode> {
         }]),
         extra: Default::default(),
     };
-    let config_bytes = to_canonical_json(&image_config);
-    let config_digest = store.write_blob(&config_bytes)?;
-    let manifest = Manifest::oci(
-        Descriptor::new(
-            media::OCI_CONFIG,
-            config_digest.clone(),
-            config_bytes.len() as u64,
-        ),
-        vec![Descriptor::new(
-            media::oci_layer(compression.media_type_suffix()),
-            layer_digest,
-            layer_size,
-        )],
-    );
-    let manifest_bytes = to_canonical_json(&manifest);
-    let manifest_digest = store.write_blob(&manifest_bytes)?;
-    let desc = Descriptor::new(
-        media::OCI_MANIFEST,
-        manifest_digest,
-        manifest_bytes.len() as u64,
-    );
+    let (desc, config_digest) = store.write_image(&image_config, vec![layer.descriptor])?;
     match &name {
         Some(n) => store.tag(&desc, n)?,
         None => store.add_untagged(&desc)?,

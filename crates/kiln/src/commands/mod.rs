@@ -1,5 +1,6 @@
 //! One module per command; each is a screen or two.
 
+pub mod commit;
 pub mod export;
 pub mod images;
 pub mod import;

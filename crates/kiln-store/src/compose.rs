@@ -1,0 +1,80 @@
+//! Writing new images into the store: a layer from a tar stream being produced, then the
+//! config and manifest around a stack of layers. Shared by `import`, `commit` and builds.
+
+use crate::error::{Result, StoreError};
+use crate::store::Store;
+use kiln_layer::{Compression, Compressor};
+use kiln_oci::media;
+use kiln_oci::types::{to_canonical_json, Descriptor, ImageConfig, Manifest};
+use kiln_oci::{Digest, HashingWriter};
+use std::io::Write;
+
+/// A layer written to the store: its descriptor and its diff ID (uncompressed digest).
+pub struct NewLayer {
+    pub descriptor: Descriptor,
+    pub diff_id: Digest,
+}
+
+impl Store {
+    /// Writes a layer: `produce` writes the uncompressed tar into the given writer; it is
+    /// hashed (diff ID), compressed, hashed again and committed as a blob. If `produce`
+    /// fails nothing enters the store.
+    pub fn write_layer<E>(
+        &self,
+        compression: Compression,
+        produce: impl FnOnce(&mut dyn Write) -> std::result::Result<(), E>,
+    ) -> std::result::Result<NewLayer, LayerWriteError<E>> {
+        let blob = self.blob_writer()?;
+        let tmp_err = |e: std::io::Error| StoreError::Io {
+            path: self.root().join("tmp"),
+            source: e,
+        };
+        let mut diff = HashingWriter::new(Compressor::new(blob, compression).map_err(tmp_err)?);
+        produce(&mut diff).map_err(LayerWriteError::Produce)?;
+        let (diff_id, _, compressor) = diff.finish();
+        let blob = compressor.finish().map_err(tmp_err)?;
+        let (digest, size) = blob.commit(None)?;
+        Ok(NewLayer {
+            descriptor: Descriptor::new(
+                media::oci_layer(compression.media_type_suffix()),
+                digest,
+                size,
+            ),
+            diff_id,
+        })
+    }
+
+    /// Writes `config` and an OCI manifest of it and `layers`; returns the manifest's
+    /// descriptor (ready to tag) and the config digest (the image ID).
+    pub fn write_image(
+        &self,
+        config: &ImageConfig,
+        layers: Vec<Descriptor>,
+    ) -> Result<(Descriptor, Digest)> {
+        let config_bytes = to_canonical_json(config);
+        let config_digest = self.write_blob(&config_bytes)?;
+        let manifest = Manifest::oci(
+            Descriptor::new(
+                media::OCI_CONFIG,
+                config_digest.clone(),
+                config_bytes.len() as u64,
+            ),
+            layers,
+        );
+        let bytes = to_canonical_json(&manifest);
+        let digest = self.write_blob(&bytes)?;
+        Ok((
+            Descriptor::new(media::OCI_MANIFEST, digest, bytes.len() as u64),
+            config_digest,
+        ))
+    }
+}
+
+/// Why a layer could not be written: the producer's own error, or the store's.
+#[derive(Debug, thiserror::Error)]
+pub enum LayerWriteError<E> {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot write the layer")]
+    Produce(#[source] E),
+}
