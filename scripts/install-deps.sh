@@ -11,6 +11,7 @@ packages=(
   busybox-static # a 2 MB root filesystem for test images
   zstd           # zstd-compressed archives in tests
   passt          # pasta: user-mode networking and published ports for containers
+  tini           # the static init `kiln run --init` mounts (as docker-init)
   pkg-config libseccomp-dev  # build dependencies of the container runtime
 )
 missing=()

@@ -909,3 +909,24 @@ fn commit_records_changes_and_deletions() {
     k.ok(&["rm", "work"]);
     k.ok(&["check"]);
 }
+
+/// `--init`: tini is PID 1, the command its child; zombies are reaped and the exit code
+/// passes through.
+#[test]
+fn init_runs_as_pid_1() {
+    let k = kiln_with_busybox();
+    let (code, out, err) = run_in(
+        &k,
+        &[
+            "--rm",
+            "--init",
+            "bb:v1",
+            "sh",
+            "-c",
+            "cat /proc/1/cmdline | tr '\\0' ' '; echo; echo me=$$; exit 6",
+        ],
+    );
+    assert_eq!(code, 6, "{err}");
+    assert!(out.starts_with("/sbin/docker-init -- sh -c"), "{out}");
+    assert!(!out.contains("me=1\n"), "{out}");
+}

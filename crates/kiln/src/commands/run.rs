@@ -29,6 +29,10 @@ pub struct Args {
     /// Keep standard input open and connected to the container
     #[arg(short, long)]
     interactive: bool,
+    /// Run a small init (tini, as Docker's `docker-init`) as PID 1 that forwards signals
+    /// and reaps zombies
+    #[arg(long)]
+    init: bool,
     /// Name of the container
     #[arg(long)]
     name: Option<String>,
@@ -407,6 +411,14 @@ fn prepare_and_run(root: &Path, args: Args) -> Result<ExitCode> {
         }
     }
     let device_edits = device_edits(&args)?;
+    let init = if args.init { Some(find_init()?) } else { None };
+    if let Some(path) = &init {
+        mounts.push(UserMount::Bind {
+            source: path.display().to_string(),
+            destination: INIT_PATH.to_string(),
+            readonly: true,
+        });
+    }
     let mut env_args: Vec<String> = Vec::new();
     for f in &args.env_file {
         let text = std::fs::read_to_string(f)
@@ -493,6 +505,7 @@ fn prepare_and_run(root: &Path, args: Args) -> Result<ExitCode> {
         &lowers,
         &cfg,
         Validated {
+            init_path: init,
             pasta,
             publish,
             device_edits,
@@ -517,6 +530,23 @@ fn prepare_and_run(root: &Path, args: Args) -> Result<ExitCode> {
         let _ = writeln!(n, "error {code} {}", format!("{e:#}").replace('\n', " "));
     }
     result
+}
+
+/// Where `--init` puts the init binary in the container (Docker's path).
+const INIT_PATH: &str = "/sbin/docker-init";
+
+/// A static init binary on the host: tini as Debian's docker.io ships it, or tini itself.
+fn find_init() -> Result<PathBuf> {
+    ["/usr/bin/docker-init", "/usr/bin/tini-static", "/usr/libexec/docker/docker-init", "/usr/local/bin/tini-static"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            with_hint(
+                anyhow!("`--init` needs a static init binary (docker-init or tini-static) and none was found"),
+                "apt-get install tini",
+            )
+        })
 }
 
 /// `--device` and `--gpus` as container edits: CDI devices from the spec directories,
@@ -572,6 +602,7 @@ impl Drop for PastaGuard {
 
 /// Flags checked before anything was created.
 struct Validated {
+    init_path: Option<PathBuf>,
     pasta: Option<PathBuf>,
     publish: Vec<kiln_runtime::pasta::Publish>,
     device_edits: kiln_runtime::cdi::Edits,
@@ -603,6 +634,7 @@ fn supervise(
     mut notify: Option<&mut std::fs::File>,
 ) -> Result<ExitCode> {
     let Validated {
+        init_path,
         pasta,
         publish,
         device_edits,
@@ -646,6 +678,16 @@ fn supervise(
                 "give a command after the image, or set CMD in the image"
             ));
         }
+        let with_init = |argv: Vec<String>| -> Vec<String> {
+            if init_path.is_some() {
+                [INIT_PATH.to_string(), "--".to_string()]
+                    .into_iter()
+                    .chain(argv)
+                    .collect()
+            } else {
+                argv
+            }
+        };
         let hostname = args
             .hostname
             .clone()
@@ -741,7 +783,7 @@ fn supervise(
         let _pasta_guard = PastaGuard(pasta_pid);
         let netns_path = netns_path.map(|p| p.display().to_string());
         let opts = SpecOptions {
-            args: argv.clone(),
+            args: with_init(argv.clone()),
             env,
             cwd,
             uid: user.uid,
