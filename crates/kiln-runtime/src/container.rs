@@ -166,21 +166,40 @@ pub fn run_foreground(
     dirs: &ContainerDirs,
     id: &str,
     stdio: Option<[std::os::fd::OwnedFd; 3]>,
+    terminal: bool,
     on_start: impl FnOnce(i32),
 ) -> Result<Exit> {
     let lib = |e| lib_error(dirs, e);
     become_subreaper()?;
     let mut builder = ContainerBuilder::new(id.to_string(), SyscallType::default());
-    if let Some([i, o, e]) = stdio {
-        builder = builder.with_stdin(i).with_stdout(o).with_stderr(e);
-    }
+    let mut console_path = None;
+    // With a terminal, the container's init sends us the master side of its pty over a
+    // console socket while it is being created: accept it on a thread meanwhile.
+    let console = if terminal {
+        // Unix socket paths are limited to 108 bytes: a short one in the temp dir.
+        let path =
+            std::env::temp_dir().join(format!("kiln-console-{}.sock", &id[..id.len().min(16)]));
+        let _ = fs::remove_file(&path);
+        let listener =
+            std::os::unix::net::UnixListener::bind(&path).map_err(RuntimeError::io(&path))?;
+        builder = builder.with_console_socket(Some(&path));
+        console_path = Some(path);
+        Some(crate::tty::accept_master(listener)?)
+    } else {
+        if let Some([i, o, e]) = stdio {
+            builder = builder.with_stdin(i).with_stdout(o).with_stderr(e);
+        }
+        None
+    };
     let mut container = builder
         .with_executor(DefaultExecutor {})
         .with_root_path(dirs.state())
         .map_err(lib)?
         .as_init(dirs.bundle())
         .with_systemd(false)
-        .with_detach(false)
+        // libcontainer takes a console socket only from a "detached" caller; we are the
+        // subreaper, so the container is still ours to wait for.
+        .with_detach(terminal)
         .build()
         .map_err(lib)?;
     // Block the signals we forward before the container can run, so none is lost.
@@ -192,14 +211,26 @@ pub fn run_foreground(
             source: e.into(),
         })
         .and_then(|_| container.start().map_err(lib));
+    let relay = match console {
+        Some(c) if started.is_ok() => Some(
+            c.join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("the console thread panicked")))
+                .map_err(RuntimeError::io(console_path.clone().unwrap_or_default()))?,
+        ),
+        _ => None,
+    };
+    if let Some(p) = &console_path {
+        let _ = fs::remove_file(p);
+    }
     let result = started.and_then(|_| {
         let pid = container.pid().ok_or_else(|| RuntimeError::Io {
             path: dirs.bundle(),
             source: std::io::Error::other("the container has no process"),
         })?;
         on_start(pid.as_raw());
-        wait_forwarding(pid, &signals, &mut container)
+        wait_forwarding(pid, &signals, &mut container, relay.as_ref())
     });
+    drop(relay);
     let _ = signals.thread_unblock();
     let _ = container.delete(true);
     result
@@ -209,6 +240,7 @@ fn wait_forwarding(
     pid: nix::unistd::Pid,
     signals: &SigSet,
     container: &mut libcontainer::container::Container,
+    relay: Option<&crate::tty::Relay>,
 ) -> Result<Exit> {
     loop {
         // The container may have exited before we started waiting.
@@ -220,8 +252,12 @@ fn wait_forwarding(
             source: e.into(),
         })?;
         match sig {
-            Signal::SIGCHLD => {}
-            Signal::SIGWINCH | Signal::SIGURG => {}
+            Signal::SIGCHLD | Signal::SIGURG => {}
+            Signal::SIGWINCH => {
+                if let Some(r) = relay {
+                    r.resize();
+                }
+            }
             other => {
                 let _ = container.kill(other, true);
             }

@@ -9,6 +9,7 @@ pub mod netns;
 pub mod pasta;
 pub mod snapshot;
 pub mod spec;
+pub mod tty;
 pub mod user;
 
 pub use error::{Result, RuntimeError};

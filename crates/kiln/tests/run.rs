@@ -930,3 +930,38 @@ fn init_runs_as_pid_1() {
     assert!(out.starts_with("/sbin/docker-init -- sh -c"), "{out}");
     assert!(!out.contains("me=1\n"), "{out}");
 }
+
+/// `-t`: the container gets a terminal (its pty master relayed to ours), as under
+/// `docker run -t`; output comes through the line discipline (CRLF), the exit code too.
+#[test]
+fn tty_gives_the_container_a_terminal() {
+    let k = kiln_with_busybox();
+    let kiln = env!("CARGO_BIN_EXE_kiln");
+    let cmd = format!(
+        "KILN_ROOT={} {kiln} run --rm -t bb:v1 sh -c 'test -t 0 && test -t 1 && echo tty-ok; exit 5' </dev/null",
+        k.root().display()
+    );
+    // script(1) provides the outer terminal, as a user's shell would.
+    let out = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .output()
+        .expect("script from bsdutils");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("tty-ok\r\n"), "{text:?}");
+    assert_eq!(out.status.code(), Some(5), "{text:?}");
+    // Without an outer terminal it still runs, with a pty inside.
+    let (code, out, err) = run_in(
+        &k,
+        &[
+            "--rm",
+            "-t",
+            "bb:v1",
+            "sh",
+            "-c",
+            "test -t 1 && echo inner-tty",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "inner-tty\r\n");
+    assert_clean(&k);
+}

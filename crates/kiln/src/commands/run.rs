@@ -29,6 +29,9 @@ pub struct Args {
     /// Keep standard input open and connected to the container
     #[arg(short, long)]
     interactive: bool,
+    /// Give the container a terminal (relayed to ours, raw mode while it runs)
+    #[arg(short, long)]
+    tty: bool,
     /// Run a small init (tini, as Docker's `docker-init`) as PID 1 that forwards signals
     /// and reaps zombies
     #[arg(long)]
@@ -790,7 +793,7 @@ fn supervise(
             gid: user.gid,
             additional_gids: user.additional_gids,
             hostname,
-            terminal: false,
+            terminal: args.tty,
             read_only: args.read_only,
             network,
             mounts: mounts.clone(),
@@ -872,7 +875,7 @@ fn supervise(
         };
         let exit = match &runtime {
             Some(rt) => container::run_external(&dirs, id, rt, stdio, on_start)?,
-            None => container::run_foreground(&dirs, id, stdio, on_start)?,
+            None => container::run_foreground(&dirs, id, stdio, args.tty, on_start)?,
         };
         // Let the log catch the last lines (the pipes close when the container is gone).
         for _ in 0..100 {
