@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{self, Read, Write};
 
-use crate::error::{tar_err, unsafe_entry, Result};
+use crate::error::{tar_err, unsafe_entry, LayerError, Result};
 use crate::tarfmt::{clean, join, read_meta, split_last, Kind, TarOut};
 
 /// An entry by position: (layer, index among the layer's tar entries).
@@ -34,19 +34,12 @@ pub fn flatten<'a, W: Write>(
     // Link entry -> (the file entry that owns its data, that entry's path).
     let mut links: HashMap<Id, (Id, Vec<u8>)> = HashMap::new();
     for layer in 0..layer_count {
-        let r = open(layer).map_err(|s| tar_err(b"", &format!("cannot open layer {layer}"), s))?;
-        let mut ar = tar::Archive::new(r);
+        let mut ar = open_layer(open, layer)?;
         let entries = ar
             .entries()
             .map_err(|s| tar_err(b"", "cannot read archive", s))?;
         for (idx, e) in entries.enumerate() {
-            let mut e = e.map_err(|s| {
-                tar_err(
-                    b"",
-                    &format!("cannot read entry header in layer {layer}"),
-                    s,
-                )
-            })?;
+            let mut e = e.map_err(|s| header_err(layer, s))?;
             let Some(m) = read_meta(&mut e)? else {
                 continue;
             };
@@ -121,19 +114,12 @@ pub fn flatten<'a, W: Write>(
     // Pass 2: copy.
     let mut t = TarOut::new(out);
     for layer in 0..layer_count {
-        let r = open(layer).map_err(|s| tar_err(b"", &format!("cannot open layer {layer}"), s))?;
-        let mut ar = tar::Archive::new(r);
+        let mut ar = open_layer(open, layer)?;
         let entries = ar
             .entries()
             .map_err(|s| tar_err(b"", "cannot read archive", s))?;
         for (idx, e) in entries.enumerate() {
-            let mut e = e.map_err(|s| {
-                tar_err(
-                    b"",
-                    &format!("cannot read entry header in layer {layer}"),
-                    s,
-                )
-            })?;
+            let mut e = e.map_err(|s| header_err(layer, s))?;
             let id = (layer, idx as u64);
             let shown = (visible.contains(&id) && !skip.contains(&id)) || rename.contains_key(&id);
             if !shown {
@@ -167,4 +153,21 @@ fn remove_below(tree: &mut BTreeMap<Vec<u8>, Owner>, dir: &[u8], keep: usize) {
     for p in doomed {
         tree.remove(&p);
     }
+}
+
+/// Opens layer `layer` as a tar archive (both passes read every layer the same way).
+fn open_layer<'a>(
+    open: &mut dyn FnMut(usize) -> io::Result<Box<dyn Read + 'a>>,
+    layer: usize,
+) -> Result<tar::Archive<Box<dyn Read + 'a>>> {
+    let r = open(layer).map_err(|s| tar_err(b"", &format!("cannot open layer {layer}"), s))?;
+    Ok(tar::Archive::new(r))
+}
+
+fn header_err(layer: usize, s: io::Error) -> LayerError {
+    tar_err(
+        b"",
+        &format!("cannot read entry header in layer {layer}"),
+        s,
+    )
 }

@@ -154,6 +154,19 @@ impl Store {
         Ok(names)
     }
 
+    /// The names of the image `digest`, sorted, from index.json alone (no blob is read).
+    pub fn names_of(&self, digest: &Digest) -> Result<Vec<String>> {
+        let mut names: Vec<String> = self
+            .index()?
+            .manifests
+            .iter()
+            .filter(|d| d.digest == *digest)
+            .filter_map(|d| entry_name(d).map(str::to_string))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
     /// Every image in the store, one item per image (names merged), sorted by name.
     pub fn images(&self) -> Result<Vec<ImageInfo>> {
         let index = self.index()?;

@@ -10,32 +10,11 @@ use std::process::Command;
 #[test]
 fn docker_save_kiln_load_save_docker_load() {
     let k = Kiln::new();
-    let base = unique("dbase");
-    let app = unique("dapp");
-    run(docker()
-        .args(["import"])
-        .arg(busybox_tar())
-        .arg(format!("{base}:v1")));
-    let ctx = k.dir.path().join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
-    std::fs::write(
-        ctx.join("Dockerfile"),
-        format!(
-            "FROM {base}:v1\nRUN echo built by docker > /built.txt && rm /etc/hello.txt\nCMD [\"cat\", \"/built.txt\"]\n"
-        ),
-    )
-    .unwrap();
-    run(docker()
-        .env("DOCKER_BUILDKIT", "1")
-        .args([
-            "build",
-            "--network",
-            "none",
-            "-q",
-            "-t",
-            &format!("{app}:v1"),
-        ])
-        .arg(&ctx));
+    let (base, app) = docker_build_on_busybox(
+        k.dir.path(),
+        "d",
+        "RUN echo built by docker > /built.txt && rm /etc/hello.txt\nCMD [\"cat\", \"/built.txt\"]\n",
+    );
     let id = run(docker().args(["inspect", "--format", "{{.Id}}", &format!("{app}:v1")]));
     let id = id.trim();
     let saved = k.dir.path().join("docker.tar");
@@ -85,32 +64,11 @@ fn docker_save_kiln_load_save_docker_load() {
 #[test]
 fn docker_compressed_archive_and_export_match() {
     let k = Kiln::new();
-    let base = unique("dexp");
-    let app = unique("dexpapp");
-    run(docker()
-        .args(["import"])
-        .arg(busybox_tar())
-        .arg(format!("{base}:v1")));
-    let ctx = k.dir.path().join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
-    std::fs::write(
-        ctx.join("Dockerfile"),
-        format!(
-            "FROM {base}:v1\nRUN mkdir -p /data/sub /gone && echo a > /data/sub/a && echo b > /data/b && echo x > /gone/x && ln -s /data/b /link\nRUN rm -rf /data/sub /gone /etc/hello.txt && mkdir /data/sub && echo c > /data/sub/c\n"
-        ),
-    )
-    .unwrap();
-    run(docker()
-        .env("DOCKER_BUILDKIT", "1")
-        .args([
-            "build",
-            "--network",
-            "none",
-            "-q",
-            "-t",
-            &format!("{app}:v1"),
-        ])
-        .arg(&ctx));
+    let (base, app) = docker_build_on_busybox(
+        k.dir.path(),
+        "dexp",
+        "RUN mkdir -p /data/sub /gone && echo a > /data/sub/a && echo b > /data/b && echo x > /gone/x && ln -s /data/b /link\nRUN rm -rf /data/sub /gone /etc/hello.txt && mkdir /data/sub && echo c > /data/sub/c\n",
+    );
     let gz = k.dir.path().join("image.tar.gz");
     run(Command::new("sh").arg("-c").arg(format!(
         "DOCKER_HOST={} /usr/bin/docker save {app}:v1 | gzip -1 > {}",

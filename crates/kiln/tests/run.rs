@@ -275,30 +275,11 @@ fn bad_input_is_refused_and_leaves_nothing() {
 #[test]
 fn docker_and_podman_images_run_the_same() {
     let k = Kiln::new();
-    let base = unique("rbase");
-    let app = unique("rapp");
-    run(docker()
-        .args(["import"])
-        .arg(busybox_tar())
-        .arg(format!("{base}:v1")));
-    let ctx = k.dir.path().join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
-    std::fs::write(
-        ctx.join("Dockerfile"),
-        format!("FROM {base}:v1\nENV GREETING=hi\nWORKDIR /work\nRUN echo data > /work/file\nCMD [\"sh\", \"-c\", \"echo $GREETING from $(pwd): $(cat file); exit 7\"]\n"),
-    )
-    .unwrap();
-    run(docker()
-        .env("DOCKER_BUILDKIT", "1")
-        .args([
-            "build",
-            "--network",
-            "none",
-            "-q",
-            "-t",
-            &format!("{app}:v1"),
-        ])
-        .arg(&ctx));
+    let (base, app) = docker_build_on_busybox(
+        k.dir.path(),
+        "r",
+        "ENV GREETING=hi\nWORKDIR /work\nRUN echo data > /work/file\nCMD [\"sh\", \"-c\", \"echo $GREETING from $(pwd): $(cat file); exit 7\"]\n",
+    );
     let out = docker()
         .args(["run", "--rm", "--network", "none", &format!("{app}:v1")])
         .output()

@@ -23,12 +23,7 @@ pub fn run(root: &Path, args: Args) -> Result<ExitCode> {
     for reference in &args.images {
         let resolved = super::resolve(&store, reference)?;
         let info = store.image(&resolved.descriptor)?;
-        let names: Vec<String> = store
-            .images()?
-            .into_iter()
-            .find(|i| i.descriptor.digest == info.descriptor.digest)
-            .map(|i| i.names)
-            .unwrap_or_default();
+        let names: Vec<String> = store.names_of(&info.descriptor.digest)?;
         let config = serde_json::to_value(&info.config)?;
         out.push(serde_json::json!({
             "Id": info.id.to_string(),

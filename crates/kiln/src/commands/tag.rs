@@ -46,12 +46,7 @@ pub fn run_rmi(root: &Path, args: RmiArgs) -> Result<ExitCode> {
 fn remove(store: &kiln_store::Store, reference: &str, force: bool) -> Result<()> {
     let resolved = super::resolve(store, reference)?;
     let digest = resolved.descriptor.digest.clone();
-    let names = store
-        .images()?
-        .into_iter()
-        .find(|i| i.descriptor.digest == digest)
-        .map(|i| i.names)
-        .unwrap_or_default();
+    let names = store.names_of(&digest)?;
     match resolved.name {
         // By name: untag; the image goes when its last name does (Docker's rule).
         Some(name) => {

@@ -240,3 +240,30 @@ pub fn tar_listing(path: &Path) -> Vec<(String, String)> {
 pub fn json(s: &str) -> serde_json::Value {
     serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
 }
+
+/// `docker import`s the busybox root filesystem as `BASE:v1`, then `docker build`s
+/// `APP:v1` from it with BuildKit; `body` is the Dockerfile after its `FROM` line.
+/// Returns (base, app) names, unique to this test.
+pub fn docker_build_on_busybox(dir: &Path, prefix: &str, body: &str) -> (String, String) {
+    let base = unique(&format!("{prefix}base"));
+    let app = unique(&format!("{prefix}app"));
+    run(docker()
+        .arg("import")
+        .arg(busybox_tar())
+        .arg(format!("{base}:v1")));
+    let ctx = dir.join(format!("ctx-{app}"));
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), format!("FROM {base}:v1\n{body}")).unwrap();
+    run(docker()
+        .env("DOCKER_BUILDKIT", "1")
+        .args([
+            "build",
+            "--network",
+            "none",
+            "-q",
+            "-t",
+            &format!("{app}:v1"),
+        ])
+        .arg(&ctx));
+    (base, app)
+}
