@@ -36,7 +36,7 @@ build_release() {
 
 # Installs the Debian packages of the peers, only those whose command is missing.
 # Pairs of package:command.
-PEERS=(hyperfine:hyperfine podman:podman buildah:buildah skopeo:skopeo docker.io:/usr/bin/docker
+PEERS=(hyperfine:hyperfine podman:podman buildah:buildah skopeo:skopeo docker.io:/usr/bin/docker docker-registry:docker-registry
   busybox-static:busybox zstd:zstd pigz:pigz python3:python3)
 ensure_peers() {
   local missing=() pair pkg cmd
@@ -139,3 +139,35 @@ with open(sys.argv[2], "w") as f:
         f.write("| " + " | ".join(r) + " |\n")
 EOF
 }
+
+# ---- the shared fixture: a ~500 MB, 3-layer ML-shaped image as a docker-archive ------------------
+FIX=$CACHE/fixture
+IMAGE_TAR=$FIX/image.tar
+REF=localhost/kiln-bench/ml:latest
+# The fixture: a deterministic rootfs in three layers (base, Python env, model), committed layer by
+# layer with buildah on storage of its own, written as a docker-archive by `buildah push`. Made once.
+make_fixture() {
+  [[ -s $IMAGE_TAR ]] && return 0
+  log "making the fixture $IMAGE_TAR (once; cached under $CACHE)"
+  rm -rf "$FIX" "$CACHE/buildah"
+  mkdir -p "$FIX"
+  python3 "$BENCH_DIR/fixtures/gen_rootfs.py" "$FIX/rootfs"
+  local parent=scratch c i=0 layer
+  for layer in 1-base 2-pyenv 3-model; do
+    i=$((i + 1))
+    c=$(bbuildah from "$parent")
+    bbuildah copy --quiet "$c" "$FIX/rootfs/$layer" / >/dev/null
+    if [[ $layer == 3-model ]]; then
+      bbuildah config --env PATH=/opt/venv/bin:/usr/bin:/bin --workingdir /app --cmd '["/bin/sh"]' \
+        --label org.opencontainers.image.title=kiln-bench "$c"
+    fi
+    parent=localhost/kiln-bench/ml:layer$i
+    [[ $layer == 3-model ]] && parent=$REF
+    bbuildah commit --quiet --rm --format docker --timestamp 0 "$c" "$parent" >/dev/null
+  done
+  bbuildah push --quiet "$REF" "docker-archive:$IMAGE_TAR.tmp:$REF" >/dev/null
+  mv "$IMAGE_TAR.tmp" "$IMAGE_TAR"
+  bbuildah rmi --all >/dev/null 2>&1 || true
+  rm -rf "$CACHE/buildah" "$FIX/rootfs"
+}
+

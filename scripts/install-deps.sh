@@ -12,6 +12,8 @@ packages=(
   zstd           # zstd-compressed archives in tests
   passt          # pasta: user-mode networking and published ports for containers
   tini           # the static init `kiln run --init` mounts (as docker-init)
+  docker-registry  # the CNCF distribution server: registry tests (pull/push/login/copy)
+  apache2-utils  # htpasswd: the registry tests' basic-auth users
   pkg-config libseccomp-dev  # build dependencies of the container runtime
 )
 missing=()

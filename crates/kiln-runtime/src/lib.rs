@@ -7,7 +7,7 @@ pub mod error;
 pub mod logs;
 pub mod netns;
 pub mod pasta;
-pub mod snapshot;
+pub use kiln_store::snapshot;
 pub mod spec;
 pub mod tty;
 pub mod user;

@@ -21,6 +21,8 @@ pub enum StoreError {
         expected: u64,
         actual: u64,
     },
+    #[error("layer {digest}: {reason}")]
+    Layer { digest: String, reason: String },
     #[error("{what} is not valid JSON: {source}")]
     Json {
         what: String,

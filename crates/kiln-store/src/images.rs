@@ -104,6 +104,46 @@ impl Store {
         Ok(())
     }
 
+    /// Adds `desc` to index.json with `ref.name` exactly `name` (an OCI layout's own
+    /// convention, often just a tag), replacing the entry that had that name.
+    pub fn set_ref_name(&self, desc: &Descriptor, name: Option<&str>) -> Result<()> {
+        let Some(name) = name else {
+            return self.add_untagged(desc);
+        };
+        self.update_index(|index| {
+            index.manifests.retain(|d| entry_name(d) != Some(name));
+            let mut d = dangling(desc);
+            d.annotations
+                .get_or_insert_with(Default::default)
+                .insert(ANNOTATION_REF_NAME.into(), name.into());
+            index.manifests.push(d);
+            Ok(())
+        })
+    }
+
+    /// The blobs of an image that are in the store: the manifest or index, and for each
+    /// manifest present its config and layers. Parents come before their children.
+    pub fn blobs_of(&self, desc: &Descriptor) -> Result<Vec<Digest>> {
+        let mut out: Vec<Digest> = Vec::new();
+        let mut stack = vec![desc.clone()];
+        while let Some(d) = stack.pop() {
+            if out.contains(&d.digest) || !self.has_blob(&d.digest) {
+                continue;
+            }
+            out.push(d.digest.clone());
+            match media::kind(&d.media_type) {
+                Some(Kind::Index) => stack.extend(self.read_json::<Index>(&d.digest)?.manifests),
+                Some(Kind::Manifest) => {
+                    let m: Manifest = self.read_json(&d.digest)?;
+                    stack.push(m.config);
+                    stack.extend(m.layers);
+                }
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+
     /// Adds an image without a name, unless it is already in the index.
     pub fn add_untagged(&self, desc: &Descriptor) -> Result<()> {
         self.update_index(|index| {

@@ -14,6 +14,7 @@ pub mod images;
 pub mod lock;
 pub mod progress;
 pub mod prune;
+pub mod snapshot;
 mod store;
 
 pub use error::{Result, StoreError};

@@ -61,10 +61,39 @@ enum Command {
     Exec(commands::lifecycle::ExecArgs),
     /// Make an image of a container's changes
     Commit(commands::commit::Args),
+    /// Download an image from a registry
+    Pull(commands::registry::PullArgs),
+    /// Upload an image to a registry
+    Push(commands::registry::PushArgs),
+    /// Store credentials for a registry
+    Login(commands::registry::LoginArgs),
+    /// Remove stored credentials for a registry
+    Logout(commands::registry::LogoutArgs),
+    /// Copy an image between registries, the store, OCI layouts and archives
+    Copy(commands::copy::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Output piped into `head` ends with EPIPE: exit quietly as other Unix tools do,
+    // instead of panicking in `println!`. Not for commands that write to sockets (a
+    // registry closing a connection must be an error kiln reports and retries, not a
+    // silent death) or relay a container's streams.
+    if !matches!(
+        cli.command,
+        Command::Run(_)
+            | Command::Exec(_)
+            | Command::Pull(_)
+            | Command::Push(_)
+            | Command::Login(_)
+            | Command::Logout(_)
+            | Command::Copy(_)
+    ) {
+        // SAFETY: setting a signal disposition before any thread starts.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let root = cli.root.unwrap_or_else(kiln_store::Store::default_root);
     let result = match cli.command {
         Command::Images(a) => commands::images::run(&root, a),
@@ -86,6 +115,11 @@ fn main() -> ExitCode {
         Command::Wait(a) => commands::lifecycle::run_wait(&root, a),
         Command::Exec(a) => commands::lifecycle::run_exec(&root, a),
         Command::Commit(a) => commands::commit::run(&root, a),
+        Command::Pull(a) => commands::registry::run_pull(&root, a),
+        Command::Push(a) => commands::registry::run_push(&root, a),
+        Command::Login(a) => commands::registry::run_login(a),
+        Command::Logout(a) => commands::registry::run_logout(a),
+        Command::Copy(a) => commands::copy::run(&root, a),
     };
     match result {
         Ok(code) => code,

@@ -31,6 +31,11 @@ pub fn print_error(e: &anyhow::Error) {
         if hint.as_deref() == Some(cause.to_string().as_str()) {
             continue;
         }
+        if let Some(r) = cause.downcast_ref::<kiln_registry::RegistryError>() {
+            if let Some(h) = r.hint() {
+                hint.get_or_insert(h);
+            }
+        }
         if let Some(a) = cause.downcast_ref::<kiln_archive::ArchiveError>() {
             if let Some(h) = a.hint() {
                 hint.get_or_insert_with(|| h.to_string());

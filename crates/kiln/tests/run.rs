@@ -230,7 +230,7 @@ fn bad_input_is_refused_and_leaves_nothing() {
     let k = kiln_with_busybox();
     for (args, needle) in [
         (
-            vec!["--rm", "nosuch:v1", "true"],
+            vec!["--rm", "--pull", "never", "nosuch:v1", "true"],
             "no such image: nosuch:v1",
         ),
         (

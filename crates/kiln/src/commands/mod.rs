@@ -1,6 +1,7 @@
 //! One module per command; each is a screen or two.
 
 pub mod commit;
+pub mod copy;
 pub mod export;
 pub mod images;
 pub mod import;
@@ -8,6 +9,7 @@ pub mod inspect;
 pub mod lifecycle;
 pub mod load;
 pub mod ps;
+pub mod registry;
 pub mod run;
 pub mod save;
 pub mod store;

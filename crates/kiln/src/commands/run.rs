@@ -115,6 +115,14 @@ pub struct Args {
     /// one (youki's libcontainer)
     #[arg(long, value_name = "PATH")]
     runtime: Option<PathBuf>,
+    /// Pull the image: `missing` (when it is not in the store), `always`, `never`
+    #[arg(long, value_enum, default_value = "missing")]
+    pull: super::registry::PullPolicy,
+    /// Platform of the image to pull
+    #[arg(long)]
+    platform: Option<String>,
+    #[command(flatten)]
+    registry: super::registry::RegistryFlags,
     /// Image, then the command and its arguments
     #[arg(required = true, allow_hyphen_values = true)]
     image_and_command: Vec<String>,
@@ -444,7 +452,13 @@ fn prepare_and_run(root: &Path, args: Args) -> Result<ExitCode> {
             "remove that container with `kiln rm`, or choose another `--name`",
         ));
     }
-    let resolved = super::resolve(&store, image_ref)?;
+    let resolved = super::registry::resolve_or_pull(
+        &store,
+        image_ref,
+        args.pull,
+        args.platform.as_deref(),
+        &args.registry,
+    )?;
     let image = store.image(&resolved.descriptor)?;
     let lowers = kiln_runtime::snapshot::prepare(&store, &image.manifest, &image.config)?;
     let cfg = image.config.config.clone().unwrap_or_default();

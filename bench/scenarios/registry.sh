@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Scenario registry: pull and push of the ~500 MB fixture through a local registry (Debian's
+# docker-registry, CNCF distribution, on 127.0.0.1).
+# - pull, unpacked and ready to run: `kiln pull` against `podman pull` (target: kiln <= 0.5x).
+# - push to an empty registry: `kiln push` against `skopeo copy` from an OCI layout holding the
+#   same gzip blobs (target: kiln <= 0.8x).
+# - re-push after one layer changed: the bytes kiln sends (only that layer's) and the time.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+
+WORK=$CACHE/registry
+KROOT=$WORK/kiln-pull
+KPUSH=$WORK/kiln-push
+mkdir -p "$WORK" "$CACHE/podman/tmp"
+command -v docker-registry >/dev/null || die "docker-registry is missing: apt-get install docker-registry"
+
+# start_registry NAME PORT: a registry with its root under $WORK/NAME, pid in $WORK/NAME.pid.
+start_registry() {
+  local name=$1 port=$2
+  cat >"$WORK/$name.yml" <<YML
+version: 0.1
+log:
+  level: error
+storage:
+  filesystem:
+    rootdirectory: $WORK/$name-data
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$port
+YML
+  docker-registry serve "$WORK/$name.yml" >>"$WORK/$name.log" 2>&1 &
+  echo $! >"$WORK/$name.pid"
+  for _ in $(seq 100); do
+    curl -fso /dev/null "http://127.0.0.1:$port/v2/" && return 0
+    sleep 0.05
+  done
+  die "registry $name did not start (see $WORK/$name.log)"
+}
+stop_registry() {
+  local pid
+  pid=$(cat "$WORK/$1.pid" 2>/dev/null) || return 0
+  kill "$pid" 2>/dev/null || true
+  while kill -0 "$pid" 2>/dev/null; do sleep 0.02; done
+  rm -f "$WORK/$1.pid"
+}
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+SRC_PORT=$(free_port)
+DST_PORT=$(free_port)
+trap 'stop_registry src; stop_registry dst' EXIT
+rm -rf "$WORK/src-data" "$WORK/dst-data"
+start_registry src "$SRC_PORT"
+SRC=127.0.0.1:$SRC_PORT/bench/ml:v1
+
+make_fixture
+# The same gzip blobs for every tool: an OCI layout compressed once by skopeo, pushed to src.
+if [[ ! -s $WORK/oci-gz/index.json ]]; then
+  log "compressing the fixture into $WORK/oci-gz (once)"
+  rm -rf "$WORK/oci-gz"
+  skopeo copy -q --dest-compress --dest-compress-format gzip "docker-archive:$IMAGE_TAR" "oci:$WORK/oci-gz:ml" >&2
+fi
+skopeo copy -q --dest-tls-verify=false "oci:$WORK/oci-gz:ml" "docker://$SRC" >&2
+compressed_mb=$(du -sm "$WORK/src-data" | cut -f1)
+log "registry: $SRC holds the fixture ($compressed_mb MB compressed); $RUNS runs + $WARMUP warmup"
+
+# ---- pull: unpacked and ready to run -------------------------------------------------------------
+hf pull --runs "$RUNS" --warmup "$WARMUP" \
+  --prepare "rm -rf $KROOT" -n "kiln pull" "$KILN_BIN --root $KROOT pull -q $SRC" \
+  --prepare "$PODMAN rmi -af >/dev/null 2>&1; true" -n "podman pull" "$PODMAN pull -q --tls-verify=false $SRC"
+"$KILN_BIN" --root "$KROOT" run --rm --network none "$SRC" /bin/true ||
+  note "WARNING: the image kiln pulled does not run"
+
+# ---- push to an empty registry -------------------------------------------------------------------
+# The kiln store holding the same blobs: what the pull above left.
+rm -rf "$KPUSH"
+"$KILN_BIN" --root "$KPUSH" pull -q "$SRC" >/dev/null
+cat >"$WORK/reset-dst.sh" <<SH
+#!/usr/bin/env bash
+source "$BENCH_DIR/lib.sh"
+$(declare -f start_registry stop_registry)
+WORK=$WORK
+stop_registry dst
+rm -rf "$WORK/dst-data"
+start_registry dst $DST_PORT
+SH
+DST=127.0.0.1:$DST_PORT/bench/ml:v1
+hf push --runs "$RUNS" --warmup "$WARMUP" \
+  --prepare "bash $WORK/reset-dst.sh" -n "kiln push" "$KILN_BIN --root $KPUSH push -q $SRC $DST" \
+  --prepare "bash $WORK/reset-dst.sh" -n "skopeo copy" "skopeo copy -q --dest-tls-verify=false oci:$WORK/oci-gz:ml docker://$DST"
+
+# ---- re-push after one layer changed -------------------------------------------------------------
+bash "$WORK/reset-dst.sh"
+"$KILN_BIN" --root "$KPUSH" push -q "$SRC" "$DST" >/dev/null
+# v2: the same image plus one small layer (a container's change, committed).
+"$KILN_BIN" --root "$KPUSH" rm -f bench-edit >/dev/null 2>&1 || true
+"$KILN_BIN" --root "$KPUSH" run --name bench-edit --network none "$SRC" /bin/sh -c 'echo v2 > /app/VERSION' >/dev/null
+"$KILN_BIN" --root "$KPUSH" commit bench-edit bench/ml:v2 >/dev/null
+"$KILN_BIN" --root "$KPUSH" rm -f bench-edit >/dev/null
+start=$(date +%s.%N)
+"$KILN_BIN" --root "$KPUSH" push --json bench/ml:v2 "127.0.0.1:$DST_PORT/bench/ml:v2" >"$WORK/repush.json"
+end=$(date +%s.%N)
+read -r sent pushed total < <(python3 - "$WORK/repush.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+print(r["uploaded_bytes"], sum(b["status"] == "pushed" for b in r["blobs"]), len(r["blobs"]))
+PY
+)
+note "re-push with one changed layer: $pushed of $total blobs sent, $sent bytes, $(python3 -c "print(f'{$end-$start:.2f}')") s"
+summary_add "re-push, one layer changed (info)" "$(python3 -c "print(f'{$end-$start:.2f} s')")" "$sent bytes sent" "$pushed/$total blobs" "only the changed layer" "$( ((pushed <= 2)) && echo yes || echo NO)"
+
+# ---- summary -------------------------------------------------------------------------------------
+compare_times "pull ${compressed_mb}MB (unpacked)" "$(hf_median pull "kiln pull")" podman "$(hf_median pull "podman pull")" 2
+compare_times "push to an empty registry" "$(hf_median push "kiln push")" skopeo "$(hf_median push "skopeo copy")" 1.25
+rm -rf "$KROOT"
+true

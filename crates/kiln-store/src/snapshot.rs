@@ -1,0 +1,125 @@
+//! Snapshots: each layer unpacked once into `snapshots/<chain-id>/`, in overlayfs's
+//! whiteout format, so containers stack them as lowerdirs and share them.
+//!
+//! A snapshot is unpacked into a temp directory and renamed into place only after both
+//! the compressed digest and the diff ID matched, so a snapshot that exists is complete
+//! and verified; two kiln processes racing for the same one keep whichever came first.
+//! [`unpack_stream`] takes any reader of the compressed bytes, so a pull unpacks a layer
+//! while it downloads it.
+
+use crate::error::{Result, StoreError};
+use crate::prune::chain_ids;
+use crate::Store;
+use kiln_layer::{ExtractOptions, Whiteouts};
+use kiln_oci::types::{ImageConfig, Manifest};
+use kiln_oci::{Digest, HashingReader};
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+/// The directory of a snapshot.
+pub fn path(store: &Store, chain_id: &Digest) -> PathBuf {
+    store.root().join("snapshots").join(chain_id.hex())
+}
+
+/// Makes sure every layer of an image is unpacked; returns the snapshot dirs, bottom
+/// layer first.
+pub fn prepare(store: &Store, manifest: &Manifest, config: &ImageConfig) -> Result<Vec<PathBuf>> {
+    let diff_ids = &config.rootfs.diff_ids;
+    if diff_ids.len() != manifest.layers.len() {
+        return Err(StoreError::Layer {
+            digest: manifest.config.digest.to_string(),
+            reason: format!(
+                "the config lists {} layers but the manifest has {}",
+                diff_ids.len(),
+                manifest.layers.len()
+            ),
+        });
+    }
+    let chains = chain_ids(diff_ids);
+    let mut out = Vec::with_capacity(chains.len());
+    for ((layer, diff_id), chain) in manifest.layers.iter().zip(diff_ids).zip(&chains) {
+        let dest = path(store, chain);
+        if !dest.is_dir() {
+            let file = store.open_blob(&layer.digest)?;
+            unpack_stream(
+                store,
+                io::BufReader::with_capacity(1 << 20, file),
+                &layer.digest,
+                diff_id,
+                chain,
+            )?;
+        }
+        out.push(dest);
+    }
+    Ok(out)
+}
+
+/// Unpacks the compressed layer `blob` read from `compressed` into the snapshot
+/// `chain_id`, verifying that the bytes hash to `blob` and their content to `diff_id`.
+/// Nothing is left behind on error; a snapshot another process finished first is kept.
+pub fn unpack_stream(
+    store: &Store,
+    compressed: impl Read,
+    blob: &Digest,
+    diff_id: &Digest,
+    chain_id: &Digest,
+) -> Result<()> {
+    let dest = path(store, chain_id);
+    let parent = store.root().join("snapshots");
+    fs::create_dir_all(&parent).map_err(StoreError::io(&parent))?;
+    let tmp = store.tmp_path("snapshot");
+    fs::create_dir(&tmp).map_err(StoreError::io(&tmp))?;
+    let result = unpack_into(compressed, blob, diff_id, &tmp).and_then(|()| {
+        match fs::rename(&tmp, &dest) {
+            Ok(()) => Ok(()),
+            // Another process finished the same snapshot first: keep theirs.
+            Err(_) if dest.is_dir() => {
+                let _ = fs::remove_dir_all(&tmp);
+                Ok(())
+            }
+            Err(e) => Err(StoreError::io(&dest)(e)),
+        }
+    });
+    if result.is_err() {
+        let _ = fs::remove_dir_all(&tmp);
+    }
+    result
+}
+
+fn layer_error(blob: &Digest, reason: impl ToString) -> StoreError {
+    StoreError::Layer {
+        digest: blob.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+fn unpack_into(compressed: impl Read, blob: &Digest, diff_id: &Digest, tmp: &Path) -> Result<()> {
+    let mut compressed = HashingReader::new(compressed);
+    let (_, decoded) = kiln_layer::decompress(&mut compressed).map_err(|e| layer_error(blob, e))?;
+    let mut plain = HashingReader::new(decoded);
+    let opts = ExtractOptions {
+        whiteouts: Whiteouts::Overlay,
+        ..Default::default()
+    };
+    kiln_layer::extract(&mut plain, tmp, &opts).map_err(|e| layer_error(blob, e))?;
+    // The tar may end before the stream does (padding): hash to the end.
+    io::copy(&mut plain, &mut io::sink()).map_err(|e| layer_error(blob, e))?;
+    let (actual_diff, _, decoded) = plain.finish();
+    drop(decoded);
+    io::copy(&mut compressed, &mut io::sink()).map_err(|e| layer_error(blob, e))?;
+    let (actual_blob, _, _) = compressed.finish();
+    if actual_blob != *blob {
+        return Err(StoreError::DigestMismatch {
+            expected: blob.to_string(),
+            actual: actual_blob.to_string(),
+        });
+    }
+    if actual_diff != *diff_id {
+        return Err(layer_error(
+            blob,
+            format!("its content is {actual_diff}, the image config says {diff_id}"),
+        ));
+    }
+    Ok(())
+}
