@@ -325,6 +325,7 @@ fn fetch_layer(
                 &layer.digest,
                 diff_id,
                 chain,
+                snapshot::Verify::Both,
             )?;
         }
         opts.progress.finish(&id, "already exists");
@@ -348,7 +349,15 @@ fn fetch_layer(
         id: id.clone(),
     };
     let streamed = if need_snapshot {
-        snapshot::unpack_stream(store, &mut tee, &layer.digest, diff_id, chain)
+        snapshot::unpack_stream(
+            store,
+            &mut tee,
+            &layer.digest,
+            diff_id,
+            chain,
+            // The blob writer hashes the same bytes and refuses a mismatch below.
+            snapshot::Verify::DiffId,
+        )
     } else {
         io::copy(&mut tee, &mut io::sink())
             .map(drop)

@@ -48,6 +48,7 @@ pub fn prepare(store: &Store, manifest: &Manifest, config: &ImageConfig) -> Resu
                 &layer.digest,
                 diff_id,
                 chain,
+                Verify::Both,
             )?;
         }
         out.push(dest);
@@ -55,22 +56,35 @@ pub fn prepare(store: &Store, manifest: &Manifest, config: &ImageConfig) -> Resu
     Ok(out)
 }
 
+/// How much of a layer stream [`unpack_stream`] verifies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verify {
+    /// The compressed bytes against the blob digest, and the content against the diff ID.
+    Both,
+    /// The content against the diff ID only: the caller hashes the compressed bytes
+    /// itself (a pull writing them to the store at the same time). The snapshot is
+    /// still exactly what the image config names.
+    DiffId,
+}
+
 /// Unpacks the compressed layer `blob` read from `compressed` into the snapshot
-/// `chain_id`, verifying that the bytes hash to `blob` and their content to `diff_id`.
-/// Nothing is left behind on error; a snapshot another process finished first is kept.
+/// `chain_id`, verifying its content against `diff_id` (and its bytes against `blob`
+/// with [`Verify::Both`]). Nothing is left behind on error; a snapshot another process
+/// finished first is kept.
 pub fn unpack_stream(
     store: &Store,
     compressed: impl Read,
     blob: &Digest,
     diff_id: &Digest,
     chain_id: &Digest,
+    verify: Verify,
 ) -> Result<()> {
     let dest = path(store, chain_id);
     let parent = store.root().join("snapshots");
     fs::create_dir_all(&parent).map_err(StoreError::io(&parent))?;
     let tmp = store.tmp_path("snapshot");
     fs::create_dir(&tmp).map_err(StoreError::io(&tmp))?;
-    let result = unpack_into(compressed, blob, diff_id, &tmp).and_then(|()| {
+    let result = unpack_into(compressed, blob, diff_id, &tmp, verify).and_then(|()| {
         match fs::rename(&tmp, &dest) {
             Ok(()) => Ok(()),
             // Another process finished the same snapshot first: keep theirs.
@@ -94,8 +108,37 @@ fn layer_error(blob: &Digest, reason: impl ToString) -> StoreError {
     }
 }
 
-fn unpack_into(compressed: impl Read, blob: &Digest, diff_id: &Digest, tmp: &Path) -> Result<()> {
+fn unpack_into(
+    compressed: impl Read,
+    blob: &Digest,
+    diff_id: &Digest,
+    tmp: &Path,
+    verify: Verify,
+) -> Result<()> {
+    if verify == Verify::DiffId {
+        return unpack_content(compressed, blob, diff_id, tmp);
+    }
     let mut compressed = HashingReader::new(compressed);
+    unpack_content(&mut compressed, blob, diff_id, tmp)?;
+    io::copy(&mut compressed, &mut io::sink()).map_err(|e| layer_error(blob, e))?;
+    let (actual_blob, _, _) = compressed.finish();
+    if actual_blob != *blob {
+        return Err(StoreError::DigestMismatch {
+            expected: blob.to_string(),
+            actual: actual_blob.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Decompresses and extracts, checking the content against `diff_id`; reads the
+/// compressed stream to its end.
+fn unpack_content(
+    mut compressed: impl Read,
+    blob: &Digest,
+    diff_id: &Digest,
+    tmp: &Path,
+) -> Result<()> {
     let (_, decoded) = kiln_layer::decompress(&mut compressed).map_err(|e| layer_error(blob, e))?;
     let mut plain = HashingReader::new(decoded);
     let opts = ExtractOptions {
@@ -108,13 +151,6 @@ fn unpack_into(compressed: impl Read, blob: &Digest, diff_id: &Digest, tmp: &Pat
     let (actual_diff, _, decoded) = plain.finish();
     drop(decoded);
     io::copy(&mut compressed, &mut io::sink()).map_err(|e| layer_error(blob, e))?;
-    let (actual_blob, _, _) = compressed.finish();
-    if actual_blob != *blob {
-        return Err(StoreError::DigestMismatch {
-            expected: blob.to_string(),
-            actual: actual_blob.to_string(),
-        });
-    }
     if actual_diff != *diff_id {
         return Err(layer_error(
             blob,
