@@ -2,8 +2,9 @@
 //!
 //! Per blob: `HEAD` (skip what exists), else a cross-repository mount from a repository
 //! of the same registry the blob was pulled from or pushed to, else an upload: small
-//! blobs in one `PUT` (monolithic), others in `PATCH` chunks with `Content-Range`. A
-//! chunk that fails is resumed from the offset the registry reports, and the upload's
+//! blobs in one `PUT` (monolithic), others in `PATCH` requests with `Content-Range` (one
+//! per blob, or chunks of `--chunk-size` for registries that cap request sizes). A
+//! PATCH that fails is resumed from the offset the registry reports, and the upload's
 //! URL is kept under `cache/uploads/`, so a push interrupted by a crash or a registry
 //! restart resumes where the registry's upload stopped.
 //!
@@ -30,8 +31,6 @@ use std::sync::Mutex;
 
 /// Blobs up to this size go in one PUT.
 const MONOLITHIC_MAX: u64 = 4 << 20;
-/// Size of each PATCH of a chunked upload.
-pub const DEFAULT_CHUNK: u64 = 64 << 20;
 
 /// How to push.
 pub struct PushOptions<'a> {
@@ -39,6 +38,8 @@ pub struct PushOptions<'a> {
     /// gzips uncompressed ones.
     pub compression: Option<Compression>,
     pub jobs: usize,
+    /// Bytes per PATCH; `u64::MAX` sends each blob in one streamed PATCH (as Docker
+    /// does), still resumed from the registry's offset if it breaks.
     pub chunk_size: u64,
     pub progress: &'a dyn Progress,
 }

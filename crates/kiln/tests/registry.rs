@@ -1096,3 +1096,135 @@ fn push_mounts_blobs_from_another_repository() {
         HELLO
     );
 }
+
+/// `credsStore` in Docker's config: `login` hands the credentials to the
+/// `docker-credential-NAME` helper (Docker's protocol on stdin/stdout), pulls and pushes
+/// ask it for them, `logout` erases them; config.json itself never holds the secret.
+#[test]
+fn credential_helper_from_docker_config() {
+    use std::os::unix::fs::PermissionsExt;
+    need_registry_cli();
+    let reg = Registry::with_auth("helper", "h3lp");
+    let k = kiln_with_busybox();
+    let addr = reg.addr();
+    let bin = k.dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let secret_file = k.dir.path().join("helper-store.json");
+    // A helper that keeps one credential in a file: the protocol's real extension point.
+    let helper = bin.join("docker-credential-kilntest");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\nf='{}'\ncase \"$1\" in\n  get) read server; [ -f \"$f\" ] && cat \"$f\" || {{ echo 'credentials not found in native keychain'; exit 1; }} ;;\n  store) cat > \"$f\" ;;\n  erase) read server; rm -f \"$f\" ;;\nesac\n",
+            secret_file.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config_dir = k.dir.path().join("docker-config");
+    std::fs::create_dir_all(&config_dir).unwrap();
+    std::fs::write(
+        config_dir.join("config.json"),
+        r#"{"credsStore":"kilntest"}"#,
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let with_helper = |args: &[&str]| kiln(&k).env("PATH", &path).args(args).output().unwrap();
+
+    let dest = format!("{addr}/h/bb:v1");
+    let out = with_helper(&["push", "bb:v1", &dest]);
+    assert!(!out.status.success(), "pushed without credentials");
+    let out = with_helper(&["login", "-u", "helper", "-p", "h3lp", &addr]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stored = json(&std::fs::read_to_string(&secret_file).expect("the helper stored them"));
+    assert_eq!(stored["Username"], "helper");
+    assert_eq!(stored["Secret"], "h3lp");
+    assert_eq!(stored["ServerURL"], addr.as_str());
+    let config = std::fs::read_to_string(config_dir.join("config.json")).unwrap();
+    assert!(
+        !config.contains("h3lp") && !config.contains("auths\":{\""),
+        "{config}"
+    );
+    let out = with_helper(&["push", "-q", "bb:v1", &dest]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = with_helper(&["logout", &addr]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!secret_file.exists(), "logout erased them");
+    let out = with_helper(&["pull", &dest]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("kiln login"),
+        "{stderr}"
+    );
+}
+
+/// `--chunk-size`: a 6 MB layer goes up in 1 MiB PATCHes with Content-Range (seen by a
+/// pass-through proxy), and the registry assembles the same blob.
+#[test]
+fn chunked_upload_with_chunk_size() {
+    need_registry_cli();
+    let reg = Registry::open();
+    let proxy = FaultProxy::new(&reg.addr(), Fault::None);
+    let k = Kiln::new();
+    let rootfs = k.dir.path().join("rootfs");
+    std::fs::create_dir_all(&rootfs).unwrap();
+    // Incompressible bytes, so the gzip layer stays about 6 MB.
+    let mut data = vec![0u8; 6_000_000];
+    let mut x: u64 = 0x9e3779b97f4a7c15;
+    for b in data.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    std::fs::write(rootfs.join("weights.bin"), &data).unwrap();
+    k.ok(&["import", rootfs.to_str().unwrap(), "-t", "w:v1"]);
+    let dest = format!("{}/chunk/w:v1", proxy.addr());
+    let v = json(&ok(&k, &["push", "--json", "--chunk-size", "1m", "w:v1", &dest]));
+    let (digest, blobs, uploaded) = push_report(&v);
+    let layer = blobs.iter().find(|b| b.1 > 5_000_000).expect("the big layer");
+    assert_eq!(layer.2, "pushed", "{v}");
+    assert!(uploaded >= layer.1, "{v}");
+    let patches = proxy.count("PATCH", "/blobs/uploads/");
+    assert!(patches >= 6, "{patches} PATCH requests for a 6 MB layer in 1 MiB chunks");
+    assert_eq!(raw_manifest(&reg.addr(), "chunk/w", "v1", None).1, digest);
+    let k2 = Kiln::new();
+    ok(&k2, &["pull", "-q", &format!("{}/chunk/w:v1", reg.addr())]);
+    let out = exported_weights(&k2, &format!("{}/chunk/w:v1", reg.addr()));
+    assert_eq!(out.len(), data.len());
+    assert!(out == data, "the layer came back byte for byte");
+    let stderr = fails(&k, &["push", "--chunk-size", "10", "w:v1", &dest]);
+    assert!(stderr.contains("--chunk-size"), "{stderr}");
+}
+
+/// `kiln export` of the pulled image's weights file, as bytes.
+fn exported_weights(k: &Kiln, image: &str) -> Vec<u8> {
+    let tar = k.dir.path().join("export.tar");
+    ok(k, &["export", image, "-o", tar.to_str().unwrap()]);
+    let mut archive = tar::Archive::new(std::fs::File::open(&tar).unwrap());
+    for e in archive.entries().unwrap() {
+        let mut e = e.unwrap();
+        if e.path().unwrap().ends_with("weights.bin") {
+            let mut v = Vec::new();
+            std::io::Read::read_to_end(&mut e, &mut v).unwrap();
+            return v;
+        }
+    }
+    panic!("weights.bin is not in the image");
+}

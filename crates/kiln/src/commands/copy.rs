@@ -175,7 +175,7 @@ pub fn run(root: &Path, args: Args) -> Result<ExitCode> {
         }
         Transport::Registry(r) => {
             let image = stage.image(&staged.descriptor)?;
-            let rep = push_image(&stage, &image, r, None, &args.registry, &progress)?;
+            let rep = push_image(&stage, &image, r, None, u64::MAX, &args.registry, &progress)?;
             if !args.quiet {
                 eprintln!(
                     "Pushed {} ({} bytes of blobs sent)",

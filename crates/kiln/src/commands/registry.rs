@@ -117,6 +117,10 @@ pub struct PushArgs {
     /// Compress every layer this way (default: keep compressed layers, gzip the others)
     #[arg(long, value_enum)]
     compression: Option<PushCompression>,
+    /// Upload blobs in chunks of this size (`64m`), for registries or proxies that
+    /// limit the size of a request; default: each blob in one request
+    #[arg(long, value_name = "SIZE")]
+    chunk_size: Option<String>,
     /// Print only the pushed digest
     #[arg(short, long)]
     quiet: bool,
@@ -267,6 +271,7 @@ pub fn push_image(
     image: &kiln_store::ImageInfo,
     dest: &Reference,
     compression: Option<PushCompression>,
+    chunk_size: u64,
     flags: &RegistryFlags,
     progress: &dyn kiln_store::Progress,
 ) -> Result<kiln_registry::PushReport> {
@@ -283,7 +288,7 @@ pub fn push_image(
                 PushCompression::Zstd => Compression::Zstd,
             }),
             jobs: kiln_registry::pull::DEFAULT_JOBS,
-            chunk_size: kiln_registry::push::DEFAULT_CHUNK,
+            chunk_size,
             progress,
         },
     )
@@ -303,11 +308,24 @@ pub fn run_push(root: &Path, args: PushArgs) -> Result<ExitCode> {
     };
     let image = store.image(&resolved.descriptor)?;
     let progress = Reporter::new(args.quiet || args.json);
+    let chunk_size = match &args.chunk_size {
+        Some(c) => super::run::parse_size(c)
+            .ok()
+            .filter(|n| *n >= 1 << 20)
+            .ok_or_else(|| {
+                with_hint(
+                    anyhow!("invalid --chunk-size `{c}`"),
+                    "give a size of at least 1 MiB, such as `64m`",
+                )
+            })? as u64,
+        None => u64::MAX,
+    };
     let report = push_image(
         &store,
         &image,
         &dest,
         args.compression,
+        chunk_size,
         &args.registry,
         &progress,
     )?;
