@@ -19,6 +19,8 @@ pub struct WriteOptions {
     /// OCI `.wh.NAME` entries and its opaque directories (`trusted.overlay.opaque=y`) get a
     /// `.wh..wh..opq` entry, so the layer records deletions (`kiln commit`, build steps).
     pub overlay_whiteouts: bool,
+    /// Relative paths (`etc/hosts`) left out of the layer: mount points the runtime made.
+    pub exclude: Vec<Vec<u8>>,
 }
 
 impl WriteOptions {
@@ -51,6 +53,9 @@ type Source = (PathBuf, fs::Metadata);
 pub fn write_dir<W: Write>(dir: &Path, out: W, opts: &WriteOptions) -> Result<W> {
     let mut nodes = Vec::new();
     walk(dir, &[], &mut nodes)?;
+    if !opts.exclude.is_empty() {
+        nodes.retain(|(rel, _, _)| !opts.exclude.contains(rel));
+    }
     // Overlay markers become OCI whiteout entries: a zero-sized file named `.wh.*` (`None`
     // metadata below marks one).
     let mut whiteouts: Vec<Vec<u8>> = Vec::new();

@@ -1196,13 +1196,22 @@ fn chunked_upload_with_chunk_size() {
     std::fs::write(rootfs.join("weights.bin"), &data).unwrap();
     k.ok(&["import", rootfs.to_str().unwrap(), "-t", "w:v1"]);
     let dest = format!("{}/chunk/w:v1", proxy.addr());
-    let v = json(&ok(&k, &["push", "--json", "--chunk-size", "1m", "w:v1", &dest]));
+    let v = json(&ok(
+        &k,
+        &["push", "--json", "--chunk-size", "1m", "w:v1", &dest],
+    ));
     let (digest, blobs, uploaded) = push_report(&v);
-    let layer = blobs.iter().find(|b| b.1 > 5_000_000).expect("the big layer");
+    let layer = blobs
+        .iter()
+        .find(|b| b.1 > 5_000_000)
+        .expect("the big layer");
     assert_eq!(layer.2, "pushed", "{v}");
     assert!(uploaded >= layer.1, "{v}");
     let patches = proxy.count("PATCH", "/blobs/uploads/");
-    assert!(patches >= 6, "{patches} PATCH requests for a 6 MB layer in 1 MiB chunks");
+    assert!(
+        patches >= 6,
+        "{patches} PATCH requests for a 6 MB layer in 1 MiB chunks"
+    );
     assert_eq!(raw_manifest(&reg.addr(), "chunk/w", "v1", None).1, digest);
     let k2 = Kiln::new();
     ok(&k2, &["pull", "-q", &format!("{}/chunk/w:v1", reg.addr())]);

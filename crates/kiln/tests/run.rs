@@ -489,6 +489,30 @@ fn detached_lifecycle() {
     assert!(out.ends_with("hello from kiln\n"), "{out}");
     let (code, _, _) = run_in_exec(&k, &["web", "sh", "-c", "exit 4"]);
     assert_eq!(code, 4);
+    // --user takes names from the container's /etc/passwd and /etc/group.
+    k.ok(&[
+        "exec",
+        "web",
+        "sh",
+        "-c",
+        "echo 'app:x:1234:4321::/home/app:/bin/sh' >> /etc/passwd; echo 'app:x:4321:' >> /etc/group",
+    ]);
+    let out = k.ok(&[
+        "exec",
+        "-u",
+        "app",
+        "web",
+        "sh",
+        "-c",
+        "echo $(cat /proc/self/status | grep -E '^(Uid|Gid)' | tr -s '\t' ' ')",
+    ]);
+    assert!(
+        out.contains("Uid: 1234 1234") && out.contains("Gid: 4321 4321"),
+        "{out}"
+    );
+    let (code, _, err) = run_in_exec(&k, &["-u", "nosuchuser", "web", "true"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("nosuchuser"), "{err}");
     // The container ignores SIGTERM: stop waits -t, then kills.
     let t = std::time::Instant::now();
     assert_eq!(k.ok(&["stop", "-t", "1", "web"]).trim(), "web");
@@ -821,6 +845,38 @@ fn named_volumes_persist_between_containers() {
         std::fs::read_to_string(k.root().join("volumes/models/_data/w.bin")).unwrap(),
         "weights\n"
     );
+    // A new volume mounted where the image has files starts with a copy of them (Docker's
+    // behaviour); once used, it keeps its own content.
+    let (code, out, err) = run_in(
+        &k,
+        &[
+            "--rm",
+            "-v",
+            "etcvol:/etc",
+            "bb:v1",
+            "sh",
+            "-c",
+            "cat /etc/hello.txt; echo mine > /etc/hello.txt",
+        ],
+    );
+    assert_eq!((code, out.as_str()), (0, "hello from kiln\n"), "{err}");
+    let (code, out, err) = run_in(
+        &k,
+        &[
+            "--rm",
+            "-v",
+            "etcvol:/etc",
+            "bb:v1",
+            "cat",
+            "/etc/hello.txt",
+        ],
+    );
+    assert_eq!((code, out.as_str()), (0, "mine\n"), "{err}");
+    // A volume that already has content is never overwritten from the image.
+    std::fs::create_dir_all(k.root().join("volumes/pre/_data")).unwrap();
+    std::fs::write(k.root().join("volumes/pre/_data/own.txt"), "own\n").unwrap();
+    let (code, out, err) = run_in(&k, &["--rm", "-v", "pre:/etc", "bb:v1", "ls", "/etc"]);
+    assert_eq!((code, out.as_str()), (0, "own.txt\n"), "{err}");
     let (code, _, err) = run_in(&k, &["--rm", "-v", "../escape:/x", "bb:v1", "true"]);
     assert_eq!(code, 125);
     assert!(
@@ -887,6 +943,21 @@ fn commit_records_changes_and_deletions() {
         names.contains(&"model.txt".to_string()) && !names.contains(&"etc/hello.txt".to_string()),
         "{names:?}"
     );
+    // The bind targets the runtime made (/etc/hosts, ...) and the /dev, /proc, /sys mount
+    // points the image lacked are not the container's changes: the image has none of them.
+    for made in [
+        "etc/hosts",
+        "etc/hostname",
+        "etc/resolv.conf",
+        "proc",
+        "sys",
+        "dev",
+    ] {
+        assert!(
+            !names.iter().any(|n| n.trim_end_matches('/') == made),
+            "{made} was committed: {names:?}"
+        );
+    }
     k.ok(&["rm", "work"]);
     k.ok(&["check"]);
 }

@@ -214,16 +214,18 @@ pub fn run_exec(root: &Path, args: ExecArgs) -> Result<ExitCode> {
             None => env.insert(e.clone(), std::env::var(e).unwrap_or_default()),
         };
     }
+    // Names resolve in the container's own /etc/passwd and /etc/group, read through its
+    // root (/proc/PID/root) with every path confined to it.
     let user = match &args.user {
         None => None,
         Some(u) => {
-            let (uid, gid) = u.split_once(':').unwrap_or((u, u));
-            Some((
-                uid.parse()
-                    .map_err(|_| anyhow!("`--user {u}`: kiln exec takes numeric `uid[:gid]`"))?,
-                gid.parse()
-                    .map_err(|_| anyhow!("`--user {u}`: kiln exec takes numeric `uid[:gid]`"))?,
-            ))
+            let rootfs = std::path::PathBuf::from(format!("/proc/{}/root", r.pid.unwrap_or(0)));
+            let eu = kiln_runtime::user::resolve(
+                u,
+                container::read_in_root(&rootfs, "/etc/passwd").as_deref(),
+                container::read_in_root(&rootfs, "/etc/group").as_deref(),
+            )?;
+            Some((eu.uid, eu.gid))
         }
     };
     let _ = args.interactive;

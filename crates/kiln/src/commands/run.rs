@@ -156,6 +156,107 @@ pub fn parse_size(s: &str) -> Result<i64> {
     Ok((n * mult as f64) as i64)
 }
 
+/// A named volume used for the first time gets what the image has at its mount point
+/// (files, owners, modes, links), as Docker does; later runs see the volume as they left
+/// it. `volumes/NAME/.populated` marks a volume that was offered its content once.
+fn populate_new_volumes(root: &Path, rootfs: &Path, mounts: &[UserMount]) -> Result<()> {
+    let volumes = root.join("volumes");
+    for m in mounts {
+        let UserMount::Bind {
+            source,
+            destination,
+            ..
+        } = m
+        else {
+            continue;
+        };
+        let data = Path::new(source);
+        let Some(vol) = data
+            .parent()
+            .filter(|v| v.parent() == Some(volumes.as_path()))
+        else {
+            continue;
+        };
+        if data.file_name() != Some(std::ffi::OsStr::new("_data")) {
+            continue;
+        }
+        let marker = vol.join(".populated");
+        if marker.exists() {
+            continue;
+        }
+        let empty = std::fs::read_dir(data)
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(false);
+        if empty {
+            copy_from_image(rootfs, destination, data).with_context(|| {
+                format!(
+                    "cannot fill volume {} from the image's {destination}",
+                    vol.display()
+                )
+            })?;
+        }
+        std::fs::write(&marker, b"")
+            .with_context(|| format!("cannot write {}", marker.display()))?;
+    }
+    Ok(())
+}
+
+/// Copies the directory `path` of the root filesystem (resolved inside it: links cannot
+/// lead out) into `dest`, keeping owners, modes, times and symlinks; nothing when the
+/// image has no directory there.
+fn copy_from_image(rootfs: &Path, path: &str, dest: &Path) -> Result<()> {
+    use rustix::fs::{openat2, Mode, OFlags, ResolveFlags};
+    let root = rustix::fs::open(rootfs, OFlags::PATH | OFlags::DIRECTORY, Mode::empty())?;
+    let Ok(fd) = openat2(
+        &root,
+        path.trim_start_matches('/'),
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    ) else {
+        return Ok(());
+    };
+    use std::os::fd::AsRawFd;
+    let src = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+    copy_tree(&src, dest)?;
+    let md = std::fs::metadata(&src)?;
+    copy_meta(dest, &md)?;
+    Ok(())
+}
+
+fn copy_meta(dest: &Path, md: &std::fs::Metadata) -> Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    std::os::unix::fs::lchown(dest, Some(md.uid()), Some(md.gid()))?;
+    if !md.file_type().is_symlink() {
+        std::fs::set_permissions(dest, std::fs::Permissions::from_mode(md.mode() & 0o7777))?;
+    }
+    Ok(())
+}
+
+/// Recursive copy that never follows symlinks (they are copied as links).
+fn copy_tree(src: &Path, dest: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(src)? {
+        let entry = entry?;
+        let from = entry.path();
+        let to = dest.join(entry.file_name());
+        let md = std::fs::symlink_metadata(&from)?;
+        let ft = md.file_type();
+        if ft.is_dir() {
+            std::fs::create_dir(&to)?;
+            copy_tree(&from, &to)?;
+        } else if ft.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&from)?, &to)?;
+        } else if ft.is_file() {
+            std::fs::copy(&from, &to)?;
+        } else {
+            // Devices, sockets and fifos have no place in a data volume.
+            continue;
+        }
+        copy_meta(&to, &md)?;
+    }
+    Ok(())
+}
+
 /// Docker's rule for volume names.
 fn is_volume_name(s: &str) -> bool {
     let b = s.as_bytes();
@@ -670,6 +771,7 @@ fn supervise(
     let result = (|| -> Result<ExitCode> {
         container::mount_rootfs(&dirs, lowers)?;
         let rootfs = dirs.rootfs();
+        populate_new_volumes(root, &rootfs, &mounts)?;
         let user_spec = args.user.clone().or(cfg.user.clone()).unwrap_or_default();
         let user = kiln_runtime::user::resolve(
             &user_spec,
