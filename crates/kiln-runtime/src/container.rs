@@ -140,6 +140,16 @@ fn become_subreaper() -> Result<()> {
     })
 }
 
+/// What a signal sent to kiln does to the container it waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnSignal {
+    /// Passed on (`kiln run`: the application decides).
+    Forward,
+    /// SIGINT, SIGTERM, SIGHUP and SIGQUIT kill the container (a build step being
+    /// cancelled: its PID 1 may ignore them); others are passed on.
+    Kill,
+}
+
 /// How a container ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Exit {
@@ -167,6 +177,7 @@ pub fn run_foreground(
     id: &str,
     stdio: Option<[std::os::fd::OwnedFd; 3]>,
     terminal: bool,
+    on_signal: OnSignal,
     on_start: impl FnOnce(i32),
 ) -> Result<Exit> {
     let lib = |e| lib_error(dirs, e);
@@ -228,7 +239,7 @@ pub fn run_foreground(
             source: std::io::Error::other("the container has no process"),
         })?;
         on_start(pid.as_raw());
-        wait_forwarding(pid, &signals, &mut container, relay.as_ref())
+        wait_forwarding(pid, &signals, &mut container, relay.as_ref(), on_signal)
     });
     drop(relay);
     let _ = signals.thread_unblock();
@@ -241,6 +252,7 @@ fn wait_forwarding(
     signals: &SigSet,
     container: &mut libcontainer::container::Container,
     relay: Option<&crate::tty::Relay>,
+    on_signal: OnSignal,
 ) -> Result<Exit> {
     loop {
         // The container may have exited before we started waiting.
@@ -257,6 +269,11 @@ fn wait_forwarding(
                 if let Some(r) = relay {
                     r.resize();
                 }
+            }
+            Signal::SIGINT | Signal::SIGTERM | Signal::SIGHUP | Signal::SIGQUIT
+                if on_signal == OnSignal::Kill =>
+            {
+                let _ = container.kill(Signal::SIGKILL, true);
             }
             other => {
                 let _ = container.kill(other, true);
@@ -580,4 +597,30 @@ pub fn run_external(
     });
     let _ = signals.thread_unblock();
     result
+}
+
+/// What the runtime, not the container's process, put in the upper directory: the bind
+/// targets of /etc/hostname, /etc/hosts and /etc/resolv.conf, and /dev, /proc, /sys (and
+/// /dev's mount points) when the image lacked them and they hold nothing else. Docker
+/// keeps these in an "init" layer that `docker commit` leaves out; kiln leaves them out
+/// by name.
+pub fn runtime_mount_points(upper: &Path) -> Vec<Vec<u8>> {
+    let mut out: Vec<Vec<u8>> = ["etc/hostname", "etc/hosts", "etc/resolv.conf"]
+        .iter()
+        .map(|p| p.as_bytes().to_vec())
+        .collect();
+    for dir in ["dev/pts", "dev/shm", "dev/mqueue", "dev", "proc", "sys"] {
+        let path = upper.join(dir);
+        let Ok(entries) = std::fs::read_dir(&path) else {
+            continue;
+        };
+        let only_excluded = entries.flatten().all(|e| {
+            let rel = format!("{dir}/{}", e.file_name().to_string_lossy());
+            out.contains(&rel.into_bytes())
+        });
+        if only_excluded {
+            out.push(dir.as_bytes().to_vec());
+        }
+    }
+    out
 }

@@ -61,6 +61,8 @@ enum Command {
     Exec(commands::lifecycle::ExecArgs),
     /// Make an image of a container's changes
     Commit(commands::commit::Args),
+    /// Build an image from a Dockerfile
+    Build(Box<commands::build::Args>),
     /// Download an image from a registry
     Pull(commands::registry::PullArgs),
     /// Upload an image to a registry
@@ -82,6 +84,7 @@ fn main() -> ExitCode {
     if !matches!(
         cli.command,
         Command::Run(_)
+            | Command::Build(_)
             | Command::Exec(_)
             | Command::Pull(_)
             | Command::Push(_)
@@ -115,6 +118,7 @@ fn main() -> ExitCode {
         Command::Wait(a) => commands::lifecycle::run_wait(&root, a),
         Command::Exec(a) => commands::lifecycle::run_exec(&root, a),
         Command::Commit(a) => commands::commit::run(&root, a),
+        Command::Build(a) => commands::build::run(&root, *a),
         Command::Pull(a) => commands::registry::run_pull(&root, a),
         Command::Push(a) => commands::registry::run_push(&root, a),
         Command::Login(a) => commands::registry::run_login(a),

@@ -26,32 +26,6 @@ pub struct Args {
     author: Option<String>,
 }
 
-/// What the runtime, not the container's process, put in the upper directory: the bind
-/// targets of /etc/hostname, /etc/hosts and /etc/resolv.conf, and /dev, /proc, /sys (and
-/// /dev's mount points) when the image lacked them and they hold nothing else. Docker
-/// keeps these in an "init" layer that `docker commit` leaves out; kiln leaves them out
-/// by name.
-fn runtime_mount_points(upper: &Path) -> Vec<Vec<u8>> {
-    let mut out: Vec<Vec<u8>> = ["etc/hostname", "etc/hosts", "etc/resolv.conf"]
-        .iter()
-        .map(|p| p.as_bytes().to_vec())
-        .collect();
-    for dir in ["dev/pts", "dev/shm", "dev/mqueue", "dev", "proc", "sys"] {
-        let path = upper.join(dir);
-        let Ok(entries) = std::fs::read_dir(&path) else {
-            continue;
-        };
-        let only_excluded = entries.flatten().all(|e| {
-            let rel = format!("{dir}/{}", e.file_name().to_string_lossy());
-            out.contains(&rel.into_bytes())
-        });
-        if only_excluded {
-            out.push(dir.as_bytes().to_vec());
-        }
-    }
-    out
-}
-
 pub fn run(root: &Path, args: Args) -> Result<ExitCode> {
     let name = args
         .reference
@@ -83,7 +57,7 @@ pub fn run(root: &Path, args: Args) -> Result<ExitCode> {
     let opts = WriteOptions {
         source_date_epoch: epoch,
         overlay_whiteouts: true,
-        exclude: runtime_mount_points(&upper),
+        exclude: kiln_runtime::container::runtime_mount_points(&upper),
     };
     let layer = store
         .write_layer(Compression::Gzip, |out| {

@@ -991,7 +991,14 @@ fn supervise(
         };
         let exit = match &runtime {
             Some(rt) => container::run_external(&dirs, id, rt, stdio, on_start)?,
-            None => container::run_foreground(&dirs, id, stdio, args.tty, on_start)?,
+            None => container::run_foreground(
+                &dirs,
+                id,
+                stdio,
+                args.tty,
+                container::OnSignal::Forward,
+                on_start,
+            )?,
         };
         // Let the log catch the last lines (the pipes close when the container is gone).
         for _ in 0..100 {

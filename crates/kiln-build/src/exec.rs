@@ -1,0 +1,1525 @@
+//! The executor: runs a build plan's stages against the store.
+//!
+//! Each stage starts from an image (from the store, or pulled by the caller's
+//! [`Images`]), `scratch`, or an earlier stage, and applies its instructions in order:
+//! config instructions change the image config; RUN runs in a kiln container on an
+//! overlay of the stage so far, and the overlay's upper directory (deletions as
+//! whiteouts) becomes one layer; COPY and ADD write into such an overlay the same way.
+//! Every layer step has a content cache key (the parent's key, the instruction with its
+//! variables expanded, the build args it sees, and a hash of the files it copies); a
+//! hit reuses the layer without running anything. Times in the image come from
+//! SOURCE_DATE_EPOCH, so the same inputs give the same digest.
+
+use crate::dockerfile::{self, Command, CopyArgs, Dockerfile, Heredoc, Instruction, Kind, Stage};
+use crate::dockerignore::Ignore;
+use crate::fsutil::{self, CopyMeta};
+use crate::plan::{self, Plan};
+use kiln_layer::{Compression, WriteOptions};
+use kiln_oci::media;
+use kiln_oci::types::{Descriptor, History, ImageConfig, Manifest, RootFs};
+use kiln_oci::{Digest, Platform};
+use kiln_runtime::container::{self, ContainerDirs};
+use kiln_runtime::spec::{self, Network, SpecOptions, UserMount};
+use kiln_store::{snapshot, ImageInfo, Store};
+use sha2::{Digest as _, Sha256};
+use std::collections::{BTreeMap, VecDeque};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// Build arguments Docker accepts without an ARG instruction (never in history).
+pub const PREDEFINED_ARGS: &[&str] = &[
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
+/// The network of RUN steps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunNetwork {
+    Host,
+    None,
+}
+
+/// Where a `--secret` comes from.
+#[derive(Clone, Debug)]
+pub enum SecretSource {
+    File(PathBuf),
+    Env(String),
+}
+
+/// What a build is asked to do.
+#[derive(Clone, Debug)]
+pub struct BuildOptions {
+    pub context: PathBuf,
+    pub dockerfile_name: String,
+    pub build_args: BTreeMap<String, String>,
+    pub target: Option<String>,
+    pub no_cache: bool,
+    pub network: RunNetwork,
+    pub labels: BTreeMap<String, String>,
+    pub secrets: BTreeMap<String, SecretSource>,
+    pub source_date_epoch: i64,
+    pub platform: Platform,
+}
+
+/// Images named by FROM and `--from`: found in the store or pulled by the caller.
+pub trait Images: Sync {
+    fn resolve(&self, name: &str) -> std::result::Result<ImageInfo, String>;
+}
+
+/// Progress of a build, one step at a time (BuildKit's plain format is the model).
+pub trait BuildProgress: Sync {
+    /// A step starts: `#n [stage i/total] INSTRUCTION`.
+    fn step(&self, _n: usize, _stage: &str, _i: usize, _total: usize, _text: &str) {}
+    /// The step was a cache hit.
+    fn cached(&self, _n: usize) {}
+    /// A line of a RUN step's output.
+    fn output(&self, _n: usize, _line: &str) {}
+    /// The step finished after `secs`.
+    fn done(&self, _n: usize, _secs: f64) {}
+}
+
+/// Build errors; each names the Dockerfile line it is about.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Parse(#[from] dockerfile::ParseError),
+    #[error("{file}:{line}: {text}\n  {message}")]
+    Step {
+        file: String,
+        line: usize,
+        text: String,
+        message: String,
+    },
+    #[error("{file}:{line}: `{text}` failed with exit code {code}{}", last_lines(.output))]
+    RunFailed {
+        file: String,
+        line: usize,
+        text: String,
+        code: i32,
+        output: Vec<String>,
+    },
+    #[error("{0}")]
+    Other(String),
+    #[error(transparent)]
+    Store(#[from] kiln_store::StoreError),
+    #[error(transparent)]
+    Runtime(#[from] kiln_runtime::RuntimeError),
+}
+
+fn last_lines(lines: &[String]) -> String {
+    if lines.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from("; its last output:");
+    for l in lines {
+        s.push_str("\n  > ");
+        s.push_str(l);
+    }
+    s
+}
+
+pub type Result<T> = std::result::Result<T, BuildError>;
+
+/// The image a build made.
+#[derive(Clone, Debug)]
+pub struct BuildResult {
+    pub descriptor: Descriptor,
+    pub id: Digest,
+    pub steps: usize,
+    pub cached: usize,
+}
+
+/// The state of a stage being built.
+#[derive(Clone)]
+struct StageState {
+    layers: Vec<Descriptor>,
+    config: ImageConfig,
+    /// The cache key of everything so far.
+    key: String,
+    /// ARGs in scope: name -> value.
+    args: BTreeMap<String, String>,
+    shell: Vec<String>,
+    /// A WORKDIR not yet created in any layer.
+    workdir_pending: bool,
+}
+
+impl StageState {
+    fn cfg(&mut self) -> &mut kiln_oci::types::ContainerConfig {
+        self.config.config.get_or_insert_with(Default::default)
+    }
+    fn env(&self) -> Vec<(String, String)> {
+        self.config
+            .config
+            .as_ref()
+            .and_then(|c| c.env.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| match e.split_once('=') {
+                Some((k, v)) => (k.to_string(), v.to_string()),
+                None => (e, String::new()),
+            })
+            .collect()
+    }
+    fn set_env(&mut self, k: &str, v: &str) {
+        let mut env = self.env();
+        env.retain(|(n, _)| n != k);
+        env.push((k.to_string(), v.to_string()));
+        self.cfg().env = Some(env.into_iter().map(|(k, v)| format!("{k}={v}")).collect());
+    }
+    /// Variables for substitution: ARGs, overridden by ENV (Docker's rule).
+    fn lookup(&self, name: &str) -> Option<String> {
+        self.env()
+            .into_iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+            .or_else(|| self.args.get(name).cloned())
+    }
+    fn workdir(&self) -> String {
+        self.config
+            .config
+            .as_ref()
+            .and_then(|c| c.working_dir.clone())
+            .filter(|w| !w.is_empty())
+            .unwrap_or_else(|| "/".into())
+    }
+}
+
+fn hash(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0]);
+    }
+    hex::encode(h.finalize())
+}
+
+fn random_id() -> String {
+    let mut b = [0u8; 16];
+    let _ = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b));
+    format!("build-{}", hex::encode(b))
+}
+
+/// A cached layer step.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CacheEntry {
+    layer: Descriptor,
+    diff_id: Digest,
+}
+
+/// Runs builds.
+pub struct Builder<'a> {
+    pub store: &'a Store,
+    pub images: &'a dyn Images,
+    pub progress: &'a dyn BuildProgress,
+    pub opts: &'a BuildOptions,
+    pub file: String,
+    ignore: Ignore,
+    steps: Mutex<(usize, usize)>,
+}
+
+impl<'a> Builder<'a> {
+    pub fn new(
+        store: &'a Store,
+        images: &'a dyn Images,
+        progress: &'a dyn BuildProgress,
+        opts: &'a BuildOptions,
+        file: String,
+    ) -> Result<Self> {
+        let ignore = match crate::dockerignore::find(&opts.context, &opts.dockerfile_name) {
+            Some(p) => Ignore::parse(
+                &std::fs::read_to_string(&p)
+                    .map_err(|e| BuildError::Other(format!("{}: {e}", p.display())))?,
+            ),
+            None => Ignore::parse(""),
+        };
+        Ok(Self {
+            store,
+            images,
+            progress,
+            opts,
+            file,
+            ignore,
+            steps: Mutex::new((0, 0)),
+        })
+    }
+
+    fn step_error(&self, ins: &Instruction, message: impl Into<String>) -> BuildError {
+        BuildError::Step {
+            file: self.file.clone(),
+            line: ins.line,
+            text: ins.original.clone(),
+            message: message.into(),
+        }
+    }
+
+    /// Builds the target stage of `df` (and the stages it needs); writes the image.
+    pub fn build(&self, df: &Dockerfile) -> Result<BuildResult> {
+        let plan = plan::plan(df, self.opts.target.as_deref(), &self.global_args(df))
+            .map_err(BuildError::Other)?;
+        let mut done: BTreeMap<usize, StageState> = BTreeMap::new();
+        for &i in &plan.order {
+            let st = self.build_stage(df, &plan, &df.stages[i], &done)?;
+            done.insert(i, st);
+        }
+        let mut st = done
+            .remove(&plan.target)
+            .expect("the target stage was built");
+        for (k, v) in &self.opts.labels {
+            st.cfg()
+                .labels
+                .get_or_insert_with(Default::default)
+                .insert(k.clone(), v.clone());
+        }
+        let created = rfc3339(self.opts.source_date_epoch);
+        st.config.created = Some(created);
+        if st.config.architecture.is_empty() {
+            st.config.architecture = self.opts.platform.architecture.clone();
+            st.config.os = self.opts.platform.os.clone();
+            st.config.variant = self.opts.platform.variant.clone();
+        }
+        let (descriptor, id) = self.store.write_image(&st.config, st.layers.clone())?;
+        let (steps, cached) = *self.steps.lock().expect("steps lock");
+        Ok(BuildResult {
+            descriptor,
+            id,
+            steps,
+            cached,
+        })
+    }
+
+    fn global_args(&self, df: &Dockerfile) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        for a in &df.global_args {
+            let v = self.opts.build_args.get(&a.name).cloned().or_else(|| {
+                a.default
+                    .as_ref()
+                    .and_then(|d| dockerfile::expand(d, df.escape, &|n| out.get(n).cloned()).ok())
+            });
+            if let Some(v) = v {
+                out.insert(a.name.clone(), v);
+            }
+        }
+        out
+    }
+
+    fn build_stage(
+        &self,
+        df: &Dockerfile,
+        plan: &Plan,
+        stage: &Stage,
+        done: &BTreeMap<usize, StageState>,
+    ) -> Result<StageState> {
+        let globals = self.global_args(df);
+        let mut st = match &plan.bases[stage.index] {
+            plan::Base::Scratch => StageState {
+                layers: vec![],
+                config: ImageConfig {
+                    created: None,
+                    author: None,
+                    architecture: self.opts.platform.architecture.clone(),
+                    os: self.opts.platform.os.clone(),
+                    variant: self.opts.platform.variant.clone(),
+                    config: Some(kiln_oci::types::ContainerConfig {
+                        env: Some(vec![format!("PATH={DEFAULT_PATH}")]),
+                        ..Default::default()
+                    }),
+                    rootfs: RootFs {
+                        kind: "layers".into(),
+                        diff_ids: vec![],
+                    },
+                    history: None,
+                    extra: Default::default(),
+                },
+                key: hash(&["scratch"]),
+                args: BTreeMap::new(),
+                shell: default_shell(),
+                workdir_pending: false,
+            },
+            plan::Base::Stage(i) => {
+                let mut s = done.get(i).expect("stages are built in order").clone();
+                s.args = BTreeMap::new();
+                s
+            }
+            plan::Base::Image(name) => {
+                let n = self.next_step(stage, 0, stage.instructions.len(), &format!("FROM {name}"));
+                let t = Instant::now();
+                let img = self.images.resolve(name).map_err(|e| BuildError::Step {
+                    file: self.file.clone(),
+                    line: stage.line,
+                    text: format!("FROM {}", stage.base),
+                    message: e,
+                })?;
+                self.progress.done(n, t.elapsed().as_secs_f64());
+                let mut config = img.config.clone();
+                config.history.get_or_insert_with(Vec::new);
+                let shell = config
+                    .config
+                    .as_ref()
+                    .and_then(|c| c.extra.get("Shell"))
+                    .and_then(|v| serde_json::from_value::<Vec<String>>(v.clone()).ok())
+                    .unwrap_or_else(default_shell);
+                // BuildKit gives images without PATH the default one.
+                let has_path = config
+                    .config
+                    .as_ref()
+                    .and_then(|c| c.env.as_ref())
+                    .is_some_and(|e| e.iter().any(|v| v.starts_with("PATH=")));
+                if !has_path {
+                    let cfg = config.config.get_or_insert_with(Default::default);
+                    let mut env = vec![format!("PATH={DEFAULT_PATH}")];
+                    env.extend(cfg.env.take().unwrap_or_default());
+                    cfg.env = Some(env);
+                }
+                StageState {
+                    layers: img.manifest.layers.clone(),
+                    config,
+                    key: hash(&["image", &img.id.to_string()]),
+                    args: BTreeMap::new(),
+                    shell,
+                    workdir_pending: false,
+                }
+            }
+        };
+        let total = stage.instructions.len();
+        for (i, ins) in stage.instructions.iter().enumerate() {
+            self.instruction(df, plan, stage, &mut st, ins, i + 1, total, &globals, done)?;
+        }
+        if st.workdir_pending {
+            let wd = st.workdir();
+            self.layer_step(&mut st, &format!("WORKDIR {wd}"), None, |_rootfs| Ok(None))?;
+        }
+        Ok(st)
+    }
+
+    fn next_step(&self, stage: &Stage, i: usize, total: usize, text: &str) -> usize {
+        let mut s = self.steps.lock().expect("steps lock");
+        s.0 += 1;
+        let label = stage
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("stage-{}", stage.index));
+        self.progress.step(s.0, &label, i, total, text);
+        s.0
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn instruction(
+        &self,
+        df: &Dockerfile,
+        plan: &Plan,
+        stage: &Stage,
+        st: &mut StageState,
+        ins: &Instruction,
+        i: usize,
+        total: usize,
+        globals: &BTreeMap<String, String>,
+        done: &BTreeMap<usize, StageState>,
+    ) -> Result<()> {
+        let esc = df.escape;
+        let expand = |st: &StageState, w: &str| -> Result<String> {
+            dockerfile::expand(w, esc, &|n| st.lookup(n)).map_err(|e| self.step_error(ins, e))
+        };
+        let n = self.next_step(stage, i, total, &ins.original);
+        let t = Instant::now();
+        let history = |st: &mut StageState, created_by: String| {
+            st.config
+                .history
+                .get_or_insert_with(Vec::new)
+                .push(History {
+                    created: Some(rfc3339(self.opts.source_date_epoch)),
+                    created_by: Some(created_by),
+                    author: None,
+                    comment: Some("kiln build".into()),
+                    empty_layer: true,
+                });
+        };
+        match &ins.kind {
+            Kind::Arg(decls) => {
+                for a in decls {
+                    let v = self
+                        .opts
+                        .build_args
+                        .get(&a.name)
+                        .cloned()
+                        .or_else(|| {
+                            globals
+                                .get(&a.name)
+                                .filter(|_| a.default.is_none())
+                                .cloned()
+                        })
+                        .or(match &a.default {
+                            Some(d) => Some(expand(st, d)?),
+                            None => None,
+                        });
+                    if let Some(v) = v {
+                        st.args.insert(a.name.clone(), v);
+                    } else {
+                        st.args.remove(&a.name);
+                    }
+                }
+                st.key = hash(&[&st.key, &ins.original]);
+                history(
+                    st,
+                    format!(
+                        "ARG {}",
+                        decls
+                            .iter()
+                            .map(|a| a.name.clone())
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    ),
+                );
+            }
+            Kind::Env(pairs) => {
+                let mut shown = Vec::new();
+                for (k, v) in pairs {
+                    let v = expand(st, v)?;
+                    shown.push(format!("{k}={v}"));
+                    st.set_env(k, &v);
+                }
+                st.key = hash(&[&st.key, "ENV", &shown.join(" ")]);
+                history(st, format!("ENV {}", shown.join(" ")));
+            }
+            Kind::Label(pairs) => {
+                let mut shown = Vec::new();
+                for (k, v) in pairs {
+                    let k = expand(st, k)?;
+                    let v = expand(st, v)?;
+                    shown.push(format!("{k}={v}"));
+                    st.cfg()
+                        .labels
+                        .get_or_insert_with(Default::default)
+                        .insert(k, v);
+                }
+                st.key = hash(&[&st.key, "LABEL", &shown.join(" ")]);
+                history(st, format!("LABEL {}", shown.join(" ")));
+            }
+            Kind::Workdir(w) => {
+                let w = expand(st, w)?;
+                let path = if w.starts_with('/') {
+                    w.clone()
+                } else {
+                    format!("{}/{}", st.workdir().trim_end_matches('/'), w)
+                };
+                let path = clean_path(&path);
+                st.cfg().working_dir = Some(path.clone());
+                st.workdir_pending = true;
+                st.key = hash(&[&st.key, "WORKDIR", &path]);
+                history(st, format!("WORKDIR {path}"));
+            }
+            Kind::User(u) => {
+                let u = expand(st, u)?;
+                st.cfg().user = Some(u.clone());
+                st.key = hash(&[&st.key, "USER", &u]);
+                history(st, format!("USER {u}"));
+            }
+            Kind::Expose(ports) => {
+                let mut shown = Vec::new();
+                for p in ports {
+                    for p in dockerfile::expand_words(p, esc, &|n| st.lookup(n))
+                        .map_err(|e| self.step_error(ins, e))?
+                    {
+                        let p = if p.contains('/') {
+                            p
+                        } else {
+                            format!("{p}/tcp")
+                        };
+                        shown.push(p.clone());
+                        st.cfg()
+                            .exposed_ports
+                            .get_or_insert_with(Default::default)
+                            .insert(p, serde_json::json!({}));
+                    }
+                }
+                st.key = hash(&[&st.key, "EXPOSE", &shown.join(" ")]);
+                history(st, format!("EXPOSE {}", shown.join(" ")));
+            }
+            Kind::Volume(vols) => {
+                let mut shown = Vec::new();
+                for v in vols {
+                    let v = expand(st, v)?;
+                    shown.push(v.clone());
+                    st.cfg()
+                        .volumes
+                        .get_or_insert_with(Default::default)
+                        .insert(v, serde_json::json!({}));
+                }
+                st.key = hash(&[&st.key, "VOLUME", &shown.join(" ")]);
+                history(st, format!("VOLUME [{}]", shown.join(" ")));
+            }
+            Kind::StopSignal(s) => {
+                let s = expand(st, s)?;
+                st.cfg().stop_signal = Some(s.clone());
+                st.key = hash(&[&st.key, "STOPSIGNAL", &s]);
+                history(st, format!("STOPSIGNAL {s}"));
+            }
+            Kind::Cmd(c) | Kind::Entrypoint(c) => {
+                let argv = match c {
+                    Command::Exec(v) => v.clone(),
+                    Command::Shell(s) => st.shell.iter().cloned().chain([s.clone()]).collect(),
+                };
+                let is_cmd = matches!(ins.kind, Kind::Cmd(_));
+                let cfg = st.cfg();
+                if is_cmd {
+                    cfg.cmd = Some(argv.clone());
+                } else {
+                    cfg.entrypoint = Some(argv.clone());
+                    // ENTRYPOINT resets a CMD inherited from the base (Docker's rule).
+                    cfg.cmd = None;
+                }
+                let word = if is_cmd { "CMD" } else { "ENTRYPOINT" };
+                let shown = serde_json::to_string(&argv).expect("strings serialize");
+                st.key = hash(&[&st.key, word, &shown]);
+                history(st, format!("{word} {shown}"));
+            }
+            Kind::Shell(sh) => {
+                st.shell = sh.clone();
+                st.cfg().extra.insert("Shell".into(), serde_json::json!(sh));
+                st.key = hash(&[&st.key, "SHELL", &sh.join(" ")]);
+                history(
+                    st,
+                    format!("SHELL {}", serde_json::to_string(sh).expect("strings")),
+                );
+            }
+            Kind::Healthcheck(h) => {
+                let v = match h {
+                    None => serde_json::json!({"Test": ["NONE"]}),
+                    Some(h) => {
+                        let mut m = serde_json::Map::new();
+                        m.insert("Test".into(), serde_json::json!(h.test));
+                        for (k, v) in [
+                            ("Interval", &h.interval),
+                            ("Timeout", &h.timeout),
+                            ("StartPeriod", &h.start_period),
+                            ("StartInterval", &h.start_interval),
+                        ] {
+                            if let Some(v) = v {
+                                let ns = dockerfile::parse_go_duration(v)
+                                    .map_err(|e| self.step_error(ins, e))?;
+                                m.insert(k.into(), serde_json::json!(ns));
+                            }
+                        }
+                        if let Some(r) = h.retries {
+                            m.insert("Retries".into(), serde_json::json!(r));
+                        }
+                        serde_json::Value::Object(m)
+                    }
+                };
+                st.cfg().extra.insert("Healthcheck".into(), v.clone());
+                st.key = hash(&[&st.key, "HEALTHCHECK", &v.to_string()]);
+                history(st, format!("HEALTHCHECK {v}"));
+            }
+            Kind::Onbuild(trigger) => {
+                let cfg = st.cfg();
+                let list = cfg
+                    .extra
+                    .entry("OnBuild".to_string())
+                    .or_insert_with(|| serde_json::json!([]));
+                if let Some(a) = list.as_array_mut() {
+                    a.push(serde_json::json!(trigger));
+                }
+                st.key = hash(&[&st.key, "ONBUILD", trigger]);
+                history(st, format!("ONBUILD {trigger}"));
+            }
+            Kind::Maintainer(m) => {
+                st.config.author = Some(m.clone());
+                history(st, format!("MAINTAINER {m}"));
+            }
+            Kind::Run {
+                cmd,
+                mounts,
+                network,
+                heredocs,
+                ..
+            } => {
+                self.run_step(
+                    df,
+                    plan,
+                    st,
+                    ins,
+                    n,
+                    cmd,
+                    mounts,
+                    network.as_deref(),
+                    heredocs,
+                    done,
+                )?;
+            }
+            Kind::Copy(c) | Kind::Add(c) => {
+                let is_add = matches!(ins.kind, Kind::Add(_));
+                self.copy_step(df, plan, st, ins, c, is_add, done)?;
+            }
+        }
+        self.progress.done(n, t.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    /// The snapshot directories of a stage's layers, bottom first (unpacked on demand).
+    fn lowers(&self, st: &StageState) -> Result<Vec<PathBuf>> {
+        let manifest = Manifest::oci(
+            Descriptor::new(media::OCI_CONFIG, Digest::of_bytes(b""), 0),
+            st.layers.clone(),
+        );
+        Ok(snapshot::prepare(self.store, &manifest, &st.config)?)
+    }
+
+    /// Looks up a cached layer.
+    fn cache_get(&self, key: &str) -> Option<CacheEntry> {
+        if self.opts.no_cache {
+            return None;
+        }
+        let p = self.store.root().join("cache/build").join(key);
+        let e: CacheEntry = serde_json::from_slice(&std::fs::read(p).ok()?).ok()?;
+        self.store.has_blob(&e.layer.digest).then_some(e)
+    }
+
+    fn cache_put(&self, key: &str, e: &CacheEntry) {
+        let dir = self.store.root().join("cache/build");
+        let _ = std::fs::create_dir_all(&dir);
+        let _ = self
+            .store
+            .write_atomic(&dir.join(key), &serde_json::to_vec(e).expect("serializes"));
+    }
+
+    fn add_layer(&self, st: &mut StageState, key: String, e: CacheEntry, created_by: String) {
+        st.layers.push(e.layer);
+        st.config.rootfs.diff_ids.push(e.diff_id);
+        st.key = key;
+        st.config
+            .history
+            .get_or_insert_with(Vec::new)
+            .push(History {
+                created: Some(rfc3339(self.opts.source_date_epoch)),
+                created_by: Some(created_by),
+                author: None,
+                comment: Some("kiln build".into()),
+                empty_layer: false,
+            });
+    }
+
+    /// A step that changes the root filesystem: a cache hit, or `work` run on an overlay
+    /// of the stage whose upper directory becomes the layer.
+    fn layer_step(
+        &self,
+        st: &mut StageState,
+        key_text: &str,
+        n: Option<usize>,
+        work: impl FnOnce(&Path) -> Result<Option<Vec<String>>>,
+    ) -> Result<()> {
+        let key = hash(&[&st.key, key_text]);
+        if let Some(e) = self.cache_get(&key) {
+            if let Some(n) = n {
+                self.progress.cached(n);
+                self.steps.lock().expect("steps lock").1 += 1;
+            }
+            st.workdir_pending = false;
+            self.add_layer(st, key, e, key_text.to_string());
+            return Ok(());
+        }
+        let lowers = self.lowers(st)?;
+        let id = random_id();
+        let dirs = ContainerDirs::new(self.store.root(), &id);
+        let result = (|| -> Result<CacheEntry> {
+            container::mount_rootfs(&dirs, &lowers)?;
+            let rootfs = dirs.rootfs();
+            if st.workdir_pending {
+                fsutil::mkdir_all(&rootfs, &st.workdir(), None)
+                    .map_err(|e| BuildError::Other(format!("WORKDIR {}: {e}", st.workdir())))?;
+            }
+            let exclude = work(&rootfs)?;
+            let _ = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH);
+            let mut exclude: Vec<Vec<u8>> = exclude
+                .unwrap_or_default()
+                .into_iter()
+                .map(String::into_bytes)
+                .collect();
+            exclude.extend(container::runtime_mount_points(&dirs.upper()));
+            let opts = WriteOptions {
+                source_date_epoch: Some(self.opts.source_date_epoch),
+                overlay_whiteouts: true,
+                exclude,
+            };
+            let _gc = self.store.gc_lock(false)?;
+            let layer = self
+                .store
+                .write_layer(Compression::Gzip, |out| {
+                    kiln_layer::write_dir(&dirs.upper(), out, &opts).map(|_| ())
+                })
+                .map_err(|e| BuildError::Other(format!("cannot write the layer: {e}")))?;
+            Ok(CacheEntry {
+                layer: layer.descriptor,
+                diff_id: layer.diff_id,
+            })
+        })();
+        let _ = container::remove_dirs(&dirs);
+        let e = result?;
+        self.cache_put(&key, &e);
+        st.workdir_pending = false;
+        self.add_layer(st, key, e, key_text.to_string());
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn run_step(
+        &self,
+        _df: &Dockerfile,
+        plan: &Plan,
+        st: &mut StageState,
+        ins: &Instruction,
+        n: usize,
+        cmd: &Command,
+        mounts: &[String],
+        network: Option<&str>,
+        heredocs: &[Heredoc],
+        done: &BTreeMap<usize, StageState>,
+    ) -> Result<()> {
+        let argv: Vec<String> = match cmd {
+            Command::Exec(v) => v.clone(),
+            Command::Shell(s) => {
+                let script = if heredocs.is_empty() {
+                    s.clone()
+                } else {
+                    dockerfile::heredoc_script(s, heredocs)
+                };
+                st.shell.iter().cloned().chain([script]).collect()
+            }
+        };
+        let net = match network {
+            None => self.opts.network,
+            Some("host") => RunNetwork::Host,
+            Some("none") => RunNetwork::None,
+            Some("default") => self.opts.network,
+            Some(other) => {
+                return Err(self.step_error(
+                    ins,
+                    format!("unknown network `{other}` (host, none, default)"),
+                ))
+            }
+        };
+        let run_mounts = mounts
+            .iter()
+            .map(|m| parse_run_mount(m).map_err(|e| self.step_error(ins, e)))
+            .collect::<Result<Vec<_>>>()?;
+        // The cache key: the command, the build args it sees, the mounts (secrets by id only).
+        let args_text: Vec<String> = st.args.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let mounts_text: Vec<String> = run_mounts.iter().map(|m| m.key_text()).collect();
+        let key_text = format!(
+            "RUN {} |{}| {} net={:?}",
+            serde_json::to_string(&argv).expect("strings"),
+            args_text.join(" "),
+            mounts_text.join(" "),
+            net
+        );
+        let created_by = match cmd {
+            Command::Exec(v) => format!("RUN {}", serde_json::to_string(v).expect("strings")),
+            Command::Shell(s) => format!("RUN {} {s}", st.shell.join(" ")),
+        };
+        let env: Vec<String> = {
+            let mut env = st.env();
+            for (k, v) in &st.args {
+                if !env.iter().any(|(e, _)| e == k) {
+                    env.push((k.clone(), v.clone()));
+                }
+            }
+            if !env.iter().any(|(k, _)| k == "PATH") {
+                env.push(("PATH".into(), DEFAULT_PATH.into()));
+            }
+            env.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
+        };
+        let user_spec = st
+            .config
+            .config
+            .as_ref()
+            .and_then(|c| c.user.clone())
+            .unwrap_or_default();
+        let cwd = st.workdir();
+        let key = hash(&[&st.key, &key_text]);
+        if let Some(e) = self.cache_get(&key) {
+            self.progress.cached(n);
+            self.steps.lock().expect("steps lock").1 += 1;
+            st.workdir_pending = false;
+            self.add_layer(st, key, e, created_by);
+            return Ok(());
+        }
+        let mut extra_mounts = Vec::new();
+        let mut stage_mounts = Vec::new();
+        let mut excluded = Vec::new();
+        for m in &run_mounts {
+            match m.kind {
+                MountKind::Cache => {
+                    let id = m.id.clone().unwrap_or_else(|| m.target.clone());
+                    let dir = self.store.root().join("cache/mounts").join(hash(&[&id]));
+                    std::fs::create_dir_all(&dir)
+                        .map_err(|e| BuildError::Other(format!("{}: {e}", dir.display())))?;
+                    extra_mounts.push(UserMount::Bind {
+                        source: dir.display().to_string(),
+                        destination: m.target.clone(),
+                        readonly: false,
+                    });
+                }
+                MountKind::Tmpfs => extra_mounts.push(UserMount::Tmpfs {
+                    destination: m.target.clone(),
+                    options: vec![],
+                }),
+                MountKind::Secret => {
+                    let id = m
+                        .id
+                        .clone()
+                        .unwrap_or_else(|| m.target.rsplit('/').next().unwrap_or("").to_string());
+                    let target = if m.target.is_empty() {
+                        format!("/run/secrets/{id}")
+                    } else {
+                        m.target.clone()
+                    };
+                    excluded.push(target.trim_start_matches('/').to_string());
+                    match self.opts.secrets.get(&id) {
+                        Some(SecretSource::File(p)) => extra_mounts.push(UserMount::Bind { source: p.display().to_string(), destination: target, readonly: true }),
+                        Some(SecretSource::Env(var)) => {
+                            let value = std::env::var(var).map_err(|_| self.step_error(ins, format!("secret `{id}`: ${var} is not set")))?;
+                            let dir = self.store.root().join("tmp").join(format!("secret-{}", random_id()));
+                            std::fs::create_dir_all(&dir).map_err(|e| BuildError::Other(e.to_string()))?;
+                            let f = dir.join(&id);
+                            std::fs::write(&f, value).map_err(|e| BuildError::Other(e.to_string()))?;
+                            extra_mounts.push(UserMount::Bind { source: f.display().to_string(), destination: target, readonly: true });
+                            stage_mounts.push(dir);
+                        }
+                        None if m.required => return Err(self.step_error(ins, format!("secret `{id}` is required but was not given (--secret id={id},src=FILE)"))),
+                        None => {}
+                    }
+                }
+                MountKind::Bind => {
+                    let source = match &m.from {
+                        None => {
+                            context_path(&self.opts.context, m.source.as_deref().unwrap_or("/"))
+                        }
+                        Some(from) => {
+                            let root = self.mount_source(plan, from, done, ins)?;
+                            stage_mounts.push(root.clone());
+                            fsutil::secure_join(
+                                &root.join("rootfs"),
+                                m.source.as_deref().unwrap_or("/"),
+                            )
+                            .map_err(|e| self.step_error(ins, e.to_string()))?
+                        }
+                    };
+                    extra_mounts.push(UserMount::Bind {
+                        source: source.display().to_string(),
+                        destination: m.target.clone(),
+                        readonly: !m.rw,
+                    });
+                }
+            }
+        }
+        let progress = self.progress;
+        let file = self.file.clone();
+        let result = self.layer_step(st, &key_text, None, |rootfs| {
+            let user = kiln_runtime::user::resolve(
+                &user_spec,
+                container::read_in_root(rootfs, "/etc/passwd").as_deref(),
+                container::read_in_root(rootfs, "/etc/group").as_deref(),
+            )?;
+            let dirs = ContainerDirs {
+                dir: rootfs.parent().and_then(Path::parent).expect("rootfs is bundle/rootfs").to_path_buf(),
+            };
+            let id = dirs.dir.file_name().expect("a container dir").to_string_lossy().into_owned();
+            let mut etc_files = Vec::new();
+            for (name, content) in [
+                ("hostname", "buildkitsandbox\n".to_string()),
+                ("hosts", match net {
+                    RunNetwork::Host => std::fs::read_to_string("/etc/hosts").unwrap_or_default(),
+                    RunNetwork::None => "127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n".into(),
+                }),
+                ("resolv.conf", std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default()),
+            ] {
+                let p = dirs.dir.join(name);
+                std::fs::write(&p, content).map_err(|e| BuildError::Other(format!("{}: {e}", p.display())))?;
+                etc_files.push((format!("/etc/{name}"), p.display().to_string()));
+            }
+            let netns_path = match net {
+                RunNetwork::None => {
+                    let p = dirs.dir.join("netns");
+                    kiln_runtime::netns::create(&p)?;
+                    Some(p.display().to_string())
+                }
+                RunNetwork::Host => None,
+            };
+            let opts = SpecOptions {
+                args: argv.clone(),
+                env: env.clone(),
+                cwd: cwd.clone(),
+                uid: user.uid,
+                gid: user.gid,
+                additional_gids: user.additional_gids,
+                hostname: "buildkitsandbox".into(),
+                network: if net == RunNetwork::Host { Network::Host } else { Network::None },
+                mounts: extra_mounts.clone(),
+                etc_files,
+                // kiln's default, also in builds: set-user-ID programs (su, sudo) cannot
+                // gain privileges in a RUN step. (libcontainer loads the seccomp filter
+                // after dropping capabilities, which needs no-new-privileges.)
+                no_new_privileges: true,
+                cgroups_path: format!("/kiln/{id}"),
+                netns_path,
+                ..Default::default()
+            };
+            let config = spec::build(&opts);
+            let config_path = dirs.bundle().join("config.json");
+            std::fs::write(&config_path, serde_json::to_vec_pretty(&config).expect("serializes"))
+                .map_err(|e| BuildError::Other(format!("{}: {e}", config_path.display())))?;
+            let (out_r, out_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| BuildError::Other(e.to_string()))?;
+            let tail: Arc<Mutex<VecDeque<String>>> = Arc::new(Mutex::new(VecDeque::new()));
+            // The reader runs with every signal blocked, so the wait loop gets them all.
+            let all = nix::sys::signal::SigSet::all();
+            let _ = all.thread_block();
+            let reader = {
+                let tail = tail.clone();
+                std::thread::scope(|s| {
+                    let h = s.spawn(move || {
+                        for line in BufReader::new(std::fs::File::from(out_r)).split(b'\n').map_while(|l| l.ok()) {
+                            let line = String::from_utf8_lossy(&line).into_owned();
+                            progress.output(n, &line);
+                            let mut t = tail.lock().expect("tail lock");
+                            if t.len() == 10 {
+                                t.pop_front();
+                            }
+                            t.push_back(line);
+                        }
+                    });
+                    let _ = all.thread_unblock();
+                    let null = std::fs::File::open("/dev/null").map_err(|e| BuildError::Other(e.to_string()));
+                    let res = null.and_then(|null| {
+                        let err_w = out_w.try_clone().map_err(|e| BuildError::Other(e.to_string()))?;
+                        let exit = container::run_foreground(&dirs, &id, Some([null.into(), out_w, err_w]), false, container::OnSignal::Kill, |_| {})?;
+                        Ok(exit)
+                    });
+                    let _ = h.join();
+                    res
+                })
+            };
+            let exit = reader?;
+            if exit.code() != 0 {
+                return Err(BuildError::RunFailed {
+                    file: file.clone(),
+                    line: ins.line,
+                    text: ins.original.clone(),
+                    code: exit.code(),
+                    output: tail.lock().expect("tail lock").iter().cloned().collect(),
+                });
+            }
+            Ok(Some(excluded.clone()))
+        });
+        for d in stage_mounts {
+            let _ = nix::mount::umount2(&d.join("rootfs"), nix::mount::MntFlags::MNT_DETACH);
+            let _ = std::fs::remove_dir_all(&d);
+        }
+        result?;
+        if let Some(last) = st.config.history.as_mut().and_then(|h| h.last_mut()) {
+            last.created_by = Some(created_by);
+        }
+        Ok(())
+    }
+
+    /// Mounts a stage's (or an image's) file system read-only for `--from`; returns a
+    /// directory whose `rootfs` is the mount (the caller unmounts and removes it).
+    fn mount_source(
+        &self,
+        plan: &Plan,
+        from: &str,
+        done: &BTreeMap<usize, StageState>,
+        ins: &Instruction,
+    ) -> Result<PathBuf> {
+        let lowers = match plan.stage_by_ref(from) {
+            Some(i) => {
+                let st = done.get(&i).ok_or_else(|| {
+                    self.step_error(ins, format!("stage `{from}` is not built before this one"))
+                })?;
+                self.lowers(st)?
+            }
+            None => {
+                let img = self
+                    .images
+                    .resolve(from)
+                    .map_err(|e| self.step_error(ins, e))?;
+                snapshot::prepare(self.store, &img.manifest, &img.config)?
+            }
+        };
+        let dir = self.store.root().join("tmp").join(random_id());
+        let rootfs = dir.join("rootfs");
+        std::fs::create_dir_all(&rootfs)
+            .map_err(|e| BuildError::Other(format!("{}: {e}", rootfs.display())))?;
+        if lowers.is_empty() {
+            return Ok(dir);
+        }
+        let mut lw: Vec<PathBuf> = lowers.iter().rev().cloned().collect();
+        if lw.len() == 1 {
+            // overlayfs needs two lower layers without an upper one: add an empty one.
+            let empty = dir.join("empty");
+            std::fs::create_dir_all(&empty).map_err(|e| BuildError::Other(e.to_string()))?;
+            lw.push(empty);
+        }
+        let data = format!(
+            "lowerdir={}",
+            lw.iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(":")
+        );
+        nix::mount::mount(
+            Some("overlay"),
+            &rootfs,
+            Some("overlay"),
+            nix::mount::MsFlags::MS_RDONLY,
+            Some(data.as_str()),
+        )
+        .map_err(|e| self.step_error(ins, format!("cannot mount `{from}`: {e}")))?;
+        Ok(dir)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn copy_step(
+        &self,
+        df: &Dockerfile,
+        plan: &Plan,
+        st: &mut StageState,
+        ins: &Instruction,
+        c: &CopyArgs,
+        is_add: bool,
+        done: &BTreeMap<usize, StageState>,
+    ) -> Result<()> {
+        let esc = df.escape;
+        // Variables as they are before this step (the closure must not hold `st`).
+        let vars = st.clone();
+        let expand = |w: &str| {
+            dockerfile::expand(w, esc, &|n| vars.lookup(n)).map_err(|e| self.step_error(ins, e))
+        };
+        let dest_raw = expand(&c.dest)?;
+        let dest = if dest_raw.starts_with('/') {
+            dest_raw.clone()
+        } else {
+            format!("{}/{}", st.workdir().trim_end_matches('/'), dest_raw)
+        };
+        let dest_is_dir = dest_raw.ends_with('/') || dest_raw == "." || dest_raw.ends_with("/.");
+        let dest = clean_path(&dest);
+        let mut source_root_mount = None;
+        let (src_root, from_context) = match &c.from {
+            None => (self.opts.context.clone(), true),
+            Some(f) => {
+                let f = expand(f)?;
+                let d = self.mount_source(plan, &f, done, ins)?;
+                source_root_mount = Some(d.clone());
+                (d.join("rootfs"), false)
+            }
+        };
+        let cleanup = |m: &Option<PathBuf>| {
+            if let Some(d) = m {
+                let _ = nix::mount::umount2(&d.join("rootfs"), nix::mount::MntFlags::MNT_DETACH);
+                let _ = std::fs::remove_dir_all(d);
+            }
+        };
+        let result = (|| -> Result<()> {
+            // Sources: heredocs become files; the rest are globs in the context or stage.
+            let tmp_heredocs = tempfile::tempdir().map_err(|e| BuildError::Other(e.to_string()))?;
+            let mut sources: Vec<(String, PathBuf)> = Vec::new();
+            for h in &c.heredocs {
+                let content = if h.expand {
+                    dockerfile::expand_heredoc(&h.content, esc, &|n| vars.lookup(n))
+                        .map_err(|e| self.step_error(ins, e))?
+                } else {
+                    h.content.clone()
+                };
+                let p = tmp_heredocs.path().join(&h.name);
+                std::fs::write(&p, content).map_err(|e| BuildError::Other(e.to_string()))?;
+                use std::os::unix::fs::PermissionsExt;
+                let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644));
+                sources.push((h.name.clone(), p));
+            }
+            for s in &c.sources {
+                let s = expand(s)?;
+                if is_add && (s.starts_with("http://") || s.starts_with("https://")) {
+                    return Err(self.step_error(
+                        ins,
+                        "ADD of a URL is not supported yet; download it in a RUN step",
+                    ));
+                }
+                let matches = glob(&src_root, &s, from_context.then_some(&self.ignore))
+                    .map_err(|e| self.step_error(ins, e))?;
+                if matches.is_empty() {
+                    return Err(self.step_error(
+                        ins,
+                        format!(
+                            "{s}: no such file or directory in the {}",
+                            if from_context {
+                                "build context"
+                            } else {
+                                "source stage"
+                            }
+                        ),
+                    ));
+                }
+                sources.extend(matches.into_iter().map(|p| (s.clone(), p)));
+            }
+            if sources.len() > 1 && !dest_is_dir {
+                return Err(self.step_error(ins, "when copying several sources, the destination must be a directory ending in `/`"));
+            }
+            let ignore = &self.ignore;
+            let ctx = self.opts.context.clone();
+            let filter = move |p: &Path| -> bool {
+                if !from_context {
+                    return true;
+                }
+                match p.strip_prefix(&ctx) {
+                    Ok(rel) => !ignore.is_excluded(&rel.to_string_lossy()),
+                    Err(_) => true,
+                }
+            };
+            let chmod = match &c.chmod {
+                Some(m) => Some(u32::from_str_radix(&expand(m)?, 8).map_err(|_| {
+                    self.step_error(
+                        ins,
+                        format!("invalid --chmod `{m}`: an octal mode is expected"),
+                    )
+                })?),
+                None => None,
+            };
+            let chown = c.chown.as_ref().map(|o| expand(o)).transpose()?;
+            let content = fsutil::content_hash(&sources, &filter)
+                .map_err(|e| self.step_error(ins, e.to_string()))?;
+            let word = if is_add { "ADD" } else { "COPY" };
+            let key_text = format!(
+                "{word} {content} {dest}{} chown={chown:?} chmod={chmod:?} link={}",
+                if dest_is_dir { "/" } else { "" },
+                c.link
+            );
+            let created_by = format!("{word} {} {dest_raw}", c.sources.join(" "));
+            let n = self.steps.lock().expect("steps lock").0;
+            let from_image = !from_context;
+            self.layer_step(st, &key_text, Some(n), |rootfs| {
+                let owner = match &chown {
+                    Some(o) => {
+                        let u = kiln_runtime::user::resolve(
+                            o,
+                            container::read_in_root(rootfs, "/etc/passwd").as_deref(),
+                            container::read_in_root(rootfs, "/etc/group").as_deref(),
+                        )?;
+                        // `--chown user` alone: the group is the user's primary group
+                        // only when named; a bare uid gets gid = uid (Docker's rule).
+                        let gid = if o.contains(':') {
+                            u.gid
+                        } else if o.parse::<u32>().is_ok() {
+                            u.uid
+                        } else {
+                            u.gid
+                        };
+                        Some((u.uid, gid))
+                    }
+                    None => None,
+                };
+                let meta = CopyMeta {
+                    owner,
+                    mode: chmod,
+                    keep_owner: from_image && owner.is_none(),
+                };
+                for (_, src) in &sources {
+                    let md = std::fs::symlink_metadata(src)
+                        .map_err(|e| BuildError::Other(format!("{}: {e}", src.display())))?;
+                    let target = if md.is_dir() {
+                        dest.clone()
+                    } else if is_add && from_context && is_archive(src) {
+                        let d = fsutil::mkdir_all(rootfs, &dest, None)
+                            .map_err(|e| BuildError::Other(format!("{dest}: {e}")))?;
+                        let f = std::fs::File::open(src)
+                            .map_err(|e| BuildError::Other(e.to_string()))?;
+                        let (_, plain) = kiln_layer::decompress(std::io::BufReader::new(f))
+                            .map_err(|e| BuildError::Other(e.to_string()))?;
+                        kiln_layer::extract(
+                            plain,
+                            &d,
+                            &kiln_layer::ExtractOptions {
+                                same_owner: true,
+                                ..Default::default()
+                            },
+                        )
+                        .map_err(|e| BuildError::Other(format!("{}: {e}", src.display())))?;
+                        continue;
+                    } else {
+                        let into_dir = dest_is_dir
+                            || fsutil::secure_join(rootfs, &dest)
+                                .map(|p| p.is_dir())
+                                .unwrap_or(false);
+                        if into_dir {
+                            format!(
+                                "{}/{}",
+                                dest.trim_end_matches('/'),
+                                src.file_name()
+                                    .map(|n| n.to_string_lossy().into_owned())
+                                    .unwrap_or_default()
+                            )
+                        } else {
+                            dest.clone()
+                        }
+                    };
+                    fsutil::copy_into(rootfs, src, &target, &meta, &filter).map_err(|e| {
+                        BuildError::Other(format!("{} -> {target}: {e}", src.display()))
+                    })?;
+                }
+                Ok(None)
+            })?;
+            if let Some(last) = st.config.history.as_mut().and_then(|h| h.last_mut()) {
+                last.created_by = Some(created_by);
+            }
+            Ok(())
+        })();
+        cleanup(&source_root_mount);
+        result
+    }
+}
+
+/// Docker's default PATH for images that set none.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+fn default_shell() -> Vec<String> {
+    vec!["/bin/sh".into(), "-c".into()]
+}
+
+fn rfc3339(epoch: i64) -> String {
+    chrono::DateTime::from_timestamp(epoch, 0)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Lexical cleaning of an absolute path (`filepath.Clean`).
+pub fn clean_path(p: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for part in p.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            x => out.push(x),
+        }
+    }
+    format!("/{}", out.join("/"))
+}
+
+/// A context path, cleaned so that `..` cannot leave the context.
+fn context_path(context: &Path, rel: &str) -> PathBuf {
+    let clean = clean_path(&format!("/{rel}"));
+    context.join(clean.trim_start_matches('/'))
+}
+
+fn is_archive(p: &Path) -> bool {
+    let mut magic = [0u8; 262];
+    let n = std::fs::File::open(p)
+        .and_then(|mut f| std::io::Read::read(&mut f, &mut magic))
+        .unwrap_or(0);
+    let m = &magic[..n];
+    m.starts_with(&[0x1f, 0x8b])
+        || m.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
+        || (n >= 262 && &m[257..262] == b"ustar")
+}
+
+/// Expands a COPY source (with `*`, `?`, `[...]` in any component) under `root`.
+fn glob(
+    root: &Path,
+    pattern: &str,
+    ignore: Option<&Ignore>,
+) -> std::result::Result<Vec<PathBuf>, String> {
+    let clean = clean_path(&format!("/{pattern}"));
+    let parts: Vec<&str> = clean.split('/').filter(|p| !p.is_empty()).collect();
+    let mut current = vec![root.to_path_buf()];
+    for part in &parts {
+        let mut next = Vec::new();
+        for dir in &current {
+            if part.contains(['*', '?', '[']) {
+                let Ok(rd) = std::fs::read_dir(dir) else {
+                    continue;
+                };
+                let mut names: Vec<_> = rd
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect();
+                names.sort();
+                for name in names {
+                    if wildcard(part, &name) {
+                        next.push(dir.join(name));
+                    }
+                }
+            } else {
+                let p = dir.join(part);
+                if std::fs::symlink_metadata(&p).is_ok() {
+                    next.push(p);
+                }
+            }
+        }
+        current = next;
+    }
+    if parts.is_empty() {
+        return Ok(vec![root.to_path_buf()]);
+    }
+    if let Some(ig) = ignore {
+        current.retain(|p| {
+            p.strip_prefix(root)
+                .map(|r| !ig.is_excluded(&r.to_string_lossy()))
+                .unwrap_or(true)
+        });
+    }
+    Ok(current)
+}
+
+/// Shell-style wildcard match of one path component.
+fn wildcard(pattern: &str, name: &str) -> bool {
+    fn go(p: &[char], n: &[char]) -> bool {
+        match (p.first(), n.first()) {
+            (None, None) => true,
+            (Some('*'), _) => go(&p[1..], n) || (!n.is_empty() && go(p, &n[1..])),
+            (Some('?'), Some(_)) => go(&p[1..], &n[1..]),
+            (Some('['), Some(c)) => {
+                let Some(end) = p.iter().position(|x| *x == ']') else {
+                    return false;
+                };
+                let class = &p[1..end];
+                let (neg, class) = match class.first() {
+                    Some('!') | Some('^') => (true, &class[1..]),
+                    _ => (false, class),
+                };
+                let mut hit = false;
+                let mut i = 0;
+                while i < class.len() {
+                    if i + 2 < class.len() && class[i + 1] == '-' {
+                        hit |= class[i] <= *c && *c <= class[i + 2];
+                        i += 3;
+                    } else {
+                        hit |= class[i] == *c;
+                        i += 1;
+                    }
+                }
+                hit != neg && go(&p[end + 1..], &n[1..])
+            }
+            (Some('\\'), Some(c)) if p.len() > 1 => p[1] == *c && go(&p[2..], &n[1..]),
+            (Some(a), Some(b)) => a == b && go(&p[1..], &n[1..]),
+            _ => false,
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    go(&p, &n)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum MountKind {
+    Bind,
+    Cache,
+    Tmpfs,
+    Secret,
+}
+
+/// One `RUN --mount=...`.
+#[derive(Clone, Debug)]
+struct RunMount {
+    kind: MountKind,
+    target: String,
+    source: Option<String>,
+    from: Option<String>,
+    id: Option<String>,
+    rw: bool,
+    required: bool,
+}
+
+impl RunMount {
+    /// What the cache key sees: never a secret's content.
+    fn key_text(&self) -> String {
+        format!(
+            "{:?}:{}:{:?}:{:?}:{:?}:{}",
+            self.kind, self.target, self.source, self.from, self.id, self.rw
+        )
+    }
+}
+
+fn parse_run_mount(spec: &str) -> std::result::Result<RunMount, String> {
+    let mut m = RunMount {
+        kind: MountKind::Bind,
+        target: String::new(),
+        source: None,
+        from: None,
+        id: None,
+        rw: false,
+        required: false,
+    };
+    for kv in spec.split(',') {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        match k {
+            "type" => {
+                m.kind =
+                    match v {
+                        "bind" => MountKind::Bind,
+                        "cache" => MountKind::Cache,
+                        "tmpfs" => MountKind::Tmpfs,
+                        "secret" => MountKind::Secret,
+                        other => return Err(format!(
+                            "--mount: type `{other}` is not supported (bind, cache, tmpfs, secret)"
+                        )),
+                    }
+            }
+            "target" | "dst" | "destination" => m.target = v.to_string(),
+            "source" | "src" => m.source = Some(v.to_string()),
+            "from" => m.from = Some(v.to_string()),
+            "id" => m.id = Some(v.to_string()),
+            "rw" | "readwrite" => m.rw = v.is_empty() || v == "true",
+            "ro" | "readonly" => m.rw = !(v.is_empty() || v == "true"),
+            "required" => m.required = v.is_empty() || v == "true",
+            "sharing" | "mode" | "uid" | "gid" | "size" | "env" => {}
+            other => return Err(format!("--mount: unknown option `{other}`")),
+        }
+    }
+    if m.kind == MountKind::Cache {
+        m.rw = true;
+    }
+    if m.target.is_empty() && m.kind != MountKind::Secret {
+        return Err(format!("--mount `{spec}` has no target"));
+    }
+    if !m.target.is_empty() && !m.target.starts_with('/') {
+        m.target = format!("/{}", m.target);
+    }
+    Ok(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards_and_durations() {
+        assert!(wildcard("*.py", "app.py"));
+        assert!(!wildcard("*.py", "app.pyc"));
+        assert!(wildcard("file?.txt", "file1.txt"));
+        assert!(wildcard("[a-c]x", "bx"));
+        assert!(!wildcard("[!a-c]x", "bx"));
+        assert_eq!(clean_path("/a/./b/../c//d/"), "/a/c/d");
+        assert_eq!(clean_path("/../.."), "/");
+    }
+
+    #[test]
+    fn run_mounts_parse() {
+        let m = parse_run_mount("type=cache,target=/root/.cache/pip").unwrap();
+        assert_eq!(m.kind, MountKind::Cache);
+        assert!(m.rw);
+        let s = parse_run_mount("type=secret,id=ca,target=/etc/ssl/ca.pem").unwrap();
+        assert_eq!(s.kind, MountKind::Secret);
+        assert!(!s.key_text().contains("pem-content"));
+        assert!(parse_run_mount("type=nfs,target=/x").is_err());
+        assert!(parse_run_mount("type=bind").is_err());
+    }
+}

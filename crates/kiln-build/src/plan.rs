@@ -1,0 +1,143 @@
+//! The build plan: which stages the target needs, what each starts from, and an order
+//! in which every stage comes after the stages it reads (FROM, `COPY --from`,
+//! `RUN --mount=from=`). It is made from the parsed Dockerfile alone; the ML project
+//! frontend of a later issue produces the same shape.
+
+use crate::dockerfile::{self, Dockerfile, Kind};
+use std::collections::BTreeMap;
+
+/// What a stage starts from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Base {
+    Scratch,
+    /// An earlier stage, by index.
+    Stage(usize),
+    /// An image reference (global ARGs expanded).
+    Image(String),
+}
+
+/// The stages to build, in order.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub order: Vec<usize>,
+    pub target: usize,
+    /// The base of every stage (indexed like the Dockerfile's stages).
+    pub bases: Vec<Base>,
+    names: BTreeMap<String, usize>,
+}
+
+impl Plan {
+    /// A stage named by `AS name` or by its index.
+    pub fn stage_by_ref(&self, r: &str) -> Option<usize> {
+        self.names
+            .get(&r.to_ascii_lowercase())
+            .copied()
+            .or_else(|| r.parse::<usize>().ok().filter(|i| *i < self.bases.len()))
+    }
+}
+
+/// Plans the build of `target` (the last stage when `None`).
+pub fn plan(
+    df: &Dockerfile,
+    target: Option<&str>,
+    globals: &BTreeMap<String, String>,
+) -> Result<Plan, String> {
+    let mut names = BTreeMap::new();
+    let mut bases = Vec::new();
+    for s in &df.stages {
+        let base = dockerfile::expand(&s.base, df.escape, &|n| globals.get(n).cloned())
+            .map_err(|e| format!("line {}: FROM {}: {e}", s.line, s.base))?;
+        let b = if base.eq_ignore_ascii_case("scratch") {
+            Base::Scratch
+        } else if let Some(i) = names.get(&base.to_ascii_lowercase()) {
+            Base::Stage(*i)
+        } else {
+            Base::Image(base)
+        };
+        bases.push(b);
+        if let Some(n) = &s.name {
+            names.insert(n.to_ascii_lowercase(), s.index);
+        }
+    }
+    let target = match target {
+        None => df
+            .stages
+            .len()
+            .checked_sub(1)
+            .ok_or("the Dockerfile has no stage")?,
+        Some(t) => *names
+            .get(&t.to_ascii_lowercase())
+            .ok_or_else(|| format!("target stage `{t}` could not be found"))?,
+    };
+    let mut p = Plan {
+        order: vec![],
+        target,
+        bases,
+        names,
+    };
+    let mut state = vec![0u8; df.stages.len()];
+    visit(df, &mut p, target, &mut state, globals)?;
+    Ok(p)
+}
+
+fn deps(df: &Dockerfile, p: &Plan, i: usize, globals: &BTreeMap<String, String>) -> Vec<usize> {
+    let mut out = Vec::new();
+    if let Base::Stage(b) = p.bases[i] {
+        out.push(b);
+    }
+    let expand = |w: &str| {
+        dockerfile::expand(w, df.escape, &|n| globals.get(n).cloned())
+            .unwrap_or_else(|_| w.to_string())
+    };
+    for ins in &df.stages[i].instructions {
+        match &ins.kind {
+            Kind::Copy(c) | Kind::Add(c) => {
+                if let Some(f) = &c.from {
+                    if let Some(s) = p.stage_by_ref(&expand(f)) {
+                        out.push(s);
+                    }
+                }
+            }
+            Kind::Run { mounts, .. } => {
+                for m in mounts {
+                    for kv in m.split(',') {
+                        if let Some(f) = kv.strip_prefix("from=") {
+                            if let Some(s) = p.stage_by_ref(&expand(f)) {
+                                out.push(s);
+                            }
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn visit(
+    df: &Dockerfile,
+    p: &mut Plan,
+    i: usize,
+    state: &mut [u8],
+    globals: &BTreeMap<String, String>,
+) -> Result<(), String> {
+    match state[i] {
+        2 => return Ok(()),
+        1 => return Err(format!("stage {i} depends on itself")),
+        _ => {}
+    }
+    state[i] = 1;
+    for d in deps(df, p, i, globals) {
+        if d >= i {
+            return Err(format!(
+                "stage {i} (line {}) refers to stage {d}, which comes after it",
+                df.stages[i].line
+            ));
+        }
+        visit(df, p, d, state, globals)?;
+    }
+    state[i] = 2;
+    p.order.push(i);
+    Ok(())
+}

@@ -1,0 +1,360 @@
+//! `kiln build`: a Dockerfile (or Containerfile) built without a daemon.
+
+use super::registry::{resolve_or_pull, PullPolicy, RegistryFlags};
+use crate::output::with_hint;
+use anyhow::{anyhow, bail, Context, Result};
+use kiln_build::exec::{BuildOptions, BuildProgress, Builder, Images, RunNetwork, SecretSource};
+use kiln_oci::Platform;
+use kiln_store::{ImageInfo, Store};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Mutex;
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum ProgressMode {
+    Auto,
+    Plain,
+    Json,
+    Quiet,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum NetworkMode {
+    Host,
+    None,
+    Default,
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Build context directory
+    context: PathBuf,
+    /// Dockerfile (default: CONTEXT/Dockerfile, else CONTEXT/Containerfile)
+    #[arg(short, long)]
+    file: Option<PathBuf>,
+    /// Name the image (repeatable)
+    #[arg(short, long = "tag")]
+    tags: Vec<String>,
+    /// A build argument `KEY=VALUE` (`KEY` alone takes it from the environment)
+    #[arg(long = "build-arg")]
+    build_args: Vec<String>,
+    /// Build this stage
+    #[arg(long)]
+    target: Option<String>,
+    /// A secret for `RUN --mount=type=secret`: `id=ID,src=PATH` or `id=ID,env=VAR`
+    #[arg(long)]
+    secret: Vec<String>,
+    /// Offer the host's CA bundle to RUN steps as the secret `ca-certificates`
+    /// (`RUN --mount=type=secret,id=ca-certificates,target=/etc/ssl/certs/ca-certificates.crt`)
+    #[arg(long)]
+    host_ca: bool,
+    /// Ignore the build cache
+    #[arg(long)]
+    no_cache: bool,
+    /// Network of RUN steps
+    #[arg(long, value_enum, default_value = "default")]
+    network: NetworkMode,
+    /// Platform of the image (only the host's can run RUN steps)
+    #[arg(long)]
+    platform: Option<String>,
+    /// Write the image ID to this file
+    #[arg(long)]
+    iidfile: Option<PathBuf>,
+    /// Add a label `KEY=VALUE` to the image
+    #[arg(long)]
+    label: Vec<String>,
+    /// Also write the image as an archive: `type=oci|docker,dest=FILE`
+    #[arg(long)]
+    output: Option<String>,
+    /// Progress output
+    #[arg(long, value_enum, default_value = "auto")]
+    progress: ProgressMode,
+    /// Print only the image ID
+    #[arg(short, long)]
+    quiet: bool,
+    /// Pull base images: `missing`, `always` or `never`
+    #[arg(long, value_enum, default_value = "missing")]
+    pull: PullPolicy,
+    #[command(flatten)]
+    registry: RegistryFlags,
+}
+
+/// FROM images: the store, then a registry as `--pull` says.
+struct StoreImages<'a> {
+    store: &'a Store,
+    policy: PullPolicy,
+    flags: RegistryFlags,
+}
+
+impl Images for StoreImages<'_> {
+    fn resolve(&self, name: &str) -> std::result::Result<ImageInfo, String> {
+        let r = resolve_or_pull(self.store, name, self.policy, None, &self.flags)
+            .map_err(|e| format!("{e:#}"))?;
+        self.store.image(&r.descriptor).map_err(|e| e.to_string())
+    }
+}
+
+/// BuildKit-style plain progress (`#n [stage i/n] ...`), or JSON lines.
+struct Printer {
+    mode: ProgressMode,
+    out: Mutex<std::io::Stderr>,
+}
+
+impl Printer {
+    fn line(&self, s: &str) {
+        let mut o = self.out.lock().expect("stderr lock");
+        let _ = writeln!(o, "{s}");
+    }
+}
+
+impl BuildProgress for Printer {
+    fn step(&self, n: usize, stage: &str, i: usize, total: usize, text: &str) {
+        match self.mode {
+            ProgressMode::Json => self.line(
+                &serde_json::json!({"step": n, "stage": stage, "index": i, "total": total, "instruction": text}).to_string(),
+            ),
+            ProgressMode::Quiet => {}
+            _ => self.line(&format!("#{n} [{stage} {i}/{total}] {text}")),
+        }
+    }
+    fn cached(&self, n: usize) {
+        match self.mode {
+            ProgressMode::Json => {
+                self.line(&serde_json::json!({"step": n, "cached": true}).to_string())
+            }
+            ProgressMode::Quiet => {}
+            _ => self.line(&format!("#{n} CACHED")),
+        }
+    }
+    fn output(&self, n: usize, line: &str) {
+        match self.mode {
+            ProgressMode::Json => {
+                self.line(&serde_json::json!({"step": n, "output": line}).to_string())
+            }
+            ProgressMode::Quiet => {}
+            _ => self.line(&format!("#{n} {line}")),
+        }
+    }
+    fn done(&self, n: usize, secs: f64) {
+        match self.mode {
+            ProgressMode::Json => {
+                self.line(&serde_json::json!({"step": n, "seconds": secs}).to_string())
+            }
+            ProgressMode::Quiet => {}
+            _ => self.line(&format!("#{n} DONE {secs:.1}s")),
+        }
+    }
+}
+
+fn key_value(s: &str, what: &str) -> Result<(String, String)> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => bail!(with_hint(
+            anyhow!("invalid {what} `{s}`"),
+            &format!("use `--{what} KEY=VALUE`")
+        )),
+    }
+}
+
+/// SOURCE_DATE_EPOCH: the variable, else the last commit's time when the context is a
+/// git checkout, else 0 (the epoch).
+fn epoch(context: &Path) -> Result<i64> {
+    if let Some(e) = super::source_date_epoch()? {
+        return Ok(e);
+    }
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(context)
+        .args(["log", "-1", "--format=%ct"])
+        .stderr(std::process::Stdio::null())
+        .output();
+    Ok(out
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(0))
+}
+
+pub fn run(root: &Path, args: Args) -> Result<ExitCode> {
+    // Before any thread starts: mounts made for build steps stay in our namespace.
+    kiln_runtime::container::private_mount_namespace()?;
+    let context = args
+        .context
+        .canonicalize()
+        .with_context(|| format!("build context {}", args.context.display()))?;
+    if !context.is_dir() {
+        bail!("the build context {} is not a directory", context.display());
+    }
+    let file = match &args.file {
+        Some(f) => f.clone(),
+        None => ["Dockerfile", "Containerfile"]
+            .iter()
+            .map(|n| context.join(n))
+            .find(|p| p.exists())
+            .ok_or_else(|| {
+                with_hint(
+                    anyhow!("no Dockerfile or Containerfile in {}", context.display()),
+                    "name one with `-f FILE`",
+                )
+            })?,
+    };
+    let text = std::fs::read_to_string(&file)
+        .with_context(|| format!("cannot read {}", file.display()))?;
+    let shown = file.display().to_string();
+    let df = kiln_build::dockerfile::parse(&text, &shown)?;
+    let tags = args
+        .tags
+        .iter()
+        .map(|t| super::parse_reference(t))
+        .collect::<Result<Vec<_>>>()?;
+    let mut build_args = BTreeMap::new();
+    for a in &args.build_args {
+        match a.split_once('=') {
+            Some((k, v)) => build_args.insert(k.to_string(), v.to_string()),
+            None => match std::env::var(a) {
+                Ok(v) => build_args.insert(a.clone(), v),
+                Err(_) => None,
+            },
+        };
+    }
+    let mut labels = BTreeMap::new();
+    for l in &args.label {
+        let (k, v) = key_value(l, "label")?;
+        labels.insert(k, v);
+    }
+    let mut secrets = BTreeMap::new();
+    for s in &args.secret {
+        let mut id = None;
+        let mut src = None;
+        for kv in s.split(',') {
+            match kv.split_once('=') {
+                Some(("id", v)) => id = Some(v.to_string()),
+                Some(("src" | "source", v)) => src = Some(SecretSource::File(PathBuf::from(v))),
+                Some(("env", v)) => src = Some(SecretSource::Env(v.to_string())),
+                Some(("type", _)) => {}
+                _ => bail!(with_hint(
+                    anyhow!("invalid --secret `{s}`"),
+                    "use `id=ID,src=PATH` or `id=ID,env=VAR`"
+                )),
+            }
+        }
+        let id = id.ok_or_else(|| anyhow!("--secret `{s}` has no id"))?;
+        let src = src.unwrap_or_else(|| SecretSource::Env(id.clone()));
+        if let SecretSource::File(p) = &src {
+            if !p.is_file() {
+                bail!("--secret {id}: {} is not a file", p.display());
+            }
+        }
+        secrets.insert(id, src);
+    }
+    if args.host_ca {
+        let ca = std::env::var_os("SSL_CERT_FILE")
+            .map(PathBuf::from)
+            .filter(|p| p.is_file())
+            .unwrap_or_else(|| PathBuf::from("/etc/ssl/certs/ca-certificates.crt"));
+        if !ca.is_file() {
+            bail!("--host-ca: no CA bundle at {}", ca.display());
+        }
+        secrets.insert("ca-certificates".into(), SecretSource::File(ca));
+    }
+    let platform = match &args.platform {
+        Some(p) => {
+            let p = Platform::parse(p)?;
+            let host = Platform::host();
+            if p.os != host.os || p.architecture != host.architecture {
+                bail!("--platform {p}: only the host's platform ({host}) can be built here");
+            }
+            p
+        }
+        None => Platform::host(),
+    };
+    let opts = BuildOptions {
+        context: context.clone(),
+        dockerfile_name: file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        build_args,
+        target: args.target.clone(),
+        no_cache: args.no_cache,
+        network: match args.network {
+            NetworkMode::None => RunNetwork::None,
+            NetworkMode::Host | NetworkMode::Default => RunNetwork::Host,
+        },
+        labels,
+        secrets,
+        source_date_epoch: epoch(&context)?,
+        platform,
+    };
+    let store = super::open_store(root)?;
+    let images = StoreImages {
+        store: &store,
+        policy: args.pull,
+        flags: args.registry.clone(),
+    };
+    let printer = Printer {
+        mode: if args.quiet {
+            ProgressMode::Quiet
+        } else {
+            args.progress
+        },
+        out: Mutex::new(std::io::stderr()),
+    };
+    let started = std::time::Instant::now();
+    let builder = Builder::new(&store, &images, &printer, &opts, shown)?;
+    let result = builder.build(&df)?;
+    for t in &tags {
+        store.tag(&result.descriptor, t)?;
+    }
+    if tags.is_empty() {
+        store.add_untagged(&result.descriptor)?;
+    }
+    if let Some(f) = &args.iidfile {
+        std::fs::write(f, result.id.to_string())
+            .with_context(|| format!("cannot write {}", f.display()))?;
+    }
+    if let Some(o) = &args.output {
+        let mut kind = None;
+        let mut dest = None;
+        for kv in o.split(',') {
+            match kv.split_once('=') {
+                Some(("type", v)) => kind = Some(v.to_string()),
+                Some(("dest", v)) => dest = Some(PathBuf::from(v)),
+                _ => bail!("invalid --output `{o}`: use type=oci|docker,dest=FILE"),
+            }
+        }
+        let format = match kind.as_deref() {
+            Some("oci") => kiln_archive::SaveFormat::Oci,
+            Some("docker") => kiln_archive::SaveFormat::Docker,
+            _ => bail!("invalid --output `{o}`: type must be oci or docker"),
+        };
+        let dest = dest.ok_or_else(|| anyhow!("--output `{o}` has no dest"))?;
+        let images = [kiln_archive::SaveImage {
+            descriptor: result.descriptor.clone(),
+            name: tags.first().cloned(),
+        }];
+        let progress = crate::output::Reporter::new(true);
+        super::write_archive(Some(&dest), |out| {
+            kiln_archive::save(&store, &images, out, format, &progress)?;
+            Ok(())
+        })?;
+    }
+    if args.quiet {
+        println!("{}", result.id);
+    } else {
+        eprintln!(
+            "built {} in {:.1}s ({} of {} layer steps cached)",
+            result.id,
+            started.elapsed().as_secs_f64(),
+            result.cached,
+            result.steps
+        );
+        for t in &tags {
+            eprintln!("naming to {t}");
+        }
+        println!("{}", result.id);
+    }
+    Ok(ExitCode::SUCCESS)
+}

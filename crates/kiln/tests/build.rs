@@ -1,0 +1,562 @@
+//! `kiln build` against `docker build` (BuildKit, Docker 20.10): the same Dockerfiles and
+//! contexts give the same flattened file tree (paths, types, modes, owners, contents,
+//! link targets) and the same config. Plus the cache, reproducibility and bad input.
+
+mod common;
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The busybox base under one name in both Docker and kiln.
+struct Base {
+    k: Kiln,
+    name: String,
+}
+
+impl Base {
+    fn new(prefix: &str) -> Self {
+        let k = Kiln::new();
+        let name = format!("{}:v1", unique(prefix));
+        run(docker().arg("import").arg(busybox_tar()).arg(&name));
+        k.ok(&["import", busybox_rootfs().to_str().unwrap(), "-t", &name]);
+        Self { k, name }
+    }
+
+    /// A context directory with `Dockerfile` = `FROM base` + `body`, and `files`.
+    fn context(&self, label: &str, body: &str, files: &[(&str, &str)]) -> PathBuf {
+        let ctx = self.k.dir.path().join(format!("ctx-{label}"));
+        std::fs::create_dir_all(&ctx).unwrap();
+        std::fs::write(ctx.join("Dockerfile"), body.replace("BASE", &self.name)).unwrap();
+        for (path, content) in files {
+            let p = ctx.join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, content).unwrap();
+        }
+        ctx
+    }
+}
+
+impl Drop for Base {
+    fn drop(&mut self) {
+        let _ = docker().args(["rmi", "-f", &self.name]).output();
+    }
+}
+
+fn docker_build(ctx: &Path, tag: &str, extra: &[&str]) {
+    run(docker()
+        .env("DOCKER_BUILDKIT", "1")
+        .args(["build", "--network", "none", "-q", "-t", tag])
+        .args(extra)
+        .arg(ctx));
+}
+
+fn kiln_build(k: &Kiln, ctx: &Path, tag: &str, extra: &[&str]) -> String {
+    let mut args = vec![
+        "build",
+        "--network",
+        "none",
+        "--progress",
+        "plain",
+        "-t",
+        tag,
+    ];
+    args.extend_from_slice(extra);
+    let ctx = ctx.to_str().unwrap().to_string();
+    args.push(&ctx);
+    let out = k.cmd().args(&args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "kiln build failed:\n{stderr}");
+    stderr
+}
+
+/// Entries Docker's runtime adds to `docker export`.
+const RUNTIME: &[&str] = &[
+    "dev",
+    "proc",
+    "sys",
+    "etc/hostname",
+    "etc/hosts",
+    "etc/resolv.conf",
+    ".dockerenv",
+    "etc/mtab",
+];
+
+fn tree(p: &Path) -> Vec<String> {
+    let mut v: Vec<String> = tar_listing(p)
+        .into_iter()
+        .filter(|(name, _)| {
+            !name.is_empty()
+                && !RUNTIME
+                    .iter()
+                    .any(|r| name == r || name.starts_with(&format!("{r}/")))
+        })
+        .map(|(name, desc)| format!("{name} {desc}"))
+        .collect();
+    v.sort();
+    v
+}
+
+fn docker_tree(dir: &Path, tag: &str) -> Vec<String> {
+    let cid = run(docker().args(["create", tag, "true"]));
+    let out = dir.join(format!("docker-{}.tar", tag.replace([':', '/'], "_")));
+    run(docker().args(["export", "-o"]).arg(&out).arg(cid.trim()));
+    run(docker().args(["rm", cid.trim()]));
+    tree(&out)
+}
+
+fn kiln_tree(k: &Kiln, tag: &str) -> Vec<String> {
+    let out = k
+        .dir
+        .path()
+        .join(format!("kiln-{}.tar", tag.replace([':', '/'], "_")));
+    k.ok(&["export", tag, "-o", out.to_str().unwrap()]);
+    tree(&out)
+}
+
+const CONFIG_KEYS: &[&str] = &[
+    "Env",
+    "Cmd",
+    "Entrypoint",
+    "WorkingDir",
+    "User",
+    "ExposedPorts",
+    "Labels",
+    "Volumes",
+    "StopSignal",
+];
+
+fn config_of(v: &serde_json::Value) -> Vec<(String, serde_json::Value)> {
+    CONFIG_KEYS
+        .iter()
+        .map(|k| {
+            let x = v.get(*k).cloned().unwrap_or(serde_json::Value::Null);
+            // Docker writes empty strings and empty maps where kiln leaves the key out.
+            let x = match &x {
+                serde_json::Value::String(s) if s.is_empty() => serde_json::Value::Null,
+                serde_json::Value::Object(m) if m.is_empty() => serde_json::Value::Null,
+                _ => x,
+            };
+            (k.to_string(), x)
+        })
+        .collect()
+}
+
+/// Builds `body` with both and compares trees and configs; returns kiln's tree.
+fn same_as_docker(
+    b: &Base,
+    label: &str,
+    body: &str,
+    files: &[(&str, &str)],
+    extra: &[&str],
+) -> Vec<String> {
+    let ctx = b.context(label, body, files);
+    let tag = format!("{}:v1", unique(label));
+    docker_build(&ctx, &tag, extra);
+    kiln_build(&b.k, &ctx, &tag, extra);
+    let dt = docker_tree(b.k.dir.path(), &tag);
+    let kt = kiln_tree(&b.k, &tag);
+    let dconf = json(&run(docker().args(["image", "inspect", &tag])))[0]["Config"].clone();
+    let kconf = json(&b.k.ok(&["inspect", &tag]))[0]["Config"].clone();
+    run(docker().args(["rmi", &tag]));
+    let only_docker: Vec<_> = dt.iter().filter(|l| !kt.contains(l)).collect();
+    let only_kiln: Vec<_> = kt.iter().filter(|l| !dt.contains(l)).collect();
+    assert!(
+        only_docker.is_empty() && only_kiln.is_empty(),
+        "{label}: trees differ\nonly in docker's: {only_docker:#?}\nonly in kiln's: {only_kiln:#?}"
+    );
+    assert_eq!(
+        config_of(&kconf),
+        config_of(&dconf),
+        "{label}: configs differ"
+    );
+    kt
+}
+
+#[test]
+fn instructions_match_docker_build() {
+    let b = Base::new("bi");
+    let body = r#"FROM BASE
+ARG VERSION=1.0
+ARG EMPTY
+ENV APP_HOME=/srv/app \
+    GREETING="hello world" PLAIN=plain
+ENV LEGACY value with spaces
+LABEL org.example.version=${VERSION} "quoted key"="a b" other=${EMPTY:-fallback}
+WORKDIR $APP_HOME
+WORKDIR sub
+RUN echo "${VERSION:+set}-${EMPTY:-unset}" > version.txt && mkdir -p /data/keep && echo k > /data/keep/k
+RUN ["/bin/sh", "-c", "echo exec-form > /exec.txt"]
+COPY app.py ./
+COPY conf/ /etc/app/
+COPY --chown=1000:1000 conf/a.conf /owned/
+COPY --chmod=0640 conf/a.conf /moded.conf
+COPY *.txt /texts/
+COPY dir1 dir2 /merged/
+RUN rm -rf /data/keep && ln -s /srv/app/sub/version.txt /link
+USER 1000:1000
+EXPOSE 8000 9000/udp
+VOLUME ["/data", "/models"]
+STOPSIGNAL SIGINT
+ENTRYPOINT ["python3", "app.py"]
+CMD ["--port", "8000"]
+"#;
+    let files = [
+        ("app.py", "print('hi')\n"),
+        ("conf/a.conf", "a=1\n"),
+        ("conf/nested/b.conf", "b=2\n"),
+        ("one.txt", "1\n"),
+        ("two.txt", "2\n"),
+        ("dir1/x", "x\n"),
+        ("dir2/y", "y\n"),
+    ];
+    let t = same_as_docker(&b, "instr", body, &files, &[]);
+    assert!(
+        t.iter().any(|l| l.starts_with("srv/app/sub/version.txt ")),
+        "{t:#?}"
+    );
+    assert!(
+        t.iter()
+            .any(|l| l.starts_with("owned/a.conf Regular 644 1000:1000")),
+        "{t:#?}"
+    );
+    assert!(
+        t.iter()
+            .any(|l| l.starts_with("moded.conf Regular 640 0:0")),
+        "{t:#?}"
+    );
+    assert!(!t.iter().any(|l| l.starts_with("data/keep")), "{t:#?}");
+}
+
+#[test]
+fn multi_stage_target_and_ignore_match_docker_build() {
+    let b = Base::new("bm");
+    let body = r#"FROM BASE AS builder
+RUN mkdir -p /out && echo built > /out/artifact && echo tmp > /out/tmp.log
+FROM BASE AS unused
+RUN exit 1
+FROM builder AS tester
+RUN echo tested > /out/tested
+FROM BASE
+COPY --from=builder /out/artifact /app/artifact
+COPY --from=0 /out /copied-dir
+COPY . /ctx/
+"#;
+    let files = [
+        (
+            ".dockerignore",
+            "# comment\n*.log\n**/secret*\n!keep.log\n/build\nsub/*/deep\n",
+        ),
+        ("a.log", "no\n"),
+        ("keep.log", "yes\n"),
+        ("x/secret.txt", "no\n"),
+        ("x/visible.txt", "yes\n"),
+        ("build/out", "no\n"),
+        ("sub/a/deep", "no\n"),
+        ("sub/a/shallow", "yes\n"),
+    ];
+    let t = same_as_docker(&b, "multi", body, &files, &[]);
+    assert!(t.iter().any(|l| l.starts_with("app/artifact ")));
+    assert!(t.iter().any(|l| l.starts_with("ctx/keep.log ")));
+    assert!(!t.iter().any(|l| l.starts_with("ctx/a.log")
+        || l.contains("secret")
+        || l.starts_with("ctx/build/")));
+    // --target builds only what that stage needs (the failing stage is never run).
+    let t = same_as_docker(&b, "multitarget", body, &files, &["--target", "tester"]);
+    assert!(t.iter().any(|l| l.starts_with("out/tested ")));
+}
+
+#[test]
+fn run_mounts_match_docker_build_and_leave_nothing() {
+    let b = Base::new("bmnt");
+    let secret = b.k.dir.path().join("token.txt");
+    std::fs::write(&secret, "s3cr3t-value\n").unwrap();
+    let body = r#"FROM BASE
+RUN --mount=type=cache,id=CACHEID,target=/var/cache/app echo cached >> /var/cache/app/log && cat /var/cache/app/log > /cache-seen
+RUN --mount=type=tmpfs,target=/scratch echo t > /scratch/t && ls /scratch > /tmpfs-seen
+RUN --mount=type=bind,source=files,target=/mnt/files cat /mnt/files/f > /bind-seen
+RUN --mount=type=secret,id=token wc -c < /run/secrets/token > /secret-len
+"#;
+    // A fresh cache id: Docker's cache mounts outlive this test.
+    let body = body.replace("CACHEID", &unique("cache"));
+    let files = [("files/f", "from the context\n")];
+    let secret_arg = format!("id=token,src={}", secret.display());
+    let t = same_as_docker(&b, "mounts", &body, &files, &["--secret", &secret_arg]);
+    for absent in [
+        "var/cache/app/log",
+        "scratch/t",
+        "mnt/files/f",
+        "run/secrets/token",
+    ] {
+        assert!(
+            !t.iter().any(|l| l.starts_with(absent)),
+            "{absent} is in the image: {t:#?}"
+        );
+    }
+    // The secret is in no blob of the store and not in the history.
+    let store = b.k.root().join("blobs/sha256");
+    for e in std::fs::read_dir(&store).unwrap() {
+        let p = e.unwrap().path();
+        let bytes = std::fs::read(&p).unwrap();
+        let text = match kiln_gunzip(&bytes) {
+            Some(t) => t,
+            None => bytes,
+        };
+        assert!(
+            !text.windows(12).any(|w| w == b"s3cr3t-value"),
+            "the secret is in blob {}",
+            p.display()
+        );
+    }
+}
+
+fn kiln_gunzip(bytes: &[u8]) -> Option<Vec<u8>> {
+    if !bytes.starts_with(&[0x1f, 0x8b]) {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut child = Command::new("gzip")
+        .arg("-dc")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .ok()?;
+    let mut stdin = child.stdin.take()?;
+    let data = bytes.to_vec();
+    let w = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &data));
+    std::io::Read::read_to_end(child.stdout.as_mut()?, &mut out).ok()?;
+    let _ = w.join();
+    child.wait().ok()?;
+    Some(out)
+}
+
+#[test]
+fn add_archives_and_heredocs() {
+    let b = Base::new("badd");
+    let ctx = b.context(
+        "add",
+        "FROM BASE\nADD bundle.tar.gz /opt/\nRUN <<EOF\necho from heredoc > /heredoc.txt\nEOF\nCOPY <<EOT /etc/app.conf\nkey=value\nEOT\n",
+        &[],
+    );
+    let src = b.k.dir.path().join("bundle");
+    std::fs::create_dir_all(src.join("pkg")).unwrap();
+    std::fs::write(src.join("pkg/mod.py"), "x = 1\n").unwrap();
+    run(Command::new("tar")
+        .arg("-C")
+        .arg(&src)
+        .arg("-czf")
+        .arg(ctx.join("bundle.tar.gz"))
+        .arg("pkg"));
+    kiln_build(&b.k, &ctx, "add:v1", &[]);
+    let t = kiln_tree(&b.k, "add:v1");
+    assert!(
+        t.iter().any(|l| l.starts_with("opt/pkg/mod.py Regular")),
+        "{t:#?}"
+    );
+    let out = b.k.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "add:v1",
+        "cat",
+        "/heredoc.txt",
+        "/etc/app.conf",
+    ]);
+    assert_eq!(out, "from heredoc\nkey=value\n");
+}
+
+#[test]
+fn cache_rebuilds_from_the_first_changed_step() {
+    let b = Base::new("bc");
+    let body = "FROM BASE\nRUN echo deps > /deps\nCOPY requirements.txt /app/\nRUN cat /app/requirements.txt > /app/installed\nCOPY app.py /app/\nCMD [\"cat\", \"/app/app.py\"]\n";
+    let ctx = b.context(
+        "cache",
+        body,
+        &[("requirements.txt", "numpy\n"), ("app.py", "v1\n")],
+    );
+    let first = kiln_build(&b.k, &ctx, "c:v1", &[]);
+    assert!(!first.contains("CACHED"), "{first}");
+    let second = kiln_build(&b.k, &ctx, "c:v2", &[]);
+    assert_eq!(second.matches("CACHED").count(), 4, "{second}");
+    assert_eq!(
+        b.k.ok(&["inspect", "--format", "{{.Id}}", "c:v1"]),
+        b.k.ok(&["inspect", "--format", "{{.Id}}", "c:v2"])
+    );
+    // Only the app changed: everything before its COPY is cached.
+    std::fs::write(ctx.join("app.py"), "v2\n").unwrap();
+    let third = kiln_build(&b.k, &ctx, "c:v3", &[]);
+    assert_eq!(third.matches("CACHED").count(), 3, "{third}");
+    let v1 = json(&b.k.ok(&["inspect", "c:v1"]))[0]["RootFS"]["diff_ids"].clone();
+    let v3 = json(&b.k.ok(&["inspect", "c:v3"]))[0]["RootFS"]["diff_ids"].clone();
+    let (v1, v3) = (v1.as_array().unwrap(), v3.as_array().unwrap());
+    assert_eq!(v1.len(), v3.len());
+    assert_eq!(
+        v1[..v1.len() - 1],
+        v3[..v3.len() - 1],
+        "only the last layer differs"
+    );
+    assert_ne!(v1.last(), v3.last());
+    assert_eq!(
+        b.k.ok(&["run", "--rm", "--network", "none", "c:v3"]),
+        "v2\n"
+    );
+    // Changing a build arg used by RUN reruns that step.
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        body.replace("FROM BASE", &format!("FROM {}\nARG FLAVOR=a", b.name)),
+    )
+    .unwrap();
+    kiln_build(&b.k, &ctx, "c:a", &[]);
+    let other = kiln_build(&b.k, &ctx, "c:b", &["--build-arg", "FLAVOR=b"]);
+    assert!(other.matches("CACHED").count() < 4, "{other}");
+    b.k.ok(&["check"]);
+}
+
+#[test]
+fn same_context_in_two_directories_gives_the_same_digest() {
+    let b = Base::new("brepro");
+    let body = "FROM BASE\nCOPY . /src/\nRUN ls -la /src > /listing && echo built > /marker\nENV A=1\nCMD [\"sh\"]\n";
+    let files = [("a.txt", "a\n"), ("dir/b.txt", "b\n")];
+    let c1 = b.context("r1", body, &files);
+    let c2 = b.context("r2", body, &files);
+    // Different file times in the two copies.
+    run(Command::new("touch")
+        .args(["-d", "2001-01-01"])
+        .arg(c1.join("a.txt")));
+    let iid1 = b.k.dir.path().join("iid1");
+    let iid2 = b.k.dir.path().join("iid2");
+    kiln_build(
+        &b.k,
+        &c1,
+        "r:1",
+        &["--no-cache", "--iidfile", iid1.to_str().unwrap()],
+    );
+    kiln_build(
+        &b.k,
+        &c2,
+        "r:2",
+        &["--no-cache", "--iidfile", iid2.to_str().unwrap()],
+    );
+    let d1 = b.k.ok(&["inspect", "--format", "{{.Digest}}", "r:1"]);
+    let d2 = b.k.ok(&["inspect", "--format", "{{.Digest}}", "r:2"]);
+    assert_eq!(d1, d2, "two directories, --no-cache: the same image");
+    assert_eq!(
+        std::fs::read_to_string(&iid1).unwrap(),
+        std::fs::read_to_string(&iid2).unwrap()
+    );
+    let created = b.k.ok(&["inspect", "--format", "{{.Created}}", "r:1"]);
+    assert!(created.starts_with("1970-01-01T00:00:00"), "{created}");
+}
+
+#[test]
+fn bad_input_names_the_line_and_leaves_no_image() {
+    let b = Base::new("bbad");
+    let check = |label: &str, body: &str, files: &[(&str, &str)], needles: &[&str]| {
+        let ctx = b.context(label, body, files);
+        let tag = format!("{label}:v1");
+        let out =
+            b.k.cmd()
+                .args(["build", "--network", "none", "-t", &tag])
+                .arg(&ctx)
+                .output()
+                .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!out.status.success(), "{label}: the build succeeded");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        for n in needles {
+            assert!(stderr.contains(n), "{label}: `{n}` is not in:\n{stderr}");
+        }
+        let images = b.k.ok(&["images"]);
+        assert!(
+            !images.contains(label),
+            "{label}: an image was named:\n{images}"
+        );
+    };
+    check(
+        "syntax",
+        "FROM BASE\nRUN true\nCOPY\n",
+        &[],
+        &["Dockerfile:3", "COPY"],
+    );
+    check(
+        "unknown",
+        "FROM BASE\nFROBNICATE now\n",
+        &[],
+        &["Dockerfile:2", "FROBNICATE"],
+    );
+    check(
+        "missing",
+        "FROM BASE\nCOPY nothere.txt /x\n",
+        &[],
+        &["Dockerfile:2", "nothere.txt"],
+    );
+    check(
+        "failing",
+        "FROM BASE\nRUN echo first-line && echo about-to-fail >&2 && exit 3\n",
+        &[],
+        &["Dockerfile:2", "exit code 3", "about-to-fail"],
+    );
+    // Nothing of the failed steps is left mounted or in the containers directory.
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(b.k.root().to_str().unwrap()), "{mounts}");
+    let left: Vec<_> = std::fs::read_dir(b.k.root().join("containers"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+    b.k.ok(&["check"]);
+}
+
+/// Ctrl-C (SIGINT to kiln) in the middle of a RUN step: the build stops, no image is
+/// named, nothing stays mounted, and the store passes `kiln check`.
+#[test]
+fn interrupted_build_leaves_the_store_consistent() {
+    let b = Base::new("bint");
+    let ctx = b.context(
+        "int",
+        "FROM BASE\nRUN echo a > /a\nRUN echo started && sleep 30\n",
+        &[],
+    );
+    let mut child =
+        b.k.cmd()
+            .args([
+                "build",
+                "--network",
+                "none",
+                "--progress",
+                "plain",
+                "-t",
+                "int:v1",
+            ])
+            .arg(&ctx)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+    // Wait for the long step to print, then interrupt.
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+    let mut seen = Vec::new();
+    for l in lines.by_ref() {
+        let l = l.unwrap();
+        seen.push(l.clone());
+        if l.ends_with(" started") {
+            break;
+        }
+    }
+    let t = std::time::Instant::now();
+    run(Command::new("kill").args(["-INT", &child.id().to_string()]));
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(20),
+        "the build kept running"
+    );
+    assert!(!status.success(), "{seen:?} {rest:?}");
+    assert!(!b.k.ok(&["images"]).contains("int "), "an image was named");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(b.k.root().to_str().unwrap()), "{mounts}");
+    let left: Vec<_> = std::fs::read_dir(b.k.root().join("containers"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+    b.k.ok(&["check"]);
+}
