@@ -45,6 +45,9 @@ pub const PREDEFINED_ARGS: &[&str] = &[
 /// The network of RUN steps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RunNetwork {
+    /// A network namespace of the step's own, reaching out through pasta's user-mode
+    /// stack (BuildKit's default isolation: the step cannot see the host's loopback).
+    Private,
     Host,
     None,
 }
@@ -801,6 +804,7 @@ impl<'a> Builder<'a> {
             Some("host") => RunNetwork::Host,
             Some("none") => RunNetwork::None,
             Some("default") => self.opts.network,
+            Some("private") => RunNetwork::Private,
             Some(other) => {
                 return Err(self.step_error(
                     ins,
@@ -939,7 +943,7 @@ impl<'a> Builder<'a> {
                 ("hostname", "buildkitsandbox\n".to_string()),
                 ("hosts", match net {
                     RunNetwork::Host => std::fs::read_to_string("/etc/hosts").unwrap_or_default(),
-                    RunNetwork::None => "127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n".into(),
+                    RunNetwork::None | RunNetwork::Private => "127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n".into(),
                 }),
                 ("resolv.conf", std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default()),
             ] {
@@ -948,13 +952,23 @@ impl<'a> Builder<'a> {
                 etc_files.push((format!("/etc/{name}"), p.display().to_string()));
             }
             let netns_path = match net {
-                RunNetwork::None => {
+                RunNetwork::None | RunNetwork::Private => {
                     let p = dirs.dir.join("netns");
                     kiln_runtime::netns::create(&p)?;
-                    Some(p.display().to_string())
+                    Some(p)
                 }
                 RunNetwork::Host => None,
             };
+            let pasta = match (&netns_path, net) {
+                (Some(ns), RunNetwork::Private) => {
+                    let bin = kiln_runtime::pasta::binary().ok_or_else(|| {
+                        BuildError::Other("RUN steps on a private network need `pasta` (apt-get install passt); or use --network host|none".into())
+                    })?;
+                    Some(PastaStop(kiln_runtime::pasta::attach(&bin, ns, &[], &dirs.dir.join("pasta.pid"))?))
+                }
+                _ => None,
+            };
+            let netns_path = netns_path.map(|p| p.display().to_string());
             let opts = SpecOptions {
                 args: argv.clone(),
                 env: env.clone(),
@@ -1008,6 +1022,7 @@ impl<'a> Builder<'a> {
                     res
                 })
             };
+            drop(pasta);
             let exit = reader?;
             if exit.code() != 0 {
                 return Err(BuildError::RunFailed {
@@ -1286,6 +1301,14 @@ impl<'a> Builder<'a> {
     }
 }
 
+/// Stops a step's pasta however the step ends.
+struct PastaStop(i32);
+impl Drop for PastaStop {
+    fn drop(&mut self) {
+        kiln_runtime::pasta::stop(self.0);
+    }
+}
+
 /// Docker's default PATH for images that set none.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -1462,16 +1485,17 @@ fn parse_run_mount(spec: &str) -> std::result::Result<RunMount, String> {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
         match k {
             "type" => {
-                m.kind =
-                    match v {
-                        "bind" => MountKind::Bind,
-                        "cache" => MountKind::Cache,
-                        "tmpfs" => MountKind::Tmpfs,
-                        "secret" => MountKind::Secret,
-                        other => return Err(format!(
+                m.kind = match v {
+                    "bind" => MountKind::Bind,
+                    "cache" => MountKind::Cache,
+                    "tmpfs" => MountKind::Tmpfs,
+                    "secret" => MountKind::Secret,
+                    other => {
+                        return Err(format!(
                             "--mount: type `{other}` is not supported (bind, cache, tmpfs, secret)"
-                        )),
+                        ))
                     }
+                }
             }
             "target" | "dst" | "destination" => m.target = v.to_string(),
             "source" | "src" => m.source = Some(v.to_string()),

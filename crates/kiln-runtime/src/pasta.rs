@@ -103,7 +103,9 @@ pub fn attach(pasta: &Path, netns: &Path, publish: &[Publish], pidfile: &Path) -
             cmd.args([flag, &p.pasta_arg()]);
         }
     }
-    cmd.args(["-T", "none", "-U", "none"]);
+    // The container cannot reach the host's loopback: no port of it is forwarded in,
+    // and the gateway address is not mapped to it (pasta maps it by default).
+    cmd.args(["-T", "none", "-U", "none", "--no-map-gw"]);
     let out = cmd.output().map_err(RuntimeError::io(pasta))?;
     if !out.status.success() {
         return Err(RuntimeError::Io {

@@ -560,3 +560,52 @@ fn interrupted_build_leaves_the_store_consistent() {
     assert!(left.is_empty(), "{left:?}");
     b.k.ok(&["check"]);
 }
+
+/// RUN steps get a network namespace of their own by default (pasta for the way out):
+/// a server on the host's loopback is out of their reach; `--network host` reaches it.
+#[test]
+fn run_steps_default_to_a_private_network() {
+    let b = Base::new("bnet");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in listener.incoming().flatten() {
+            let mut s = s;
+            let mut buf = [0u8; 1024];
+            let _ = std::io::Read::read(&mut s, &mut buf);
+            let _ = std::io::Write::write_all(
+                &mut s,
+                b"HTTP/1.0 200 OK\r\nContent-Length: 14\r\n\r\nhost-loopback\n",
+            );
+        }
+    });
+    let body = format!(
+        "FROM BASE\nRUN (printf 'GET / HTTP/1.0\\r\\n\\r\\n' | busybox nc 127.0.0.1 {port} | busybox tail -n 1 > /got) 2>/dev/null; [ -s /got ] || echo unreachable > /got\nCMD [\"cat\", \"/got\"]\n"
+    );
+    let ctx = b.context("net", &body, &[]);
+    let out =
+        b.k.cmd()
+            .args(["build", "-q", "-t", "net:private"])
+            .arg(&ctx)
+            .output()
+            .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = b.k.ok(&["run", "--rm", "--network", "none", "net:private"]);
+    assert_eq!(got, "unreachable\n");
+    b.k.ok(&[
+        "build",
+        "-q",
+        "--no-cache",
+        "--network",
+        "host",
+        "-t",
+        "net:host",
+        ctx.to_str().unwrap(),
+    ]);
+    let got = b.k.ok(&["run", "--rm", "--network", "none", "net:host"]);
+    assert_eq!(got, "host-loopback\n");
+}

@@ -22,9 +22,10 @@ pub enum ProgressMode {
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum NetworkMode {
+    /// A private network namespace with outbound access through pasta (the default)
+    Default,
     Host,
     None,
-    Default,
 }
 
 #[derive(clap::Args)]
@@ -281,7 +282,16 @@ pub fn run(root: &Path, args: Args) -> Result<ExitCode> {
         no_cache: args.no_cache,
         network: match args.network {
             NetworkMode::None => RunNetwork::None,
-            NetworkMode::Host | NetworkMode::Default => RunNetwork::Host,
+            NetworkMode::Host => RunNetwork::Host,
+            NetworkMode::Default => {
+                if kiln_runtime::pasta::binary().is_none() {
+                    bail!(with_hint(
+                        anyhow!("RUN steps get a private network through `pasta`, which is not installed"),
+                        "apt-get install passt, or pass --network host (or none)",
+                    ));
+                }
+                RunNetwork::Private
+            }
         },
         labels,
         secrets,
