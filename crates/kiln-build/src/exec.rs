@@ -215,10 +215,17 @@ fn random_id() -> String {
 }
 
 /// A cached layer step.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct CacheEntry {
-    layer: Descriptor,
-    diff_id: Digest,
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct CacheEntry {
+    pub layer: Descriptor,
+    pub diff_id: Digest,
+}
+
+/// Records a cached layer step under its key.
+pub fn cache_put(store: &Store, key: &str, e: &CacheEntry) {
+    let dir = store.root().join("cache/build");
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = store.write_atomic(&dir.join(key), &serde_json::to_vec(e).expect("serializes"));
 }
 
 /// Runs builds.
@@ -230,6 +237,7 @@ pub struct Builder<'a> {
     pub file: String,
     ignore: Ignore,
     steps: Mutex<(usize, usize)>,
+    used: Mutex<Vec<(String, CacheEntry)>>,
 }
 
 impl<'a> Builder<'a> {
@@ -255,6 +263,7 @@ impl<'a> Builder<'a> {
             file,
             ignore,
             steps: Mutex::new((0, 0)),
+            used: Mutex::new(Vec::new()),
         })
     }
 
@@ -689,14 +698,19 @@ impl<'a> Builder<'a> {
     }
 
     fn cache_put(&self, key: &str, e: &CacheEntry) {
-        let dir = self.store.root().join("cache/build");
-        let _ = std::fs::create_dir_all(&dir);
-        let _ = self
-            .store
-            .write_atomic(&dir.join(key), &serde_json::to_vec(e).expect("serializes"));
+        cache_put(self.store, key, e);
+    }
+
+    /// The layer steps of this build (hits and new ones): what `--cache-to` exports.
+    pub fn used_cache(&self) -> Vec<(String, CacheEntry)> {
+        self.used.lock().expect("used lock").clone()
     }
 
     fn add_layer(&self, st: &mut StageState, key: String, e: CacheEntry, created_by: String) {
+        self.used
+            .lock()
+            .expect("used lock")
+            .push((key.clone(), e.clone()));
         st.layers.push(e.layer);
         st.config.rootfs.diff_ids.push(e.diff_id);
         st.key = key;

@@ -3,6 +3,7 @@
 //! build context; the build plan (which stages, in which order), and the executor that
 //! runs it against the store with kiln containers and a content-addressed cache.
 
+pub mod cache;
 pub mod dockerfile;
 pub mod dockerignore;
 pub mod exec;

@@ -609,3 +609,60 @@ fn run_steps_default_to_a_private_network() {
     let got = b.k.ok(&["run", "--rm", "--network", "none", "net:host"]);
     assert_eq!(got, "host-loopback\n");
 }
+
+/// `--cache-to type=local` on one machine, `--cache-from type=local` on another (a fresh
+/// store): every layer step is a hit and the image is the same.
+#[test]
+fn local_cache_export_and_import() {
+    let b = Base::new("bcache");
+    let body = "FROM BASE\nCOPY data.txt /data.txt\nRUN cat /data.txt > /copy.txt\nRUN echo done > /done\n";
+    let ctx = b.context("cx", body, &[("data.txt", "payload\n")]);
+    let dir = b.k.dir.path().join("ci-cache");
+    let dest = format!("type=local,dest={}", dir.display());
+    kiln_build(&b.k, &ctx, "cx:v1", &["--cache-to", &dest]);
+    assert!(dir.join("index.json").is_file());
+    let id1 = b.k.ok(&["inspect", "--format", "{{.Id}}", "cx:v1"]);
+    // The other machine: the same base image, no cache.
+    let other = Kiln::new();
+    let tar = b.k.dir.path().join("base.tar");
+    b.k.ok(&["save", &b.name, "-o", tar.to_str().unwrap()]);
+    other.ok(&["load", "-q", "-i", tar.to_str().unwrap()]);
+    let src = format!("type=local,src={}", dir.display());
+    let out = kiln_build(&other, &ctx, "cx:v1", &["--cache-from", &src]);
+    assert_eq!(out.matches("CACHED").count(), 3, "{out}");
+    assert_eq!(other.ok(&["inspect", "--format", "{{.Id}}", "cx:v1"]), id1);
+    other.ok(&["check"]);
+    // A corrupt blob in the cache directory is refused, naming it.
+    let idx = json(&std::fs::read_to_string(dir.join("index.json")).unwrap());
+    let digest = idx["manifests"][0]["digest"].as_str().unwrap().to_string();
+    let blob = dir
+        .join("blobs/sha256")
+        .join(digest.trim_start_matches("sha256:"));
+    let mut bytes = std::fs::read(&blob).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&blob, bytes).unwrap();
+    let third = Kiln::new();
+    third.ok(&["load", "-q", "-i", tar.to_str().unwrap()]);
+    let out = third
+        .cmd()
+        .args([
+            "build",
+            "--network",
+            "none",
+            "--cache-from",
+            &src,
+            "-t",
+            "cx:v1",
+        ])
+        .arg(&ctx)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a corrupt cache was accepted");
+    assert!(
+        stderr.contains(&digest[7..19]) || stderr.contains(&digest),
+        "{stderr}"
+    );
+    third.ok(&["check"]);
+}

@@ -75,6 +75,12 @@ pub struct Args {
     /// Print only the image ID
     #[arg(short, long)]
     quiet: bool,
+    /// Import a build cache first: `type=local,src=DIR`
+    #[arg(long)]
+    cache_from: Vec<String>,
+    /// Export this build's cache: `type=local,dest=DIR`
+    #[arg(long)]
+    cache_to: Option<String>,
     /// Pull base images: `missing`, `always` or `never`
     #[arg(long, value_enum, default_value = "missing")]
     pull: PullPolicy,
@@ -157,6 +163,31 @@ fn key_value(s: &str, what: &str) -> Result<(String, String)> {
             &format!("use `--{what} KEY=VALUE`")
         )),
     }
+}
+
+/// The directory of `type=local,src=DIR` (or `dest=`).
+fn local_cache_dir(spec: &str, key: &str) -> Result<PathBuf> {
+    let mut kind = "local";
+    let mut dir = None;
+    for kv in spec.split(',') {
+        match kv.split_once('=') {
+            Some(("type", v)) => kind = v,
+            Some((k, v)) if k == key => dir = Some(PathBuf::from(v)),
+            _ => {}
+        }
+    }
+    if kind != "local" {
+        bail!(with_hint(
+            anyhow!("cache type `{kind}` is not supported"),
+            "use `type=local,src=DIR` / `type=local,dest=DIR`"
+        ));
+    }
+    dir.ok_or_else(|| {
+        with_hint(
+            anyhow!("`{spec}` names no directory"),
+            &format!("use `type=local,{key}=DIR`"),
+        )
+    })
 }
 
 /// SOURCE_DATE_EPOCH: the variable, else the last commit's time when the context is a
@@ -299,6 +330,19 @@ pub fn run(root: &Path, args: Args) -> Result<ExitCode> {
         platform,
     };
     let store = super::open_store(root)?;
+    for c in &args.cache_from {
+        let dir = local_cache_dir(c, "src")?;
+        if dir.join("index.json").exists() {
+            let n = kiln_build::cache::import_local(&store, &dir)
+                .map_err(|e| anyhow!("--cache-from: {e}"))?;
+            if !args.quiet {
+                eprintln!("imported {n} cached layers from {}", dir.display());
+            }
+        } else if !args.quiet {
+            // BuildKit ignores a missing cache too: the first CI run has none.
+            eprintln!("--cache-from {}: no cache there yet", dir.display());
+        }
+    }
     let images = StoreImages {
         store: &store,
         policy: args.pull,
@@ -315,6 +359,11 @@ pub fn run(root: &Path, args: Args) -> Result<ExitCode> {
     let started = std::time::Instant::now();
     let builder = Builder::new(&store, &images, &printer, &opts, shown)?;
     let result = builder.build(&df)?;
+    if let Some(c) = &args.cache_to {
+        let dir = local_cache_dir(c, "dest")?;
+        kiln_build::cache::export_local(&store, &builder.used_cache(), &dir)
+            .map_err(|e| anyhow!("--cache-to: {e}"))?;
+    }
     for t in &tags {
         store.tag(&result.descriptor, t)?;
     }
