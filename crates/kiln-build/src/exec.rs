@@ -72,7 +72,23 @@ pub struct BuildOptions {
     pub secrets: BTreeMap<String, SecretSource>,
     pub source_date_epoch: i64,
     pub platform: Platform,
+    /// The host's CA bundle, offered to every RUN step (`--host-ca`): mounted read-only
+    /// at [`HOST_CA_PATH`] and named by the variables package managers read, for that
+    /// step only. It never lands in a layer, the cache key or the history.
+    pub host_ca: Option<PathBuf>,
 }
+
+/// Where `--host-ca` mounts the host's CA bundle in RUN steps.
+pub const HOST_CA_PATH: &str = "/run/kiln/host-ca.crt";
+/// Variables that point package managers and TLS libraries at a CA bundle.
+const CA_VARIABLES: &[&str] = &[
+    "SSL_CERT_FILE",
+    "PIP_CERT",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "NODE_EXTRA_CA_CERTS",
+    "UV_NATIVE_TLS",
+];
 
 /// Images named by FROM and `--from`: found in the store or pulled by the caller.
 pub trait Images: Sync {
@@ -854,6 +870,25 @@ impl<'a> Builder<'a> {
             if !env.iter().any(|(k, _)| k == "PATH") {
                 env.push(("PATH".into(), DEFAULT_PATH.into()));
             }
+            // Docker's predefined proxy args reach RUN without an ARG (and stay out of
+            // the cache key and the history).
+            for (k, v) in &self.opts.build_args {
+                if PREDEFINED_ARGS.contains(&k.as_str()) && !env.iter().any(|(e, _)| e == k) {
+                    env.push((k.clone(), v.clone()));
+                }
+            }
+            if self.opts.host_ca.is_some() {
+                for var in CA_VARIABLES {
+                    if !env.iter().any(|(e, _)| e == var) {
+                        let v = if *var == "UV_NATIVE_TLS" {
+                            "true"
+                        } else {
+                            HOST_CA_PATH
+                        };
+                        env.push((var.to_string(), v.to_string()));
+                    }
+                }
+            }
             env.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
         };
         let user_spec = st
@@ -874,6 +909,15 @@ impl<'a> Builder<'a> {
         let mut extra_mounts = Vec::new();
         let mut stage_mounts = Vec::new();
         let mut excluded = Vec::new();
+        if let Some(ca) = &self.opts.host_ca {
+            extra_mounts.push(UserMount::Bind {
+                source: ca.display().to_string(),
+                destination: HOST_CA_PATH.into(),
+                readonly: true,
+            });
+            excluded.push(HOST_CA_PATH.trim_start_matches('/').to_string());
+            excluded.push("run/kiln".to_string());
+        }
         for m in &run_mounts {
             match m.kind {
                 MountKind::Cache => {
@@ -1047,7 +1091,16 @@ impl<'a> Builder<'a> {
                     output: tail.lock().expect("tail lock").iter().cloned().collect(),
                 });
             }
-            Ok(Some(excluded.clone()))
+            let mut excluded = excluded.clone();
+            // /run made only to hold the CA mount point is not the step's change.
+            let run_dir = dirs.upper().join("run");
+            let only_kiln = std::fs::read_dir(&run_dir)
+                .map(|d| d.flatten().all(|e| e.file_name() == "kiln"))
+                .unwrap_or(false);
+            if self.opts.host_ca.is_some() && only_kiln {
+                excluded.push("run".into());
+            }
+            Ok(Some(excluded))
         });
         for d in stage_mounts {
             let _ = nix::mount::umount2(&d.join("rootfs"), nix::mount::MntFlags::MNT_DETACH);

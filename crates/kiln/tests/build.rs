@@ -666,3 +666,60 @@ fn local_cache_export_and_import() {
     );
     third.ok(&["check"]);
 }
+
+/// `--host-ca`: RUN steps see the host's CA bundle (and the variables package managers
+/// read) while they run; no layer, history entry or config holds it.
+#[test]
+fn host_ca_reaches_run_steps_and_no_layer() {
+    let b = Base::new("bca");
+    let ca = b.k.dir.path().join("corp-ca.pem");
+    std::fs::write(
+        &ca,
+        "-----BEGIN CERTIFICATE-----\nkiln-test-ca-marker\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let ctx = b.context(
+        "ca",
+        "FROM BASE\nRUN cat \"$SSL_CERT_FILE\" | grep -c 'BEGIN CERT' > /seen && echo \"$PIP_CERT $REQUESTS_CA_BUNDLE\" > /vars\n",
+        &[],
+    );
+    let out =
+        b.k.cmd()
+            .env("SSL_CERT_FILE", &ca)
+            .args(["build", "--network", "none", "--host-ca", "-t", "ca:v1"])
+            .arg(&ctx)
+            .output()
+            .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen = b.k.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "ca:v1",
+        "cat",
+        "/seen",
+        "/vars",
+    ]);
+    assert_eq!(seen, "1\n/run/kiln/host-ca.crt /run/kiln/host-ca.crt\n");
+    let t = kiln_tree(&b.k, "ca:v1");
+    assert!(!t.iter().any(|l| l.starts_with("run")), "{t:#?}");
+    let conf = b.k.ok(&["inspect", "ca:v1"]);
+    // The Dockerfile's own text names $SSL_CERT_FILE; the mount and its value are absent.
+    assert!(
+        !conf.contains("host-ca") && !conf.contains("\"SSL_CERT_FILE="),
+        "{conf}"
+    );
+    for e in std::fs::read_dir(b.k.root().join("blobs/sha256")).unwrap() {
+        let bytes = std::fs::read(e.unwrap().path()).unwrap();
+        let text = kiln_gunzip(&bytes).unwrap_or(bytes);
+        assert!(
+            !text.windows(19).any(|w| w == b"kiln-test-ca-marker"),
+            "the CA is in a blob"
+        );
+    }
+}

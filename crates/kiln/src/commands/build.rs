@@ -47,8 +47,10 @@ pub struct Args {
     /// A secret for `RUN --mount=type=secret`: `id=ID,src=PATH` or `id=ID,env=VAR`
     #[arg(long)]
     secret: Vec<String>,
-    /// Offer the host's CA bundle to RUN steps as the secret `ca-certificates`
-    /// (`RUN --mount=type=secret,id=ca-certificates,target=/etc/ssl/certs/ca-certificates.crt`)
+    /// Offer the host's CA bundle ($SSL_CERT_FILE, else /etc/ssl/certs/ca-certificates.crt)
+    /// to every RUN step: mounted at /run/kiln/host-ca.crt and named by SSL_CERT_FILE,
+    /// PIP_CERT, REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE and NODE_EXTRA_CA_CERTS for the step.
+    /// It is never in a layer. Also a secret `ca-certificates` for explicit mounts.
     #[arg(long)]
     host_ca: bool,
     /// Ignore the build cache
@@ -281,6 +283,7 @@ pub fn run(root: &Path, args: Args) -> Result<ExitCode> {
         }
         secrets.insert(id, src);
     }
+    let mut host_ca = None;
     if args.host_ca {
         let ca = std::env::var_os("SSL_CERT_FILE")
             .map(PathBuf::from)
@@ -289,7 +292,8 @@ pub fn run(root: &Path, args: Args) -> Result<ExitCode> {
         if !ca.is_file() {
             bail!("--host-ca: no CA bundle at {}", ca.display());
         }
-        secrets.insert("ca-certificates".into(), SecretSource::File(ca));
+        secrets.insert("ca-certificates".into(), SecretSource::File(ca.clone()));
+        host_ca = Some(ca);
     }
     let platform = match &args.platform {
         Some(p) => {
@@ -328,6 +332,7 @@ pub fn run(root: &Path, args: Args) -> Result<ExitCode> {
         secrets,
         source_date_epoch: epoch(&context)?,
         platform,
+        host_ca,
     };
     let store = super::open_store(root)?;
     for c in &args.cache_from {
