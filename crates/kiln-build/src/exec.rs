@@ -420,8 +420,34 @@ impl<'a> Builder<'a> {
                 }
             }
         };
-        let total = stage.instructions.len();
-        for (i, ins) in stage.instructions.iter().enumerate() {
+        // ONBUILD triggers of a base image run first, then leave the config (Docker's
+        // rule: they fire once, in the image built FROM it).
+        let mut triggers = Vec::new();
+        if matches!(plan.bases[stage.index], plan::Base::Image(_)) {
+            let cfg = st.cfg();
+            if let Some(list) = cfg.extra.remove("OnBuild") {
+                for t in list
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v.as_str())
+                {
+                    let parsed = dockerfile::parse(&format!("FROM scratch\n{t}\n"), &self.file)
+                        .map_err(|e| BuildError::Step {
+                            file: self.file.clone(),
+                            line: stage.line,
+                            text: format!("ONBUILD {t}"),
+                            message: e.message.clone(),
+                        })?;
+                    let mut ins = parsed.stages[0].instructions[0].clone();
+                    ins.line = stage.line;
+                    ins.original = format!("ONBUILD {t}");
+                    triggers.push(ins);
+                }
+            }
+        }
+        let total = stage.instructions.len() + triggers.len();
+        for (i, ins) in triggers.iter().chain(&stage.instructions).enumerate() {
             self.instruction(df, plan, stage, &mut st, ins, i + 1, total, &globals, done)?;
         }
         if st.workdir_pending {
@@ -1070,7 +1096,7 @@ impl<'a> Builder<'a> {
                         }
                     });
                     let _ = all.thread_unblock();
-                    let null = std::fs::File::open("/dev/null").map_err(|e| BuildError::Other(e.to_string()));
+                    let null = kiln_runtime::container::dev_null().map_err(|e| BuildError::Other(e.to_string()));
                     let res = null.and_then(|null| {
                         let err_w = out_w.try_clone().map_err(|e| BuildError::Other(e.to_string()))?;
                         let exit = container::run_foreground(&dirs, &id, Some([null.into(), out_w, err_w]), false, container::OnSignal::Kill, |_| {})?;
@@ -1230,10 +1256,10 @@ impl<'a> Builder<'a> {
             for s in &c.sources {
                 let s = expand(s)?;
                 if is_add && (s.starts_with("http://") || s.starts_with("https://")) {
-                    return Err(self.step_error(
-                        ins,
-                        "ADD of a URL is not supported yet; download it in a RUN step",
-                    ));
+                    let p = download(&s, c.checksum.as_deref(), tmp_heredocs.path())
+                        .map_err(|e| self.step_error(ins, e))?;
+                    sources.push((s.clone(), p));
+                    continue;
                 }
                 let matches = glob(&src_root, &s, from_context.then_some(&self.ignore))
                     .map_err(|e| self.step_error(ins, e))?;
@@ -1366,6 +1392,74 @@ impl<'a> Builder<'a> {
         cleanup(&source_root_mount);
         result
     }
+}
+
+/// `ADD URL`: the file downloaded into `dir` (named after the URL's last path part,
+/// mode 0600 and the mtime of `Last-Modified`, as Docker does), checked against
+/// `--checksum` when given.
+fn download(url: &str, checksum: Option<&str>, dir: &Path) -> std::result::Result<PathBuf, String> {
+    use std::io::Write as _;
+    let client = reqwest::blocking::Client::builder()
+        .user_agent(concat!("kiln/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut resp = client.get(url).send().map_err(|e| format!("{url}: {e}"))?;
+    if !resp.status().is_success() {
+        return Err(format!("{url}: the server answered {}", resp.status()));
+    }
+    let name = resp
+        .url()
+        .path_segments()
+        .and_then(|mut s| s.next_back().map(str::to_string))
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "__unnamed__".into());
+    let mtime = resp
+        .headers()
+        .get(reqwest::header::LAST_MODIFIED)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| chrono::DateTime::parse_from_rfc2822(v).ok())
+        .map(|t| t.timestamp());
+    let sub = dir.join(format!("url-{}", hash(&[url])));
+    std::fs::create_dir_all(&sub).map_err(|e| e.to_string())?;
+    let path = sub.join(&name);
+    let mut f = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = std::io::Read::read(&mut resp, &mut buf).map_err(|e| format!("{url}: {e}"))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        f.write_all(&buf[..n]).map_err(|e| e.to_string())?;
+    }
+    let got = format!("sha256:{}", hex::encode(h.finalize()));
+    if let Some(want) = checksum {
+        if want != got {
+            return Err(format!(
+                "{url}: checksum mismatch: expected {want}, got {got}"
+            ));
+        }
+    }
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| e.to_string())?;
+    if let Some(t) = mtime {
+        let ts = rustix::fs::Timespec {
+            tv_sec: t,
+            tv_nsec: 0,
+        };
+        let _ = rustix::fs::utimensat(
+            rustix::fs::CWD,
+            &path,
+            &rustix::fs::Timestamps {
+                last_access: ts,
+                last_modification: ts,
+            },
+            rustix::fs::AtFlags::empty(),
+        );
+    }
+    Ok(path)
 }
 
 /// Stops a step's pasta however the step ends.

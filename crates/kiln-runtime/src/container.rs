@@ -140,6 +140,58 @@ fn become_subreaper() -> Result<()> {
     })
 }
 
+/// /dev/null for a container's standard input, open for reading and writing: when
+/// standard output is /dev/null too, libcontainer may set up the container's stdio from
+/// the same file, and a read-only one makes every write fail with EBADF.
+pub fn dev_null() -> std::io::Result<fs::File> {
+    fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+}
+
+/// `fd` itself, or, when it is /dev/null, the write end of a pipe whose output is
+/// discarded. libcontainer 0.7 swaps a /dev/null standard stream for the container's own
+/// /dev/null opened read-only (`reopen_dev_null`), so `kiln run ... >/dev/null` would make
+/// every write of the application fail with EBADF; a pipe is left alone.
+pub fn not_dev_null(fd: std::os::fd::OwnedFd) -> Result<std::os::fd::OwnedFd> {
+    let st = nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&fd)).map_err(|e| {
+        RuntimeError::Io {
+            path: "fstat".into(),
+            source: e.into(),
+        }
+    })?;
+    let is_null = (st.st_mode & libc::S_IFMT) == libc::S_IFCHR
+        && nix::sys::stat::major(st.st_rdev) == 1
+        && nix::sys::stat::minor(st.st_rdev) == 3;
+    if !is_null {
+        return Ok(fd);
+    }
+    let (r, w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| RuntimeError::Io {
+            path: "pipe".into(),
+            source: e.into(),
+        })?;
+    // The drain runs with every signal blocked: the waiting loop must get them all.
+    let all = SigSet::all();
+    let mut old = SigSet::empty();
+    let _ = nix::sys::signal::pthread_sigmask(
+        nix::sys::signal::SigmaskHow::SIG_BLOCK,
+        Some(&all),
+        Some(&mut old),
+    );
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut fs::File::from(r), &mut std::io::sink());
+    });
+    let _ = nix::sys::signal::pthread_sigmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&old),
+        None,
+    );
+    drop(fd);
+    Ok(w)
+}
+
 /// What a signal sent to kiln does to the container it waits for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OnSignal {

@@ -723,3 +723,122 @@ fn host_ca_reaches_run_steps_and_no_layer() {
         );
     }
 }
+
+/// The rest of the reference against docker build: ARG before FROM, the escape
+/// directive, SHELL with shell-form CMD and ENTRYPOINT, HEALTHCHECK, ONBUILD (recorded,
+/// then fired in a child image), ADD of a local archive, COPY --from an image.
+#[test]
+fn directives_shell_healthcheck_onbuild_match_docker_build() {
+    let b = Base::new("bdir");
+    // A parent with ONBUILD triggers, built by both.
+    let parent_body = "FROM BASE\nONBUILD RUN echo fired > /onbuild.txt\nONBUILD COPY trigger.txt /from-trigger.txt\n";
+    let pctx = b.context("parent", parent_body, &[]);
+    let parent = format!("{}:v1", unique("parent"));
+    docker_build(&pctx, &parent, &[]);
+    kiln_build(&b.k, &pctx, &parent, &[]);
+    let dparent =
+        json(&run(docker().args(["image", "inspect", &parent])))[0]["Config"]["OnBuild"].clone();
+    let kparent = json(&b.k.ok(&["inspect", &parent]))[0]["Config"]["OnBuild"].clone();
+    assert_eq!(
+        kparent, dparent,
+        "ONBUILD triggers are recorded as Docker records them"
+    );
+    let body = format!(
+        "# escape=`\nARG TAG=v1\nARG SRC=BASE\nFROM ${{SRC}} AS src\nRUN mkdir -p /payload && echo p > /payload/p\nFROM {parent}\nSHELL [\"/bin/sh\", \"-e\", \"-c\"]\nRUN echo one `\n    two > /continued.txt\nADD bundle.tar /opt/\nCOPY --from=src /payload /payload\nCOPY --from=BASE /bin/busybox /copied-busybox\nHEALTHCHECK --interval=30s --timeout=3s --retries=2 CMD cat /continued.txt\nENTRYPOINT echo entry\nCMD echo cmd\n"
+    );
+    let src = b.k.dir.path().join("bundle-src");
+    std::fs::create_dir_all(src.join("pkg/sub")).unwrap();
+    std::fs::write(src.join("pkg/sub/mod.py"), "x = 1\n").unwrap();
+    let ctx = b.context(
+        "directives",
+        &body,
+        &[("trigger.txt", "from the trigger\n")],
+    );
+    run(Command::new("tar")
+        .args(["--owner=0", "--group=0", "-C"])
+        .arg(&src)
+        .arg("-cf")
+        .arg(ctx.join("bundle.tar"))
+        .arg("pkg"));
+    let tag = format!("{}:v1", unique("dir"));
+    docker_build(&ctx, &tag, &[]);
+    kiln_build(&b.k, &ctx, &tag, &[]);
+    let dt = docker_tree(b.k.dir.path(), &tag);
+    let kt = kiln_tree(&b.k, &tag);
+    let dconf = json(&run(docker().args(["image", "inspect", &tag])))[0]["Config"].clone();
+    let kconf = json(&b.k.ok(&["inspect", &tag]))[0]["Config"].clone();
+    run(docker().args(["rmi", &tag, &parent]));
+    let only_docker: Vec<_> = dt.iter().filter(|l| !kt.contains(l)).collect();
+    let only_kiln: Vec<_> = kt.iter().filter(|l| !dt.contains(l)).collect();
+    assert!(
+        only_docker.is_empty() && only_kiln.is_empty(),
+        "trees differ\nonly in docker's: {only_docker:#?}\nonly in kiln's: {only_kiln:#?}"
+    );
+    assert_eq!(config_of(&kconf), config_of(&dconf));
+    for key in ["Healthcheck", "OnBuild", "Shell"] {
+        let norm = |v: &serde_json::Value| match v {
+            serde_json::Value::Array(a) if a.is_empty() => serde_json::Value::Null,
+            x => x.clone(),
+        };
+        assert_eq!(norm(&kconf[key]), norm(&dconf[key]), "{key}");
+    }
+    assert!(kt.iter().any(|l| l.starts_with("onbuild.txt ")), "{kt:#?}");
+    assert!(
+        kt.iter().any(|l| l.starts_with("from-trigger.txt ")),
+        "{kt:#?}"
+    );
+    assert!(
+        kt.iter().any(|l| l.starts_with("opt/pkg/sub/mod.py ")),
+        "{kt:#?}"
+    );
+}
+
+/// `ADD URL`: downloaded (here from a server on loopback), mode 0600, checked against
+/// `--checksum`; a wrong checksum fails naming both digests.
+#[test]
+fn add_url_with_checksum() {
+    let b = Base::new("burl");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in listener.incoming().flatten() {
+            let mut s = s;
+            let mut buf = [0u8; 2048];
+            let _ = std::io::Read::read(&mut s, &mut buf);
+            let _ = std::io::Write::write_all(
+                &mut s,
+                b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\nLast-Modified: Tue, 01 Jan 2019 00:00:00 GMT\r\nConnection: close\r\n\r\nweights\n",
+            );
+        }
+    });
+    let sum = "sha256:ae9e1c5ec2e7ea8e9b4a0a6bbbb1bcf0d0e1a5c3c9f5e1e1b7f5f1a3e0c0a0a0";
+    let real = {
+        use sha2::Digest as _;
+        format!("sha256:{}", hex::encode(sha2::Sha256::digest(b"weights\n")))
+    };
+    let good =
+        format!("FROM BASE\nADD --checksum={real} http://127.0.0.1:{port}/models/w.bin /models/\n");
+    let ctx = b.context("url", &good, &[]);
+    kiln_build(&b.k, &ctx, "url:v1", &[]);
+    let t = kiln_tree(&b.k, "url:v1");
+    assert!(
+        t.iter()
+            .any(|l| l.starts_with("models/w.bin Regular 600 0:0")),
+        "{t:#?}"
+    );
+    let bad =
+        format!("FROM BASE\nADD --checksum={sum} http://127.0.0.1:{port}/models/w.bin /models/\n");
+    let ctx = b.context("urlbad", &bad, &[]);
+    let out =
+        b.k.cmd()
+            .args(["build", "--network", "none", "-t", "url:bad"])
+            .arg(&ctx)
+            .output()
+            .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("checksum") && stderr.contains(&real),
+        "{stderr}"
+    );
+}

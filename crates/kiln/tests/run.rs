@@ -1017,3 +1017,31 @@ fn tty_gives_the_container_a_terminal() {
     assert_eq!(out, "inner-tty\r\n");
     assert_clean(&k);
 }
+
+/// Output sent to /dev/null works: the application's writes succeed (libcontainer would
+/// otherwise hand it a read-only /dev/null).
+#[test]
+fn output_to_dev_null_is_writable() {
+    let k = kiln_with_busybox();
+    let null = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .unwrap();
+    let status = k
+        .cmd()
+        .args([
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "bb:v1",
+            "sh",
+            "-c",
+            "echo out && echo err >&2",
+        ])
+        .stdout(null.try_clone().unwrap())
+        .stderr(null)
+        .status()
+        .unwrap();
+    assert!(status.success(), "{status}");
+}

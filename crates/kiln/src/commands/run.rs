@@ -968,17 +968,19 @@ fn supervise(
                 }));
             }
             all.thread_unblock().context("cannot unblock signals")?;
-            let null = std::fs::File::open("/dev/null").context("cannot open /dev/null")?;
+            let null = kiln_runtime::container::dev_null().context("cannot open /dev/null")?;
             Some([null.into(), out_w, err_w])
         } else if !args.interactive {
             // As Docker: standard input only with `-i`; output goes straight to ours.
             use std::os::fd::AsFd;
-            let null = std::fs::File::open("/dev/null").context("cannot open /dev/null")?;
-            Some([
-                null.into(),
+            let null = kiln_runtime::container::dev_null().context("cannot open /dev/null")?;
+            let out = kiln_runtime::container::not_dev_null(
                 std::io::stdout().as_fd().try_clone_to_owned()?,
+            )?;
+            let err = kiln_runtime::container::not_dev_null(
                 std::io::stderr().as_fd().try_clone_to_owned()?,
-            ])
+            )?;
+            Some([null.into(), out, err])
         } else {
             None
         };
