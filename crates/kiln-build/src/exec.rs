@@ -1282,8 +1282,28 @@ impl<'a> Builder<'a> {
                 return Err(self.step_error(ins, "when copying several sources, the destination must be a directory ending in `/`"));
             }
             let ignore = &self.ignore;
+            // `--exclude` patterns (.dockerignore syntax), relative to the source root.
+            let excludes = c
+                .exclude
+                .iter()
+                .map(|e| expand(e))
+                .collect::<Result<Vec<_>>>()?;
+            let exclude = Ignore::parse(&excludes.join("\n"));
+            // Each source's own tree is what its patterns see (BuildKit matches them
+            // relative to the path being copied).
+            let roots: Vec<PathBuf> = sources.iter().map(|(_, p)| p.clone()).collect();
             let ctx = self.opts.context.clone();
             let filter = move |p: &Path| -> bool {
+                if !excludes.is_empty() {
+                    let rel = roots
+                        .iter()
+                        .filter(|r| p.starts_with(r) && p != r.as_path())
+                        .max_by_key(|r| r.as_os_str().len())
+                        .and_then(|r| p.strip_prefix(r).ok());
+                    if rel.is_some_and(|rel| exclude.is_excluded(&rel.to_string_lossy())) {
+                        return false;
+                    }
+                }
                 if !from_context {
                     return true;
                 }
@@ -1292,6 +1312,11 @@ impl<'a> Builder<'a> {
                     Err(_) => true,
                 }
             };
+            sources.retain(|(label, p)| {
+                label.starts_with("http")
+                    || filter(p)
+                    || c.heredocs.iter().any(|h| &h.name == label)
+            });
             let chmod = match &c.chmod {
                 Some(m) => Some(u32::from_str_radix(&expand(m)?, 8).map_err(|_| {
                     self.step_error(
@@ -1342,7 +1367,15 @@ impl<'a> Builder<'a> {
                 for (_, src) in &sources {
                     let md = std::fs::symlink_metadata(src)
                         .map_err(|e| BuildError::Other(format!("{}: {e}", src.display())))?;
-                    let target = if md.is_dir() {
+                    let target = if c.parents && src.starts_with(&src_root) {
+                        // `--parents`: the source's path under the root is kept.
+                        let rel = src
+                            .strip_prefix(&src_root)
+                            .expect("checked")
+                            .to_string_lossy()
+                            .into_owned();
+                        format!("{}/{rel}", dest.trim_end_matches('/'))
+                    } else if md.is_dir() {
                         dest.clone()
                     } else if is_add && from_context && is_archive(src) {
                         let d = fsutil::mkdir_all(rootfs, &dest, None)

@@ -842,3 +842,50 @@ fn add_url_with_checksum() {
         "{stderr}"
     );
 }
+
+/// BuildKit's newer COPY flags (Dockerfile 1.7, beyond Docker 20.10): `--exclude`
+/// patterns and `--parents`.
+#[test]
+fn copy_exclude_and_parents() {
+    let b = Base::new("bcx");
+    let ctx = b.context(
+        "cx",
+        "FROM BASE\nCOPY --exclude=*.tmp --exclude=cache/ src/ /app/\nCOPY --parents a/*/conf.yaml /etc/svc/\n",
+        &[
+            ("src/main.py", "m\n"),
+            ("src/junk.tmp", "j\n"),
+            ("src/cache/x", "c\n"),
+            ("src/pkg/mod.py", "p\n"),
+            ("a/one/conf.yaml", "1\n"),
+            ("a/two/conf.yaml", "2\n"),
+            ("a/two/other.txt", "o\n"),
+        ],
+    );
+    kiln_build(&b.k, &ctx, "cx:v1", &[]);
+    let names: Vec<String> = kiln_tree(&b.k, "cx:v1")
+        .into_iter()
+        .map(|l| l.split(' ').next().unwrap().to_string())
+        .collect();
+    for present in [
+        "app/main.py",
+        "app/pkg/mod.py",
+        "etc/svc/a/one/conf.yaml",
+        "etc/svc/a/two/conf.yaml",
+    ] {
+        assert!(
+            names.iter().any(|n| n == present),
+            "{present} missing: {names:?}"
+        );
+    }
+    for absent in [
+        "app/junk.tmp",
+        "app/cache/x",
+        "etc/svc/a/two/other.txt",
+        "etc/svc/conf.yaml",
+    ] {
+        assert!(
+            !names.iter().any(|n| n == absent),
+            "{absent} present: {names:?}"
+        );
+    }
+}
