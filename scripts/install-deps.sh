@@ -14,6 +14,7 @@ packages=(
   tini           # the static init `kiln run --init` mounts (as docker-init)
   docker-registry  # the CNCF distribution server: registry tests (pull/push/login/copy)
   apache2-utils  # htpasswd: the registry tests' basic-auth users
+  mmdebstrap     # a Debian python3 base for the ML Dockerfile build test (made once, cached)
   pkg-config libseccomp-dev  # build dependencies of the container runtime
 )
 missing=()

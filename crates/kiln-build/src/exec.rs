@@ -76,6 +76,9 @@ pub struct BuildOptions {
     /// at [`HOST_CA_PATH`] and named by the variables package managers read, for that
     /// step only. It never lands in a layer, the cache key or the history.
     pub host_ca: Option<PathBuf>,
+    /// How new layers are stored: uncompressed by default (as Docker's image store keeps
+    /// them; `kiln push` compresses them), gzip or zstd on request.
+    pub compression: Compression,
 }
 
 /// Where `--host-ca` mounts the host's CA bundle in RUN steps.
@@ -813,10 +816,41 @@ impl<'a> Builder<'a> {
             let _gc = self.store.gc_lock(false)?;
             let layer = self
                 .store
-                .write_layer(Compression::Gzip, |out| {
+                .write_layer(self.opts.compression, |out| {
                     kiln_layer::write_dir(&dirs.upper(), out, &opts).map(|_| ())
                 })
                 .map_err(|e| BuildError::Other(format!("cannot write the layer: {e}")))?;
+            // The upper directory is already the layer unpacked in overlay form: made
+            // exactly like the layer (excluded paths gone, times clamped), it becomes the
+            // layer's snapshot, and the next step need not unpack what this one wrote.
+            let mut chain: Vec<Digest> = st.config.rootfs.diff_ids.clone();
+            chain.push(layer.diff_id.clone());
+            let chain_id = kiln_store::prune::chain_ids(&chain)
+                .pop()
+                .expect("one layer at least");
+            let snap = snapshot::path(self.store, &chain_id);
+            if !snap.exists() {
+                let upper = dirs.upper();
+                for x in &opts.exclude {
+                    let p = upper.join(String::from_utf8_lossy(x).as_ref());
+                    match std::fs::symlink_metadata(&p) {
+                        Ok(m) if m.is_dir() => {
+                            let _ = std::fs::remove_dir_all(&p);
+                        }
+                        Ok(_) => {
+                            let _ = std::fs::remove_file(&p);
+                        }
+                        Err(_) => {}
+                    }
+                }
+                if fsutil::clamp_times(&upper, self.opts.source_date_epoch).is_ok() {
+                    if let Some(parent) = snap.parent() {
+                        let _ = std::fs::create_dir_all(parent);
+                    }
+                    // Another build may have made it meanwhile: theirs is as good.
+                    let _ = std::fs::rename(&upper, &snap);
+                }
+            }
             Ok(CacheEntry {
                 layer: layer.descriptor,
                 diff_id: layer.diff_id,

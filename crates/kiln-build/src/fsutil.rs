@@ -209,6 +209,21 @@ pub fn copy_into(
 
 use std::os::unix::fs::FileTypeExt;
 
+/// Sets every mtime in the tree to at most `epoch` (what a layer written with that
+/// SOURCE_DATE_EPOCH records), links themselves included.
+pub fn clamp_times(dir: &Path, epoch: i64) -> io::Result<()> {
+    let md = fs::symlink_metadata(dir)?;
+    if md.is_dir() {
+        for e in fs::read_dir(dir)? {
+            clamp_times(&e?.path(), epoch)?;
+        }
+    }
+    if md.mtime() > epoch {
+        set_mtime(dir, (epoch, 0))?;
+    }
+    Ok(())
+}
+
 /// A content hash of `paths` (files, links, directories, recursively): names relative to
 /// each path, types, modes, link targets and bytes; not owners or times.
 pub fn content_hash(

@@ -889,3 +889,100 @@ fn copy_exclude_and_parents() {
         );
     }
 }
+
+/// A Debian bookworm root filesystem with python3 and pip, made once by mmdebstrap from
+/// the Debian archive and kept in `$KILN_TEST_CACHE` (default /var/tmp/kiln-test-cache).
+fn python_base_tar() -> PathBuf {
+    let dir = PathBuf::from(
+        std::env::var("KILN_TEST_CACHE").unwrap_or_else(|_| "/var/tmp/kiln-test-cache".into()),
+    );
+    let tar = dir.join("pybase-bookworm.tar");
+    if tar.is_file() {
+        return tar;
+    }
+    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = dir.join(format!("pybase-bookworm.tar.{}", std::process::id()));
+    let mm = Command::new("mmdebstrap")
+        .args([
+            "--quiet",
+            "--variant=minbase",
+            "--include=python3,python3-pip,ca-certificates",
+            "bookworm",
+        ])
+        .arg(&tmp)
+        .arg("http://deb.debian.org/debian")
+        .status()
+        .unwrap_or_else(|e| panic!("mmdebstrap: {e} (apt-get install mmdebstrap)"));
+    assert!(mm.success(), "mmdebstrap failed");
+    std::fs::rename(&tmp, &tar).unwrap();
+    tar
+}
+
+/// The ML Dockerfile: a Python base, `pip install scikit-learn` (PyPI, through the host's
+/// CA with --host-ca, on the default private network), then the app. The image runs the
+/// model; editing only the app rebuilds only the last layer.
+#[test]
+fn ml_dockerfile_cold_then_app_edit_rebuilds_only_the_last_layer() {
+    let k = Kiln::new();
+    k.ok(&[
+        "import",
+        python_base_tar().to_str().unwrap(),
+        "-t",
+        "pybase:bookworm",
+    ]);
+    let ctx = k.dir.path().join("ml");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM pybase:bookworm\nRUN pip install --break-system-packages --no-cache-dir --progress-bar off scikit-learn\nWORKDIR /app\nCOPY app.py ./\nCMD [\"python3\", \"app.py\"]\n",
+    )
+    .unwrap();
+    let app = "from sklearn.linear_model import LinearRegression\nm = LinearRegression().fit([[0], [1], [2]], [0, 2, 4])\nprint('slope', round(float(m.coef_[0]), 3))\n";
+    std::fs::write(ctx.join("app.py"), app).unwrap();
+    let out = k
+        .cmd()
+        .args(["build", "--host-ca", "--progress", "plain", "-t", "ml:v1"])
+        .arg(&ctx)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        k.ok(&["run", "--rm", "--network", "none", "ml:v1"]),
+        "slope 2.0\n"
+    );
+    std::fs::write(ctx.join("app.py"), format!("{app}print('v2')\n")).unwrap();
+    let out = k
+        .cmd()
+        .args(["build", "--host-ca", "--progress", "plain", "-t", "ml:v2"])
+        .arg(&ctx)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("#2 CACHED"),
+        "the pip step is cached: {stderr}"
+    );
+    let ids = |t: &str| {
+        json(&k.ok(&["inspect", t]))[0]["RootFS"]["diff_ids"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let (v1, v2) = (ids("ml:v1"), ids("ml:v2"));
+    assert_eq!(v1.len(), v2.len());
+    assert_eq!(
+        v1[..v1.len() - 1],
+        v2[..v2.len() - 1],
+        "only the app layer differs"
+    );
+    assert_ne!(v1.last(), v2.last());
+    assert_eq!(
+        k.ok(&["run", "--rm", "--network", "none", "ml:v2"]),
+        "slope 2.0\nv2\n"
+    );
+}

@@ -21,6 +21,13 @@ pub enum ProgressMode {
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum LayerCompression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum NetworkMode {
     /// A private network namespace with outbound access through pasta (the default)
     Default,
@@ -83,6 +90,10 @@ pub struct Args {
     /// Export this build's cache: `type=local,dest=DIR`
     #[arg(long)]
     cache_to: Option<String>,
+    /// How new layers are stored: `none` (the default, as Docker's image store; `kiln
+    /// push` compresses), `gzip` or `zstd`
+    #[arg(long, value_enum, default_value = "none")]
+    compression: LayerCompression,
     /// Pull base images: `missing`, `always` or `never`
     #[arg(long, value_enum, default_value = "missing")]
     pull: PullPolicy,
@@ -333,6 +344,11 @@ pub fn run(root: &Path, args: Args) -> Result<ExitCode> {
         source_date_epoch: epoch(&context)?,
         platform,
         host_ca,
+        compression: match args.compression {
+            LayerCompression::None => kiln_layer::Compression::None,
+            LayerCompression::Gzip => kiln_layer::Compression::Gzip,
+            LayerCompression::Zstd => kiln_layer::Compression::Zstd,
+        },
     };
     let store = super::open_store(root)?;
     for c in &args.cache_from {
