@@ -363,26 +363,8 @@ fn fetch_layer(
             .map(drop)
             .map_err(|e| kiln_store::StoreError::io(store.blob_path(&layer.digest))(e))
     };
-    if let Err(e) = streamed {
-        return Err(match e {
-            kiln_store::StoreError::DigestMismatch { expected, actual } => {
-                RegistryError::DigestMismatch {
-                    registry: repo.registry().to_string(),
-                    digest: expected,
-                    actual,
-                }
-            }
-            other => other.into(),
-        });
-    }
-    let count = writer.count();
-    if count != layer.size {
-        return Err(repo.protocol(format!(
-            "blob {} is {count} bytes, the manifest says {}",
-            layer.digest, layer.size
-        )));
-    }
-    writer.commit(Some(&layer.digest)).map_err(|e| match e {
+    // A digest the store refused is the registry's bad blob: say which registry.
+    let from_registry = |e: kiln_store::StoreError| match e {
         kiln_store::StoreError::DigestMismatch { expected, actual } => {
             RegistryError::DigestMismatch {
                 registry: repo.registry().to_string(),
@@ -391,7 +373,16 @@ fn fetch_layer(
             }
         }
         other => other.into(),
-    })?;
+    };
+    streamed.map_err(from_registry)?;
+    let count = writer.count();
+    if count != layer.size {
+        return Err(repo.protocol(format!(
+            "blob {} is {count} bytes, the manifest says {}",
+            layer.digest, layer.size
+        )));
+    }
+    writer.commit(Some(&layer.digest)).map_err(from_registry)?;
     opts.progress.finish(&id, "pull complete");
     Ok(BlobReport {
         digest: layer.digest.clone(),

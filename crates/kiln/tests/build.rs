@@ -69,39 +69,12 @@ fn kiln_build(k: &Kiln, ctx: &Path, tag: &str, extra: &[&str]) -> String {
     stderr
 }
 
-/// Entries Docker's runtime adds to `docker export`.
-const RUNTIME: &[&str] = &[
-    "dev",
-    "proc",
-    "sys",
-    "etc/hostname",
-    "etc/hosts",
-    "etc/resolv.conf",
-    ".dockerenv",
-    "etc/mtab",
-];
-
-fn tree(p: &Path) -> Vec<String> {
-    let mut v: Vec<String> = tar_listing(p)
-        .into_iter()
-        .filter(|(name, _)| {
-            !name.is_empty()
-                && !RUNTIME
-                    .iter()
-                    .any(|r| name == r || name.starts_with(&format!("{r}/")))
-        })
-        .map(|(name, desc)| format!("{name} {desc}"))
-        .collect();
-    v.sort();
-    v
-}
-
 fn docker_tree(dir: &Path, tag: &str) -> Vec<String> {
     let cid = run(docker().args(["create", tag, "true"]));
     let out = dir.join(format!("docker-{}.tar", tag.replace([':', '/'], "_")));
     run(docker().args(["export", "-o"]).arg(&out).arg(cid.trim()));
     run(docker().args(["rm", cid.trim()]));
-    tree(&out)
+    flat_tree(&out)
 }
 
 fn kiln_tree(k: &Kiln, tag: &str) -> Vec<String> {
@@ -110,7 +83,7 @@ fn kiln_tree(k: &Kiln, tag: &str) -> Vec<String> {
         .path()
         .join(format!("kiln-{}.tar", tag.replace([':', '/'], "_")));
     k.ok(&["export", tag, "-o", out.to_str().unwrap()]);
-    tree(&out)
+    flat_tree(&out)
 }
 
 const CONFIG_KEYS: &[&str] = &[

@@ -67,20 +67,6 @@ fn run_image(k: &Kiln, image: &str, cmd: &[&str]) -> String {
     ok(k, &args)
 }
 
-/// A store holding the busybox image `bb:v1` whose command prints HELLO.
-fn kiln_with_busybox() -> Kiln {
-    let k = Kiln::new();
-    k.ok(&[
-        "import",
-        busybox_rootfs().to_str().unwrap(),
-        "-t",
-        "bb:v1",
-        "-c",
-        "CMD [\"cat\", \"/etc/hello.txt\"]",
-    ]);
-    k
-}
-
 /// Copies `name` from kiln's store (an OCI layout) to `docker://REGISTRY/DEST` with
 /// skopeo: the registry gets its content without going through `kiln push`.
 /// Returns the manifest digest the registry serves.

@@ -6,20 +6,6 @@ mod common;
 use common::*;
 use std::process::Command;
 
-/// A store holding the busybox image `bb:v1`.
-fn kiln_with_busybox() -> Kiln {
-    let k = Kiln::new();
-    k.ok(&[
-        "import",
-        busybox_rootfs().to_str().unwrap(),
-        "-t",
-        "bb:v1",
-        "-c",
-        "CMD [\"cat\", \"/etc/hello.txt\"]",
-    ]);
-    k
-}
-
 /// Runs `kiln run ARGS`, returning (exit code, stdout, stderr).
 fn run_in(k: &Kiln, args: &[&str]) -> (i32, String, String) {
     let out = k.cmd().arg("run").args(args).output().expect("run kiln");

@@ -268,3 +268,46 @@ pub fn docker_build_on_busybox(dir: &Path, prefix: &str, body: &str) -> (String,
         .arg(&ctx));
     (base, app)
 }
+
+/// A store holding the busybox image `bb:v1`, whose command prints /etc/hello.txt.
+pub fn kiln_with_busybox() -> Kiln {
+    let k = Kiln::new();
+    k.ok(&[
+        "import",
+        busybox_rootfs().to_str().unwrap(),
+        "-t",
+        "bb:v1",
+        "-c",
+        "CMD [\"cat\", \"/etc/hello.txt\"]",
+    ]);
+    k
+}
+
+/// Entries Docker's runtime adds to a container (and so to `docker export`).
+pub const DOCKER_RUNTIME_ENTRIES: &[&str] = &[
+    "dev",
+    "proc",
+    "sys",
+    "etc/hostname",
+    "etc/hosts",
+    "etc/resolv.conf",
+    ".dockerenv",
+    "etc/mtab",
+];
+
+/// A flattened image tar as sorted `path type mode owner link content-hash` lines,
+/// without what Docker's runtime adds: two exports compare as trees.
+pub fn flat_tree(p: &Path) -> Vec<String> {
+    let mut v: Vec<String> = tar_listing(p)
+        .into_iter()
+        .filter(|(name, _)| {
+            !name.is_empty()
+                && !DOCKER_RUNTIME_ENTRIES
+                    .iter()
+                    .any(|r| name == r || name.starts_with(&format!("{r}/")))
+        })
+        .map(|(name, desc)| format!("{name} {desc}"))
+        .collect();
+    v.sort();
+    v
+}
