@@ -79,6 +79,11 @@ pub struct BuildOptions {
     /// How new layers are stored: uncompressed by default (as Docker's image store keeps
     /// them; `kiln push` compresses them), gzip or zstd on request.
     pub compression: Compression,
+    /// Build this stage (by index) instead of the target: a stage built ahead, in
+    /// parallel with others, by a helper process.
+    pub stage_index: Option<usize>,
+    /// Cache keys made by this build's helper processes: hits even with `no_cache`.
+    pub fresh_keys: std::collections::BTreeSet<String>,
 }
 
 /// Where `--host-ca` mounts the host's CA bundle in RUN steps.
@@ -297,8 +302,11 @@ impl<'a> Builder<'a> {
 
     /// Builds the target stage of `df` (and the stages it needs); writes the image.
     pub fn build(&self, df: &Dockerfile) -> Result<BuildResult> {
-        let plan = plan::plan(df, self.opts.target.as_deref(), &self.global_args(df))
+        let mut plan = plan::plan(df, self.opts.target.as_deref(), &self.global_args(df))
             .map_err(BuildError::Other)?;
+        if let Some(i) = self.opts.stage_index {
+            plan = plan::plan_stage(df, i, &self.global_args(df)).map_err(BuildError::Other)?;
+        }
         let mut done: BTreeMap<usize, StageState> = BTreeMap::new();
         for &i in &plan.order {
             let st = self.build_stage(df, &plan, &df.stages[i], &done)?;
@@ -734,7 +742,7 @@ impl<'a> Builder<'a> {
 
     /// Looks up a cached layer.
     fn cache_get(&self, key: &str) -> Option<CacheEntry> {
-        if self.opts.no_cache {
+        if self.opts.no_cache && !self.opts.fresh_keys.contains(key) {
             return None;
         }
         let p = self.store.root().join("cache/build").join(key);
@@ -744,6 +752,16 @@ impl<'a> Builder<'a> {
 
     fn cache_put(&self, key: &str, e: &CacheEntry) {
         cache_put(self.store, key, e);
+    }
+
+    /// Stages worth building ahead in parallel helper processes: the needed stages, other
+    /// than the target, that no other such stage builds on (each helper builds what its
+    /// stage needs). Empty when fewer than two could run at once.
+    pub fn parallel_stages(&self, df: &Dockerfile) -> Result<Vec<usize>> {
+        let plan = plan::plan(df, self.opts.target.as_deref(), &self.global_args(df))
+            .map_err(BuildError::Other)?;
+        let out = plan::independent(df, &plan, &self.global_args(df));
+        Ok(if out.len() >= 2 { out } else { vec![] })
     }
 
     /// The layer steps of this build (hits and new ones): what `--cache-to` exports.

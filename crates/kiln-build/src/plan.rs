@@ -80,6 +80,40 @@ pub fn plan(
     Ok(p)
 }
 
+/// Plans the build of the stage with index `i` (a helper building it ahead).
+pub fn plan_stage(
+    df: &Dockerfile,
+    i: usize,
+    globals: &BTreeMap<String, String>,
+) -> Result<Plan, String> {
+    let mut p = plan(df, None, globals)?;
+    if i >= df.stages.len() {
+        return Err(format!("there is no stage {i}"));
+    }
+    p.order.clear();
+    p.target = i;
+    let mut state = vec![0u8; df.stages.len()];
+    visit(df, &mut p, i, &mut state, globals)?;
+    Ok(p)
+}
+
+/// The needed stages other than the target that no other needed non-target stage
+/// depends on, in plan order.
+pub fn independent(df: &Dockerfile, p: &Plan, globals: &BTreeMap<String, String>) -> Vec<usize> {
+    let others: Vec<usize> = p.order.iter().copied().filter(|i| *i != p.target).collect();
+    let mut used = std::collections::BTreeSet::new();
+    for &i in &others {
+        // Everything `i` needs, directly or not.
+        let mut stack = deps(df, p, i, globals);
+        while let Some(d) = stack.pop() {
+            if used.insert(d) {
+                stack.extend(deps(df, p, d, globals));
+            }
+        }
+    }
+    others.into_iter().filter(|i| !used.contains(i)).collect()
+}
+
 fn deps(df: &Dockerfile, p: &Plan, i: usize, globals: &BTreeMap<String, String>) -> Vec<usize> {
     let mut out = Vec::new();
     if let Base::Stage(b) = p.bases[i] {

@@ -959,3 +959,35 @@ fn ml_dockerfile_cold_then_app_edit_rebuilds_only_the_last_layer() {
         "slope 2.0\nv2\n"
     );
 }
+
+/// Independent stages are built at the same time: two stages that each sleep record
+/// overlapping intervals, and the main build finds their layers cached — also with
+/// `--no-cache`, which only ignores what this build did not make.
+#[test]
+fn independent_stages_build_in_parallel() {
+    let b = Base::new("bpar");
+    let body = "FROM BASE AS a\nRUN cat /proc/uptime > /start && sleep 2 && cat /proc/uptime > /end\nFROM BASE AS b\nRUN cat /proc/uptime > /start && sleep 2 && cat /proc/uptime > /end\nFROM BASE\nCOPY --from=a /start /a-start\nCOPY --from=a /end /a-end\nCOPY --from=b /start /b-start\nCOPY --from=b /end /b-end\n";
+    let ctx = b.context("par", body, &[]);
+    for (tag, extra) in [("par:v1", vec![]), ("par:v2", vec!["--no-cache"])] {
+        let out = kiln_build(&b.k, &ctx, tag, &extra);
+        assert!(out.contains("in parallel"), "{out}");
+        assert!(
+            out.matches("CACHED").count() >= 2,
+            "the stages' RUN steps come from the helpers: {out}"
+        );
+        let read = |f: &str| -> f64 {
+            let s = b.k.ok(&["run", "--rm", "--network", "none", tag, "cat", f]);
+            s.split_whitespace().next().unwrap().parse().unwrap()
+        };
+        let (a0, a1, b0, b1) = (
+            read("/a-start"),
+            read("/a-end"),
+            read("/b-start"),
+            read("/b-end"),
+        );
+        assert!(
+            a0 < b1 && b0 < a1,
+            "{tag}: the stages ran one after the other: a {a0}..{a1}, b {b0}..{b1}"
+        );
+    }
+}

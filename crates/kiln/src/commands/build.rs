@@ -99,6 +99,82 @@ pub struct Args {
     pull: PullPolicy,
     #[command(flatten)]
     registry: RegistryFlags,
+    /// (internal) Build only the stage with this index: a helper building it ahead
+    #[arg(long, hide = true)]
+    stage_index: Option<usize>,
+    /// (internal) Write the cache keys of the layers built to this file
+    #[arg(long, hide = true)]
+    record_keys: Option<PathBuf>,
+}
+
+/// The arguments of a helper process that builds stage `i` ahead of the main build.
+fn helper_args(
+    args: &Args,
+    context: &Path,
+    file: &Path,
+    i: usize,
+    keys: &Path,
+) -> Vec<std::ffi::OsString> {
+    let mut v: Vec<std::ffi::OsString> = vec!["build".into(), "-q".into()];
+    let mut push = |k: &str, val: &dyn AsRef<std::ffi::OsStr>| {
+        v.push(k.into());
+        v.push(val.as_ref().to_os_string());
+    };
+    push("-f", &file);
+    for a in &args.build_args {
+        push("--build-arg", a);
+    }
+    for s in &args.secret {
+        push("--secret", s);
+    }
+    for l in &args.label {
+        push("--label", l);
+    }
+    push(
+        "--network",
+        &format!("{:?}", args.network).to_ascii_lowercase(),
+    );
+    push(
+        "--compression",
+        &format!("{:?}", args.compression).to_ascii_lowercase(),
+    );
+    push("--pull", &format!("{:?}", args.pull).to_ascii_lowercase());
+    if let Some(p) = &args.platform {
+        push("--platform", p);
+    }
+    if let Some(t) = args.registry.tls_verify {
+        push("--tls-verify", &t.to_string());
+    }
+    if let Some(a) = &args.registry.authfile {
+        push("--authfile", a);
+    }
+    push("--stage-index", &i.to_string());
+    push("--record-keys", &keys);
+    if args.host_ca {
+        v.push("--host-ca".into());
+    }
+    if args.no_cache {
+        v.push("--no-cache".into());
+    }
+    v.push(context.as_os_str().to_os_string());
+    v
+}
+
+/// Helper processes building stages ahead; stopped (SIGTERM, then waited for) if the
+/// main build ends first.
+struct Helpers(Vec<std::process::Child>);
+impl Drop for Helpers {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            if let Ok(None) = c.try_wait() {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(c.id() as i32),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
+            }
+            let _ = c.wait();
+        }
+    }
 }
 
 /// FROM images: the store, then a registry as `--pull` says.
@@ -344,6 +420,8 @@ pub fn run(root: &Path, args: Args) -> Result<ExitCode> {
         source_date_epoch: epoch(&context)?,
         platform,
         host_ca,
+        stage_index: None,
+        fresh_keys: Default::default(),
         compression: match args.compression {
             LayerCompression::None => kiln_layer::Compression::None,
             LayerCompression::Gzip => kiln_layer::Compression::Gzip,
@@ -378,8 +456,58 @@ pub fn run(root: &Path, args: Args) -> Result<ExitCode> {
         out: Mutex::new(std::io::stderr()),
     };
     let started = std::time::Instant::now();
+    let mut opts = opts;
+    opts.stage_index = args.stage_index;
+    if args.stage_index.is_none() {
+        // Independent stages are built at the same time by helper processes (each a
+        // `kiln build` of one stage; separate processes keep each container's reaping
+        // and signals its own); the main build then finds their layers in the cache.
+        let stages =
+            Builder::new(&store, &images, &printer, &opts, shown.clone())?.parallel_stages(&df)?;
+        if !stages.is_empty() {
+            let keys_dir = tempfile::Builder::new()
+                .prefix("build-keys-")
+                .tempdir_in(store.root().join("tmp"))?;
+            let exe = std::env::current_exe().context("cannot find the kiln executable")?;
+            let mut helpers = Helpers(Vec::new());
+            for &i in &stages {
+                let keys = keys_dir.path().join(i.to_string());
+                let child = std::process::Command::new(&exe)
+                    .arg("--root")
+                    .arg(root)
+                    .args(helper_args(&args, &context, &file, i, &keys))
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+                    .context("cannot start a build helper")?;
+                helpers.0.push(child);
+            }
+            if !matches!(printer.mode, ProgressMode::Quiet | ProgressMode::Json) {
+                printer.line(&format!("building stages {stages:?} in parallel"));
+            }
+            for c in &mut helpers.0 {
+                // A helper that fails leaves its stage to the main build, which reports
+                // the error where it happens.
+                let _ = c.wait();
+            }
+            for &i in &stages {
+                if let Ok(text) = std::fs::read_to_string(keys_dir.path().join(i.to_string())) {
+                    opts.fresh_keys.extend(text.lines().map(str::to_string));
+                }
+            }
+        }
+    }
     let builder = Builder::new(&store, &images, &printer, &opts, shown)?;
     let result = builder.build(&df)?;
+    if let Some(f) = &args.record_keys {
+        let keys: Vec<String> = builder.used_cache().into_iter().map(|(k, _)| k).collect();
+        std::fs::write(f, keys.join("\n"))
+            .with_context(|| format!("cannot write {}", f.display()))?;
+    }
+    if args.stage_index.is_some() {
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Some(c) = &args.cache_to {
         let dir = local_cache_dir(c, "dest")?;
         kiln_build::cache::export_local(&store, &builder.used_cache(), &dir)
