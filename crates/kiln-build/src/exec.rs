@@ -812,7 +812,7 @@ impl<'a> Builder<'a> {
         let id = random_id();
         let dirs = ContainerDirs::new(self.store.root(), &id);
         let result = (|| -> Result<CacheEntry> {
-            container::mount_rootfs(&dirs, &lowers)?;
+            container::mount_rootfs_with(&dirs, &lowers, true)?;
             let rootfs = dirs.rootfs();
             if st.workdir_pending {
                 fsutil::mkdir_all(&rootfs, &st.workdir(), None)

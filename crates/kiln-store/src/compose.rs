@@ -24,11 +24,20 @@ impl Store {
         compression: Compression,
         produce: impl FnOnce(&mut dyn Write) -> std::result::Result<(), E>,
     ) -> std::result::Result<NewLayer, LayerWriteError<E>> {
-        let blob = self.blob_writer()?;
+        let mut blob = self.blob_writer()?;
         let tmp_err = |e: std::io::Error| StoreError::Io {
             path: self.root().join("tmp"),
             source: e,
         };
+        if compression == Compression::None {
+            // The blob is the tar itself: its digest is the diff ID (one hash, not two).
+            produce(&mut blob).map_err(LayerWriteError::Produce)?;
+            let (digest, size) = blob.commit(None)?;
+            return Ok(NewLayer {
+                descriptor: Descriptor::new(media::OCI_LAYER, digest.clone(), size),
+                diff_id: digest,
+            });
+        }
         let mut diff = HashingWriter::new(Compressor::new(blob, compression).map_err(tmp_err)?);
         produce(&mut diff).map_err(LayerWriteError::Produce)?;
         let (diff_id, _, compressor) = diff.finish();
