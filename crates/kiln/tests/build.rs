@@ -991,3 +991,77 @@ fn independent_stages_build_in_parallel() {
         );
     }
 }
+
+/// FROM scratch, a Containerfile with its own Containerfile.dockerignore, `--label`,
+/// `--output type=oci` (an archive skopeo reads) and `--progress json` (one JSON object
+/// per line).
+#[test]
+fn scratch_containerfile_labels_output_and_json_progress() {
+    let b = Base::new("bscr");
+    let ctx = b.k.dir.path().join("scratch-ctx");
+    std::fs::create_dir_all(ctx.join("bin")).unwrap();
+    std::fs::copy(
+        busybox_rootfs().join("bin/busybox"),
+        ctx.join("bin/busybox"),
+    )
+    .unwrap();
+    std::fs::write(ctx.join("notes.txt"), "ignored\n").unwrap();
+    std::fs::write(ctx.join(".dockerignore"), "bin\n").unwrap(); // loses to the next file
+    std::fs::write(ctx.join("Containerfile.dockerignore"), "notes.txt\n").unwrap();
+    std::fs::write(
+        ctx.join("Containerfile"),
+        "FROM scratch\nCOPY . /\nENTRYPOINT [\"/bin/busybox\", \"echo\"]\nCMD [\"from scratch\"]\n",
+    )
+    .unwrap();
+    let archive = b.k.dir.path().join("scratch-oci.tar");
+    let out =
+        b.k.cmd()
+            .args([
+                "build",
+                "--network",
+                "none",
+                "--progress",
+                "json",
+                "--label",
+                "team=ml",
+                "-t",
+                "scr:v1",
+            ])
+            .arg("--output")
+            .arg(format!("type=oci,dest={}", archive.display()))
+            .arg(&ctx)
+            .output()
+            .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let events: Vec<serde_json::Value> = stderr
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(json)
+        .collect();
+    assert!(
+        events.iter().any(|e| e["instruction"] == "COPY . /"),
+        "{stderr}"
+    );
+    assert!(events.iter().any(|e| e["seconds"].is_number()), "{stderr}");
+    assert_eq!(
+        b.k.ok(&["run", "--rm", "--network", "none", "scr:v1"]),
+        "from scratch\n"
+    );
+    let names: Vec<String> = kiln_tree(&b.k, "scr:v1")
+        .into_iter()
+        .map(|l| l.split(' ').next().unwrap().to_string())
+        .collect();
+    assert!(names.contains(&"bin/busybox".to_string()), "{names:?}");
+    assert!(
+        !names.iter().any(|n| n == "notes.txt"),
+        "Containerfile.dockerignore applies: {names:?}"
+    );
+    let labels =
+        b.k.ok(&["inspect", "--format", "{{json .Config.Labels}}", "scr:v1"]);
+    assert_eq!(json(&labels)["team"], "ml");
+    let si = json(&run(skopeo()
+        .arg("inspect")
+        .arg(format!("oci-archive:{}", archive.display()))));
+    assert_eq!(si["Labels"]["team"], "ml");
+}
