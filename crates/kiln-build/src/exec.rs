@@ -1074,19 +1074,8 @@ impl<'a> Builder<'a> {
                 dir: rootfs.parent().and_then(Path::parent).expect("rootfs is bundle/rootfs").to_path_buf(),
             };
             let id = dirs.dir.file_name().expect("a container dir").to_string_lossy().into_owned();
-            let mut etc_files = Vec::new();
-            for (name, content) in [
-                ("hostname", "buildkitsandbox\n".to_string()),
-                ("hosts", match net {
-                    RunNetwork::Host => std::fs::read_to_string("/etc/hosts").unwrap_or_default(),
-                    RunNetwork::None | RunNetwork::Private => "127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n".into(),
-                }),
-                ("resolv.conf", std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default()),
-            ] {
-                let p = dirs.dir.join(name);
-                std::fs::write(&p, content).map_err(|e| BuildError::Other(format!("{}: {e}", p.display())))?;
-                etc_files.push((format!("/etc/{name}"), p.display().to_string()));
-            }
+            let etc_files =
+                container::write_etc_files(&dirs.dir, "buildkitsandbox", net == RunNetwork::Host)?;
             let netns_path = match net {
                 RunNetwork::None | RunNetwork::Private => {
                     let p = dirs.dir.join("netns");
@@ -1100,9 +1089,9 @@ impl<'a> Builder<'a> {
                     let bin = kiln_runtime::pasta::binary().ok_or_else(|| {
                         BuildError::Other("RUN steps on a private network need `pasta` (apt-get install passt); or use --network host|none".into())
                     })?;
-                    Some(PastaStop(kiln_runtime::pasta::attach(&bin, ns, &[], &dirs.dir.join("pasta.pid"))?))
+                    kiln_runtime::pasta::Guard(Some(kiln_runtime::pasta::attach(&bin, ns, &[], &dirs.dir.join("pasta.pid"))?))
                 }
-                _ => None,
+                _ => kiln_runtime::pasta::Guard(None),
             };
             let netns_path = netns_path.map(|p| p.display().to_string());
             let opts = SpecOptions {
@@ -1545,14 +1534,6 @@ fn download(url: &str, checksum: Option<&str>, dir: &Path) -> std::result::Resul
         );
     }
     Ok(path)
-}
-
-/// Stops a step's pasta however the step ends.
-struct PastaStop(i32);
-impl Drop for PastaStop {
-    fn drop(&mut self) {
-        kiln_runtime::pasta::stop(self.0);
-    }
 }
 
 /// Docker's default PATH for images that set none.

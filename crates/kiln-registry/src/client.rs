@@ -467,20 +467,16 @@ impl Repo {
                         detail: error_detail(resp),
                     });
                 }
-                let mut st = self.auth.lock().expect("auth lock");
-                st.challenge = challenge;
-                st.tokens.clear();
-                drop(st);
-                if matches!(
-                    self.auth.lock().expect("auth lock").challenge,
-                    Some(Challenge::Basic)
-                ) && self.credentials.is_none()
-                {
+                if matches!(challenge, Some(Challenge::Basic)) && self.credentials.is_none() {
                     return Err(RegistryError::Unauthorized {
                         registry: self.registry.clone(),
                         detail: String::new(),
                     });
                 }
+                let mut st = self.auth.lock().expect("auth lock");
+                st.challenge = challenge;
+                st.tokens.clear();
+                drop(st);
                 authed_after_challenge = true;
                 attempt -= 1;
                 continue;

@@ -205,6 +205,35 @@ pub fn not_dev_null(fd: std::os::fd::OwnedFd) -> Result<std::os::fd::OwnedFd> {
     Ok(w)
 }
 
+/// Writes the container's /etc/hostname, /etc/hosts and /etc/resolv.conf into `dir`, as
+/// Docker provides them (the host's hosts file on the host network, loopback names
+/// otherwise); returns (path in the container, file) pairs for the spec's bind mounts.
+pub fn write_etc_files(
+    dir: &Path,
+    hostname: &str,
+    host_network: bool,
+) -> Result<Vec<(String, String)>> {
+    let hosts = if host_network {
+        fs::read_to_string("/etc/hosts").unwrap_or_default()
+    } else {
+        format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n")
+    };
+    let mut out = Vec::new();
+    for (file, content) in [
+        ("hostname", format!("{hostname}\n")),
+        ("hosts", hosts),
+        (
+            "resolv.conf",
+            fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+        ),
+    ] {
+        let p = dir.join(file);
+        fs::write(&p, content).map_err(RuntimeError::io(&p))?;
+        out.push((format!("/etc/{file}"), p.display().to_string()));
+    }
+    Ok(out)
+}
+
 /// What a signal sent to kiln does to the container it waits for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OnSignal {

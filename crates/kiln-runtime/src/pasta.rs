@@ -126,6 +126,17 @@ pub fn attach(pasta: &Path, netns: &Path, publish: &[Publish], pidfile: &Path) -
     Ok(pid)
 }
 
+/// Stops a pasta started by [`attach`] when dropped, however the container ends.
+pub struct Guard(pub Option<i32>);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            stop(pid);
+        }
+    }
+}
+
 /// Ends a pasta started by [`attach`].
 pub fn stop(pid: i32) {
     let _ = nix::sys::signal::kill(

@@ -120,7 +120,6 @@ fn unpack_into(
     }
     let mut compressed = HashingReader::new(compressed);
     unpack_content(&mut compressed, blob, diff_id, tmp)?;
-    io::copy(&mut compressed, &mut io::sink()).map_err(|e| layer_error(blob, e))?;
     let (actual_blob, _, _) = compressed.finish();
     if actual_blob != *blob {
         return Err(StoreError::DigestMismatch {

@@ -25,29 +25,11 @@ pub struct BlobWriter {
     store: Store,
     tmp: PathBuf,
     inner: Option<HashingWriter<io::BufWriter<File>>>,
-    /// Bytes up to which writeback was started.
-    flushed: u64,
 }
-
-/// Writeback of a blob being written starts every this many bytes, so the fsync of
-/// `commit` finds little left to write (a 300 MB layer's fsync drops from ~0.7 s).
-const WRITEBACK_EVERY: u64 = 16 << 20;
 
 impl Write for BlobWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.writer().write(buf)?;
-        let count = self.count();
-        if count - self.flushed >= WRITEBACK_EVERY {
-            self.flushed = count;
-            use std::os::fd::AsRawFd;
-            let fd = self.writer().get_mut().get_ref().as_raw_fd();
-            // SAFETY: a plain syscall on a file descriptor we own; it only starts the
-            // writeback of the file's dirty pages and never changes its content.
-            unsafe {
-                libc::sync_file_range(fd, 0, 0, libc::SYNC_FILE_RANGE_WRITE);
-            }
-        }
-        Ok(n)
+        self.writer().write(buf)
     }
     fn flush(&mut self) -> io::Result<()> {
         self.writer().flush()
@@ -225,7 +207,6 @@ impl Store {
                 1 << 20,
                 file,
             ))),
-            flushed: 0,
         })
     }
 

@@ -708,16 +708,6 @@ fn device_edits(args: &Args) -> Result<kiln_runtime::cdi::Edits> {
     Ok(edits)
 }
 
-/// Stops the container's pasta when the container is done, however it ends.
-struct PastaGuard(Option<i32>);
-impl Drop for PastaGuard {
-    fn drop(&mut self) {
-        if let Some(pid) = self.0 {
-            kiln_runtime::pasta::stop(pid);
-        }
-    }
-}
-
 /// Flags checked before anything was created.
 struct Validated {
     init_path: Option<PathBuf>,
@@ -862,24 +852,7 @@ fn supervise(
                 .into())
             }
         }
-        // /etc/hostname, /etc/hosts, /etc/resolv.conf, as Docker provides them.
-        let mut etc_files = Vec::new();
-        let hosts = match network {
-            Network::Host => std::fs::read_to_string("/etc/hosts").unwrap_or_default(),
-            Network::None => format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"),
-        };
-        for (file, content) in [
-            ("hostname", format!("{hostname}\n")),
-            ("hosts", hosts),
-            (
-                "resolv.conf",
-                std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
-            ),
-        ] {
-            let p = dirs.dir.join(file);
-            std::fs::write(&p, content).with_context(|| format!("cannot write {}", p.display()))?;
-            etc_files.push((format!("/etc/{file}"), p.display().to_string()));
-        }
+        let etc_files = container::write_etc_files(&dirs.dir, &hostname, network == Network::Host)?;
         let netns_path = match network {
             Network::None => {
                 let p = dirs.dir.join("netns");
@@ -899,7 +872,7 @@ fn supervise(
             )?),
             _ => None,
         };
-        let _pasta_guard = PastaGuard(pasta_pid);
+        let _pasta_guard = kiln_runtime::pasta::Guard(pasta_pid);
         let netns_path = netns_path.map(|p| p.display().to_string());
         let opts = SpecOptions {
             args: with_init(argv.clone()),
