@@ -95,6 +95,34 @@ const OVERLAY_XATTRS: &[u8] = b"trusted.overlay.";
 /// the symlink; a hardlink to a lower layer's file is refused (its target is not in the snapshot); an
 /// opaque marker at the layer root is refused, as overlayfs ignores it on a lower root.
 pub fn extract<R: Read>(tar: R, target: &Path, opts: &ExtractOptions) -> Result<ExtractStats> {
+    extract_mapped(tar, target, opts, &mut |_, _| Some(None))
+}
+
+/// What [`extract_mapped`] does with one path of the archive.
+pub type PathMap<'a> = dyn FnMut(&[u8], PathRole) -> Option<Option<Vec<u8>>> + 'a;
+
+/// Where a path handed to a [`PathMap`] comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PathRole {
+    /// The name of a directory entry about to be applied.
+    Dir,
+    /// The name of any other entry about to be applied.
+    Entry,
+    /// The target of a hardlink entry.
+    HardlinkTarget,
+}
+
+/// [`extract`], with every path first shown to `map` in clean form (`usr/bin/sh`, no `./`):
+/// `None` skips the entry, `Some(None)` keeps the path, `Some(Some(p))` applies the entry
+/// at `p` instead (confinement applies to `p` as to any path). Used to unpack Debian
+/// packages onto a merged-/usr tree (`bin/sh` lands at `usr/bin/sh`) and to list what each
+/// package installed.
+pub fn extract_mapped<R: Read>(
+    tar: R,
+    target: &Path,
+    opts: &ExtractOptions,
+    map: &mut PathMap<'_>,
+) -> Result<ExtractStats> {
     let root = rustix::fs::open(
         target,
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -120,9 +148,28 @@ pub fn extract<R: Read>(tar: R, target: &Path, opts: &ExtractOptions) -> Result<
         .map_err(|s| tar_err(b"", "cannot read archive", s))?;
     for e in entries {
         let mut e = e.map_err(|s| tar_err(b"", "cannot read entry header", s))?;
-        let Some(m) = read_meta(&mut e)? else {
+        let Some(mut m) = read_meta(&mut e)? else {
             continue;
         };
+        let (rel, _) = clean(&m.path);
+        let role = if m.kind == Kind::Dir {
+            PathRole::Dir
+        } else {
+            PathRole::Entry
+        };
+        match map(&rel, role) {
+            None => continue,
+            Some(None) => {}
+            Some(Some(p)) => m.path = p,
+        }
+        if m.kind == Kind::Link {
+            let (rel, _) = clean(&m.link);
+            match map(&rel, PathRole::HardlinkTarget) {
+                None => continue,
+                Some(None) => {}
+                Some(Some(p)) => m.link = p,
+            }
+        }
         x.stats.entries += 1;
         x.apply(&m, &mut e)?;
     }
@@ -265,8 +312,13 @@ impl Extractor {
                             .map_err(err)?,
                             Err(Errno::EXIST) => {
                                 // A dangling symlink: continue from its target, lexically, in the root.
-                                let target =
-                                    rustix::fs::readlinkat(&fd, comp, Vec::new()).map_err(err)?;
+                                let target = match rustix::fs::readlinkat(&fd, comp, Vec::new()) {
+                                    Ok(t) => t,
+                                    // Not a symlink: a directory another extraction into the
+                                    // same tree made meanwhile; resolve the path again.
+                                    Err(Errno::INVAL) => continue 'retry,
+                                    Err(e) => return Err(err(e)),
+                                };
                                 hops += 1;
                                 if hops > 40 {
                                     return Err(err(Errno::LOOP));
@@ -340,8 +392,13 @@ impl Extractor {
             Kind::Dir => {
                 let cleared = self.clear(pfd, name, true, entry)?;
                 if cleared != Cleared::KeptDir {
-                    rustix::fs::mkdirat(pfd, name, Mode::from_raw_mode(0o700))
-                        .map_err(|e| apply_err(entry, "create directory", e))?;
+                    // EEXIST: made meanwhile by another extraction into the same tree
+                    // (Debian packages are unpacked in parallel); the open below checks
+                    // that it is a directory.
+                    match rustix::fs::mkdirat(pfd, name, Mode::from_raw_mode(0o700)) {
+                        Ok(()) | Err(Errno::EXIST) => {}
+                        Err(e) => return Err(apply_err(entry, "create directory", e)),
+                    }
                 }
                 let d = rustix::fs::openat(
                     pfd,

@@ -20,6 +20,9 @@ mod write;
 
 pub use compress::{decompress, Compression, Compressor, GZIP_LEVEL, ZSTD_LEVEL};
 pub use error::{LayerError, Result};
-pub use extract::{extract, overlay_supported, ExtractOptions, ExtractStats, Whiteouts};
+pub use extract::{
+    extract, extract_mapped, overlay_supported, ExtractOptions, ExtractStats, PathMap, PathRole,
+    Whiteouts,
+};
 pub use flatten::flatten;
 pub use write::{normalize, write_dir, WriteOptions};

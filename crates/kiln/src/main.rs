@@ -73,6 +73,8 @@ enum Command {
     Logout(commands::registry::LogoutArgs),
     /// Copy an image between registries, the store, OCI layouts and archives
     Copy(commands::copy::Args),
+    /// Build a base image straight from a distribution's archive
+    Base(commands::base::Args),
 }
 
 fn main() -> ExitCode {
@@ -91,6 +93,7 @@ fn main() -> ExitCode {
             | Command::Login(_)
             | Command::Logout(_)
             | Command::Copy(_)
+            | Command::Base(_)
     ) {
         // SAFETY: setting a signal disposition before any thread starts.
         unsafe {
@@ -124,6 +127,7 @@ fn main() -> ExitCode {
         Command::Login(a) => commands::registry::run_login(a),
         Command::Logout(a) => commands::registry::run_logout(a),
         Command::Copy(a) => commands::copy::run(&root, a),
+        Command::Base(a) => commands::base::run(&root, a),
     };
     match result {
         Ok(code) => code,

@@ -1,5 +1,6 @@
 //! One module per command; each is a screen or two.
 
+pub mod base;
 pub mod build;
 pub mod commit;
 pub mod copy;

@@ -1,0 +1,200 @@
+//! Downloads from a Debian mirror (`http://`, `https://` or a local `file://` mirror),
+//! verified by SHA256 before anything lands in the cache.
+
+use sha2::{Digest as _, Sha256};
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Why something could not be fetched or trusted. Every variant names the URL or file.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("{url}: {msg}")]
+    Http { url: String, msg: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{what}: SHA256 {actual} does not match the expected {expected}{size}")]
+    Mismatch {
+        what: String,
+        expected: String,
+        actual: String,
+        size: String,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> FetchError + '_ {
+    move |source| FetchError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// An HTTP client for mirrors (proxies from the environment, as apt's `http_proxy`).
+#[derive(Clone)]
+pub struct Fetcher {
+    client: reqwest::blocking::Client,
+}
+
+impl Default for Fetcher {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Fetcher {
+    pub fn new() -> Fetcher {
+        let client = reqwest::blocking::Client::builder()
+            .user_agent(concat!("kiln/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(20))
+            .timeout(Duration::from_secs(600))
+            .pool_max_idle_per_host(16)
+            .build()
+            .expect("the TLS backend initializes");
+        Fetcher { client }
+    }
+
+    /// Opens `url` for reading; a 404 is reported as such (callers may try another file).
+    pub fn open(&self, url: &str) -> Result<Box<dyn Read + Send>, FetchError> {
+        if let Some(p) = url.strip_prefix("file://") {
+            let path = Path::new(p);
+            return Ok(Box::new(File::open(path).map_err(io_err(path))?));
+        }
+        let mut last = String::new();
+        for attempt in 0..3 {
+            if attempt > 0 {
+                std::thread::sleep(Duration::from_millis(300 << attempt));
+            }
+            match self.client.get(url).send() {
+                Ok(r) if r.status().is_success() => return Ok(Box::new(r)),
+                Ok(r) if r.status().is_server_error() => last = r.status().to_string(),
+                Ok(r) => {
+                    return Err(FetchError::Http {
+                        url: url.to_string(),
+                        msg: r.status().to_string(),
+                    })
+                }
+                Err(e) => last = error_chain(&e),
+            }
+        }
+        Err(FetchError::Http {
+            url: url.to_string(),
+            msg: last,
+        })
+    }
+
+    /// The whole body of `url`.
+    pub fn get(&self, url: &str) -> Result<Vec<u8>, FetchError> {
+        let mut out = Vec::new();
+        self.open(url)?
+            .read_to_end(&mut out)
+            .map_err(|e| FetchError::Http {
+                url: url.to_string(),
+                msg: e.to_string(),
+            })?;
+        Ok(out)
+    }
+
+    /// Makes `dest` hold the file at `url` whose SHA256 is `sha256` (lowercase hex). A file
+    /// already at `dest` is used if its hash matches; if it does not, it is refused (a
+    /// cache somebody changed is reported, not silently replaced). Downloads go to a
+    /// temporary file next to `dest`, verified, then renamed. Returns the bytes downloaded.
+    pub fn fetch_verified(
+        &self,
+        url: &str,
+        dest: &Path,
+        sha256: &str,
+        size: Option<u64>,
+    ) -> Result<u64, FetchError> {
+        if dest.exists() {
+            verify_file(dest, sha256)?;
+            return Ok(0);
+        }
+        let dir = dest.parent().expect("cache files have a parent");
+        fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let tmp = tempfile::NamedTempFile::new_in(dir).map_err(io_err(dir))?;
+        let mut input = self.open(url)?;
+        let mut h = Sha256::new();
+        let mut out = io::BufWriter::with_capacity(256 * 1024, tmp.as_file());
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut n = 0u64;
+        loop {
+            let k = input.read(&mut buf).map_err(|e| FetchError::Http {
+                url: url.to_string(),
+                msg: format!("download cut after {n} bytes: {e}"),
+            })?;
+            if k == 0 {
+                break;
+            }
+            h.update(&buf[..k]);
+            out.write_all(&buf[..k]).map_err(io_err(dir))?;
+            n += k as u64;
+        }
+        out.flush().map_err(io_err(dir))?;
+        drop(out);
+        let actual = hex::encode(h.finalize());
+        if actual != sha256 || size.is_some_and(|s| s != n) {
+            return Err(FetchError::Mismatch {
+                what: url.to_string(),
+                expected: sha256.to_string(),
+                actual,
+                size: match size {
+                    Some(s) if s != n => format!(" (size {n}, expected {s})"),
+                    _ => String::new(),
+                },
+            });
+        }
+        tmp.persist(dest).map_err(|e| FetchError::Io {
+            path: dest.to_path_buf(),
+            source: e.error,
+        })?;
+        Ok(n)
+    }
+}
+
+/// Checks that `path` hashes to `sha256`.
+pub fn verify_file(path: &Path, sha256: &str) -> Result<(), FetchError> {
+    let actual = sha256_file(path)?;
+    if actual != sha256 {
+        return Err(FetchError::Mismatch {
+            what: path.display().to_string(),
+            expected: sha256.to_string(),
+            actual,
+            size: String::new(),
+        });
+    }
+    Ok(())
+}
+
+pub fn sha256_file(path: &Path) -> Result<String, FetchError> {
+    let mut f = File::open(path).map_err(io_err(path))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let k = f.read(&mut buf).map_err(io_err(path))?;
+        if k == 0 {
+            break;
+        }
+        h.update(&buf[..k]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+pub fn sha256_bytes(b: &[u8]) -> String {
+    hex::encode(Sha256::digest(b))
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
+}

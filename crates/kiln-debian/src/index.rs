@@ -1,0 +1,131 @@
+//! Binary package indexes (`Packages` files) merged across the suites of one build.
+
+use crate::control::{paragraphs, parse_relation, Relation};
+use crate::version::Version;
+use std::collections::BTreeMap;
+
+/// A binary package as an index describes it: what the resolver and the downloader need.
+#[derive(Clone, Debug)]
+pub struct Package {
+    pub name: String,
+    pub version: Version,
+    pub architecture: String,
+    pub essential: bool,
+    pub priority: String,
+    pub multi_arch: String,
+    pub depends: Relation,
+    pub pre_depends: Relation,
+    pub provides: Relation,
+    pub conflicts: Relation,
+    pub breaks: Relation,
+    pub replaces: Relation,
+    /// Path of the .deb below the mirror root (`pool/main/...`).
+    pub filename: String,
+    pub size: u64,
+    pub sha256: String,
+    pub installed_size: u64,
+    /// The suite whose index listed it (`bookworm`, `bookworm-security`).
+    pub suite: String,
+    /// Index of the mirror (in [`crate::Source`] order) the package comes from.
+    pub source: usize,
+}
+
+/// Every package of the suites, each name's candidates sorted best (highest version) first.
+#[derive(Default)]
+pub struct Index {
+    pub packages: BTreeMap<String, Vec<Package>>,
+    /// Virtual package name -> (provider name, version provided if any).
+    pub providers: BTreeMap<String, Vec<(String, Option<Version>)>>,
+}
+
+impl Index {
+    /// Adds the packages of one `Packages` file. `what` names the file in errors.
+    pub fn add(
+        &mut self,
+        text: &str,
+        suite: &str,
+        source: usize,
+        arch: &str,
+        what: &str,
+    ) -> Result<(), String> {
+        let paras = paragraphs(text).map_err(|e| format!("{what}: {e}"))?;
+        for p in paras {
+            let name = p
+                .get("Package")
+                .ok_or_else(|| format!("{what}: a paragraph has no Package field"))?;
+            let a = p.get("Architecture").unwrap_or("");
+            if a != arch && a != "all" {
+                continue;
+            }
+            let rel = |f: &str| -> Result<Relation, String> {
+                p.get(f)
+                    .map(parse_relation)
+                    .transpose()
+                    .map(Option::unwrap_or_default)
+                    .map_err(|e| format!("{what}: package {name}: {f}: {e}"))
+            };
+            let field = |f: &str| -> Result<&str, String> {
+                p.get(f)
+                    .ok_or_else(|| format!("{what}: package {name} has no {f} field"))
+            };
+            let version = Version::parse(field("Version")?)
+                .map_err(|e| format!("{what}: package {name}: {e}"))?;
+            let sha256 = field("SHA256")?.to_ascii_lowercase();
+            if sha256.len() != 64 || !sha256.bytes().all(|c| c.is_ascii_hexdigit()) {
+                return Err(format!("{what}: package {name}: bad SHA256 `{sha256}`"));
+            }
+            let pkg = Package {
+                name: name.to_string(),
+                version,
+                architecture: a.to_string(),
+                essential: p.get("Essential") == Some("yes"),
+                priority: p.get("Priority").unwrap_or("optional").to_string(),
+                multi_arch: p.get("Multi-Arch").unwrap_or("no").to_string(),
+                depends: rel("Depends")?,
+                pre_depends: rel("Pre-Depends")?,
+                provides: rel("Provides")?,
+                conflicts: rel("Conflicts")?,
+                breaks: rel("Breaks")?,
+                replaces: rel("Replaces")?,
+                filename: field("Filename")?.to_string(),
+                size: field("Size")?
+                    .parse()
+                    .map_err(|_| format!("{what}: package {name}: bad Size"))?,
+                sha256,
+                installed_size: p
+                    .get("Installed-Size")
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0),
+                suite: suite.to_string(),
+                source,
+            };
+            for alt in pkg.provides.iter().flatten() {
+                self.providers
+                    .entry(alt.name.clone())
+                    .or_default()
+                    .push((pkg.name.clone(), alt.version.as_ref().map(|v| v.1.clone())));
+            }
+            self.packages.entry(pkg.name.clone()).or_default().push(pkg);
+        }
+        Ok(())
+    }
+
+    /// Sorts candidates (highest version first; at equal versions the first suite added
+    /// wins) and drops duplicate providers. Call once after every file was added.
+    pub fn finish(&mut self) {
+        for c in self.packages.values_mut() {
+            // Stable sort: equal versions keep the order the suites were added in.
+            c.sort_by(|a, b| b.version.cmp(&a.version));
+            c.dedup_by(|a, b| a.version == b.version);
+        }
+        for p in self.providers.values_mut() {
+            p.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| b.1.cmp(&a.1)));
+            p.dedup_by(|a, b| a.0 == b.0);
+        }
+    }
+
+    /// The candidate apt would install for `name`: its highest version.
+    pub fn candidate(&self, name: &str) -> Option<&Package> {
+        self.packages.get(name).and_then(|c| c.first())
+    }
+}

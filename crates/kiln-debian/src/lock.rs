@@ -1,0 +1,102 @@
+//! The lock file: the suites' snapshot and every package's exact version, architecture
+//! and SHA256. Building from a lock fetches no index: the lock is the trust root (it was
+//! written from signed indexes), and every .deb is checked against it.
+
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+pub const LOCK_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Lock {
+    pub lock_version: u32,
+    pub distribution: String,
+    pub suite: String,
+    pub architecture: String,
+    /// The packages asked for (`--packages`), in the order given.
+    pub requested: Vec<String>,
+    pub sources: Vec<LockSource>,
+    pub packages: Vec<LockedPackage>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct LockSource {
+    pub mirror: String,
+    pub suite: String,
+    pub components: Vec<String>,
+    /// The InRelease `Date` the packages were resolved against (for snapshot.debian.org).
+    pub date: String,
+    pub inrelease_sha256: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct LockedPackage {
+    pub name: String,
+    pub version: String,
+    pub architecture: String,
+    /// `base` (the Essential/required set) or `extra`.
+    pub group: String,
+    /// Index into `sources`.
+    pub source: usize,
+    pub filename: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+impl Lock {
+    pub fn read(path: &Path) -> Result<Lock, String> {
+        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let lock: Lock = serde_json::from_slice(&bytes)
+            .map_err(|e| format!("{}: not a kiln lock file: {e}", path.display()))?;
+        if lock.lock_version != LOCK_VERSION {
+            return Err(format!(
+                "{}: lock-version {} is not supported (this kiln reads {LOCK_VERSION})",
+                path.display(),
+                lock.lock_version
+            ));
+        }
+        for p in &lock.packages {
+            if p.source >= lock.sources.len()
+                || p.sha256.len() != 64
+                || !p.sha256.bytes().all(|c| c.is_ascii_hexdigit())
+                || !matches!(p.group.as_str(), "base" | "extra")
+                || p.filename.contains("..")
+            {
+                return Err(format!(
+                    "{}: package {} has an invalid entry",
+                    path.display(),
+                    p.name
+                ));
+            }
+        }
+        Ok(lock)
+    }
+
+    /// Writes the lock (pretty JSON, stable order) atomically.
+    pub fn write(&self, path: &Path) -> Result<(), String> {
+        let mut bytes = serde_json::to_vec_pretty(self).expect("a lock serializes");
+        bytes.push(b'\n');
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let tmp =
+            tempfile::NamedTempFile::new_in(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        std::fs::write(tmp.path(), &bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        tmp.persist(path)
+            .map_err(|e| format!("{}: {}", path.display(), e.error))?;
+        Ok(())
+    }
+
+    /// The newest InRelease date: the image's timestamp when SOURCE_DATE_EPOCH is unset.
+    pub fn timestamp(&self) -> i64 {
+        self.sources
+            .iter()
+            .filter_map(|s| crate::archive::parse_rfc2822(&s.date))
+            .max()
+            .unwrap_or(0)
+    }
+}
