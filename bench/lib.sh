@@ -37,7 +37,7 @@ build_release() {
 # Installs the Debian packages of the peers, only those whose command is missing.
 # Pairs of package:command.
 PEERS=(hyperfine:hyperfine podman:podman buildah:buildah skopeo:skopeo docker.io:/usr/bin/docker docker-registry:docker-registry
-  busybox-static:busybox zstd:zstd pigz:pigz python3:python3)
+  busybox-static:busybox zstd:zstd pigz:pigz python3:python3 mmdebstrap:mmdebstrap)
 ensure_peers() {
   local missing=() pair pkg cmd
   for pair in "${PEERS[@]}"; do

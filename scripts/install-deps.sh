@@ -14,7 +14,9 @@ packages=(
   tini           # the static init `kiln run --init` mounts (as docker-init)
   docker-registry  # the CNCF distribution server: registry tests (pull/push/login/copy)
   apache2-utils  # htpasswd: the registry tests' basic-auth users
-  mmdebstrap     # a Debian python3 base for the ML Dockerfile build test (made once, cached)
+  mmdebstrap     # a Debian python3 base for the ML Dockerfile build test; the peer of `kiln base debian`
+  curl           # fetches a real InRelease for the forged-index tests
+  debian-archive-keyring  # the archive keys `kiln base debian` verifies with (and the tests' other keyrings)
   pkg-config libseccomp-dev  # build dependencies of the container runtime
 )
 missing=()

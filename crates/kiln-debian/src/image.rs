@@ -123,6 +123,11 @@ pub fn plan(
             return Ok((lock, false));
         }
     }
+    let requests = opts
+        .packages
+        .iter()
+        .map(|p| parse_request(p))
+        .collect::<Result<Vec<_>, _>>()?;
     let keys = Keyring::load(&opts.keyrings)?;
     let srcs = sources(opts);
     progress.note(&format!(
@@ -139,7 +144,16 @@ pub fn plan(
             .iter()
             .map(|src| {
                 let keys = &keys;
-                s.spawn(move || fetch_release(f, src, keys, t).map_err(|e| e.to_string()))
+                s.spawn(move || {
+                    fetch_release(f, src, keys, t).map_err(|e| {
+                        let e = e.to_string();
+                        if e.contains("404") {
+                            format!("{e}\nhint: is `{}` a suite of {} (bookworm, trixie, sid...)? --security-mirror none and --no-updates leave out the other suites", src.suite, src.mirror)
+                        } else {
+                            e
+                        }
+                    })
+                })
             })
             .collect();
         hs.into_iter()
@@ -179,11 +193,6 @@ pub fn plan(
         }
     }
     index.finish();
-    let requests = opts
-        .packages
-        .iter()
-        .map(|p| parse_request(p))
-        .collect::<Result<Vec<_>, _>>()?;
     let res = resolve(&index, &requests)?;
     let lock = Lock {
         lock_version: LOCK_VERSION,
@@ -317,8 +326,9 @@ pub struct Assembled {
     pub epoch: i64,
     /// Layers found in the cache.
     pub cached_layers: usize,
-    /// Each package with scripts, and how they were handled.
-    pub handling: Vec<(String, Handling)>,
+    /// Each package with maintainer scripts: (name, `native`|`nothing`|`script`, what
+    /// kiln did instead or why nothing was needed).
+    pub handling: Vec<(String, String, String)>,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -389,9 +399,13 @@ pub fn assemble(
             .and_then(|b| serde_json::from_slice(&b).ok())
             .filter(|c: &CachedLayer| store.has_blob(&c.descriptor.digest));
         // The dpkg database needs every package's control files, cached layer or not.
-        let debs: Vec<(String, PathBuf)> = pkgs
+        // Largest first: the threads finish together instead of waiting on one big
+        // package picked last.
+        let mut by_size: Vec<&&LockedPackage> = pkgs.iter().collect();
+        by_size.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.name.cmp(&b.name)));
+        let debs: Vec<(String, PathBuf)> = by_size
             .iter()
-            .map(|p| (p.name.clone(), crate::image::deb_path(cache, p)))
+            .map(|p| (p.name.clone(), deb_path(cache, p)))
             .collect();
         let c = match cached {
             Some(c) => {
@@ -432,14 +446,7 @@ pub fn assemble(
         }
         ldconfig |= c.ldconfig;
         shells |= c.shells;
-        for (n, kind, why) in &c.handling {
-            let h = match kind.as_str() {
-                "native" => Handling::Native(leak(why)),
-                "nothing" => Handling::Nothing(leak(why)),
-                _ => Handling::Script,
-            };
-            handling_all.push((n.clone(), h));
-        }
+        handling_all.extend(c.handling.iter().cloned());
         alternatives.extend(c.alternatives.iter().cloned());
         diversions.extend(c.diversions.iter().cloned());
         diff_ids.push(c.diff_id.clone());
@@ -582,10 +589,6 @@ pub fn assemble(
     })
 }
 
-fn leak(s: &str) -> &'static str {
-    Box::leak(s.to_string().into_boxed_str())
-}
-
 #[allow(clippy::too_many_arguments)]
 fn build_layer(
     store: &Store,
@@ -617,6 +620,11 @@ fn build_layer(
             }
         }
         let unpacked = unpack_all(debs, &dir, jobs)?;
+        progress.note(&format!(
+            "unpacked {} packages ({})",
+            pkgs.len(),
+            group.as_str()
+        ));
         let mut c = CachedLayer {
             descriptor: Descriptor::new("", Digest::of_bytes(b""), 0),
             diff_id: Digest::of_bytes(b""),
@@ -679,7 +687,17 @@ fn build_layer(
                 }
             }
         }
+        progress.note(&format!(
+            "configured {} packages ({})",
+            pkgs.len(),
+            group.as_str()
+        ));
         let (descriptor, diff_id) = write_snapshot_layer(store, &dir, diff_ids, epoch)?;
+        progress.note(&format!(
+            "wrote the {} layer ({:.1} MB)",
+            group.as_str(),
+            descriptor.size as f64 / 1e6
+        ));
         c.descriptor = descriptor;
         c.diff_id = diff_id;
         Ok(c)
@@ -900,7 +918,6 @@ fn write_databases(
         let rel = "etc/apt/sources.list.d/debian.sources";
         tree_write(tree, rel, src.as_bytes())?;
     }
-    let _ = BTreeSet::<u8>::new();
     Ok(())
 }
 

@@ -50,9 +50,10 @@ pub fn handling(name: &str, control: &ControlFiles) -> Handling {
         "python3" => {
             Handling::Native("/etc/python3/debian_config (byte-code is written on first import)")
         }
-        "python3-minimal" => {
-            Handling::Nothing("byte-compiles its modules: Python writes byte-code on first import")
-        }
+        "python3-minimal" | "python3-distutils" | "python3-lib2to3" => Handling::Nothing(
+            "byte-compiles its modules (and cleans up on upgrades): Python writes byte-code on first import",
+        ),
+        "openssl" => Handling::Native("/usr/lib/ssl -> /etc/ssl where libssl did not make it"),
         "coreutils" => Handling::Nothing("links /usr/bin/touch only on a /usr that is not merged"),
         "usrmerge" | "usr-is-merged" => {
             Handling::Nothing("converts a /usr that is not merged; kiln's is")
@@ -82,8 +83,32 @@ pub fn handling(name: &str, control: &ControlFiles) -> Handling {
         _ if is_python_interpreter(name) => Handling::Nothing(
             "byte-compiles the standard library: Python writes byte-code on first import",
         ),
+        _ if control.get("preinst").is_none()
+            && control.text("postinst").is_some_and(|s| only_byte_compiles(&s)) =>
+        {
+            Handling::Nothing("byte-compiles its modules (dh_python3): Python writes byte-code on first import")
+        }
         _ => Handling::Script,
     }
+}
+
+/// Whether a postinst does nothing but dh_python3's byte-compilation snippet
+/// (`py3compile -p PKG`, `pypy3compile -p PKG`).
+fn only_byte_compiles(script: &str) -> bool {
+    let mut compiles = false;
+    for l in script.lines().map(str::trim) {
+        if l.is_empty() || l.starts_with('#') || l == "set -e" || l == "fi" {
+            continue;
+        }
+        let words: Vec<&str> = l.split_whitespace().collect();
+        match words.as_slice() {
+            ["if", "command", "-v", "py3compile" | "pypy3compile", ">/dev/null", "2>&1;", "then"]
+            | ["if", "which", "py3compile" | "pypy3compile", ">/dev/null", "2>&1;", "then"] => {}
+            ["py3compile", "-p", _] | ["pypy3compile", "-p", _, "||", "true"] => compiles = true,
+            _ => return false,
+        }
+    }
+    compiles
 }
 
 /// `python3.11-minimal`, `python3.13-minimal`.
@@ -368,6 +393,10 @@ pub fn configure(name: &str, control: &ControlFiles, tree: &Tree<'_>) -> Result<
                 .push(("/bin/sh".into(), "/bin/sh.distrib".into(), "dash".into()));
         }
         "debianutils" => fx.shells = true,
+        "openssl" if !tree.exists("usr/lib/ssl") => {
+            tree.link("usr/lib/ssl", "/etc/ssl")
+                .map_err(e("usr/lib/ssl"))?;
+        }
         "python3" if !tree.exists("etc/python3/debian_config") => {
             tree.write(
                     "etc/python3/debian_config",
@@ -540,6 +569,14 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn dh_python3_snippets() {
+        let pip = "#!/bin/sh\nset -e\n\n# Automatically added by dh_python3\nif command -v py3compile >/dev/null 2>&1; then\n\tpy3compile -p python3-pip \nfi\nif command -v pypy3compile >/dev/null 2>&1; then\n\tpypy3compile -p python3-pip  || true\nfi\n\n# End automatically added section\n";
+        assert!(only_byte_compiles(pip));
+        assert!(!only_byte_compiles(&format!("{pip}adduser --system foo\n")));
+        assert!(!only_byte_compiles("#!/bin/sh\nset -e\n"));
     }
 
     #[test]

@@ -260,7 +260,30 @@ pub fn resolve(index: &Index, requests: &[Dep]) -> Result<Resolution, String> {
                 })?,
             None => match r.pick_provider(d) {
                 Some(p) => p,
-                None => return Err(format!("package {} is not in the suites", d.name)),
+                None => {
+                    let mut near: Vec<&String> = index
+                        .packages
+                        .keys()
+                        .filter(|k| {
+                            k.contains(d.name.as_str())
+                                || d.name.contains(k.as_str()) && k.len() > 3
+                        })
+                        .collect();
+                    near.sort_by_key(|k| (k.len().abs_diff(d.name.len()), k.to_string()));
+                    near.truncate(5);
+                    let hint = if near.is_empty() {
+                        "hint: names are Debian's binary package names (apt-cache search, packages.debian.org); another component may have it (--components main,contrib,non-free,non-free-firmware)".to_string()
+                    } else {
+                        format!(
+                            "hint: similar names: {}",
+                            near.iter()
+                                .map(|s| s.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    };
+                    return Err(format!("package {} is not in the suites\n{hint}", d.name));
+                }
             },
         };
         r.choose(p, Group::Extra, "requested".into())?;

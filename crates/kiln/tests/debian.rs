@@ -150,6 +150,25 @@ fn python_image_behaves_like_debian() {
     ]);
     assert!(out.contains("Hello, world!"), "{out}");
     assert!(out.contains("ii  hello"), "{out}");
+    // A standard image: Docker runs it too.
+    let dir = tempfile::tempdir().unwrap();
+    let tar = dir.path().join("py.tar");
+    let name = common::unique("kiln-debian-py");
+    k.ok(&["tag", "py:1", &format!("{name}:1")]);
+    k.ok(&["save", &format!("{name}:1"), "-o", tar.to_str().unwrap()]);
+    run(common::docker().arg("load").arg("-i").arg(&tar));
+    let out = run(common::docker().args([
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &format!("{name}:1"),
+        "python3",
+        "-c",
+        "import ssl, sqlite3; print('docker ok')",
+    ]));
+    run(common::docker().args(["rmi", &format!("{name}:1")]));
+    assert_eq!(out.trim(), "docker ok");
 }
 
 #[test]

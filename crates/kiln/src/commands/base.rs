@@ -4,7 +4,6 @@ use crate::output::with_hint;
 use anyhow::{anyhow, bail, Context, Result};
 use kiln_build::exec::{BuildOptions, BuildProgress, Builder, Images, RunNetwork};
 use kiln_debian::image::{self as debimage, Options, DEFAULT_MIRROR, DEFAULT_SECURITY_MIRROR};
-use kiln_debian::native::Handling;
 use kiln_oci::types::Descriptor;
 use kiln_oci::Platform;
 use kiln_store::{ImageInfo, Store};
@@ -70,12 +69,13 @@ pub struct DebianArgs {
 
 struct Notes {
     quiet: bool,
+    started: std::time::Instant,
 }
 
 impl debimage::Progress for Notes {
     fn note(&self, msg: &str) {
         if !self.quiet {
-            eprintln!("{msg}");
+            eprintln!("[{:5.1}s] {msg}", self.started.elapsed().as_secs_f64());
         }
     }
 }
@@ -156,6 +156,7 @@ pub fn run(root: &Path, args: Args) -> Result<ExitCode> {
     let cache = store.root().join("cache/debian");
     let notes = Notes {
         quiet: a.quiet || a.json,
+        started,
     };
     let fetcher = kiln_debian::fetch::Fetcher::new();
     let (lock, resolved) =
@@ -235,16 +236,16 @@ pub fn run(root: &Path, args: Args) -> Result<ExitCode> {
     let id = info.id.clone();
     let secs = started.elapsed().as_secs_f64();
     if a.json {
-        let native: BTreeMap<String, String> = asm
+        let native: BTreeMap<&str, String> = asm
             .handling
             .iter()
-            .map(|(n, h)| {
+            .map(|(n, kind, why)| {
                 (
-                    n.clone(),
-                    match h {
-                        Handling::Native(w) => format!("native: {w}"),
-                        Handling::Nothing(w) => format!("nothing to do: {w}"),
-                        Handling::Script => "run in a container".to_string(),
+                    n.as_str(),
+                    match kind.as_str() {
+                        "native" => format!("native: {why}"),
+                        "nothing" => format!("nothing to do: {why}"),
+                        _ => "run in a container".to_string(),
                     },
                 )
             })
