@@ -137,7 +137,8 @@ pub fn load_packages(
 ) -> Result<(), ArchiveError> {
     for comp in &src.components {
         let base = format!("{comp}/binary-{arch}/Packages");
-        let pick = ["xz", "gz"]
+        // gzip first: a few MB more to download, decompressed three times faster than xz.
+        let pick = ["gz", "xz"]
             .iter()
             .map(|ext| format!("{base}.{ext}"))
             .chain([base.clone()])

@@ -13,12 +13,14 @@ pub struct Package {
     pub essential: bool,
     pub priority: String,
     pub multi_arch: String,
-    pub depends: Relation,
-    pub pre_depends: Relation,
+    /// Provides, parsed when the index is read (the resolver needs every provider).
     pub provides: Relation,
-    pub conflicts: Relation,
-    pub breaks: Relation,
-    pub replaces: Relation,
+    /// The other relationship fields as written: parsed by [`Package::relation`] only for
+    /// the packages the resolver visits (a few hundred of some 60,000).
+    pub depends: String,
+    pub pre_depends: String,
+    pub conflicts: String,
+    pub breaks: String,
     /// Path of the .deb below the mirror root (`pool/main/...`).
     pub filename: String,
     pub size: u64,
@@ -28,6 +30,26 @@ pub struct Package {
     pub suite: String,
     /// Index of the mirror (in [`crate::Source`] order) the package comes from.
     pub source: usize,
+}
+
+impl Package {
+    /// One of the relationship fields kept as text (`Depends`, `Pre-Depends`,
+    /// `Conflicts`, `Breaks`), parsed; an error names the package and field.
+    pub fn relation(&self, field: &str) -> Result<Relation, String> {
+        let text = match field {
+            "Depends" => &self.depends,
+            "Pre-Depends" => &self.pre_depends,
+            "Conflicts" => &self.conflicts,
+            "Breaks" => &self.breaks,
+            _ => return Ok(Relation::new()),
+        };
+        parse_relation(text).map_err(|e| {
+            format!(
+                "package {} {} ({}): {field}: {e}",
+                self.name, self.version, self.suite
+            )
+        })
+    }
 }
 
 /// Every package of the suites, each name's candidates sorted best (highest version) first.
@@ -64,6 +86,7 @@ impl Index {
                     .map(Option::unwrap_or_default)
                     .map_err(|e| format!("{what}: package {name}: {f}: {e}"))
             };
+            let raw = |f: &str| p.get(f).unwrap_or("").to_string();
             let field = |f: &str| -> Result<&str, String> {
                 p.get(f)
                     .ok_or_else(|| format!("{what}: package {name} has no {f} field"))
@@ -81,12 +104,11 @@ impl Index {
                 essential: p.get("Essential") == Some("yes"),
                 priority: p.get("Priority").unwrap_or("optional").to_string(),
                 multi_arch: p.get("Multi-Arch").unwrap_or("no").to_string(),
-                depends: rel("Depends")?,
-                pre_depends: rel("Pre-Depends")?,
                 provides: rel("Provides")?,
-                conflicts: rel("Conflicts")?,
-                breaks: rel("Breaks")?,
-                replaces: rel("Replaces")?,
+                depends: raw("Depends"),
+                pre_depends: raw("Pre-Depends"),
+                conflicts: raw("Conflicts"),
+                breaks: raw("Breaks"),
                 filename: field("Filename")?.to_string(),
                 size: field("Size")?
                     .parse()

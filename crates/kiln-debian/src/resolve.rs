@@ -161,8 +161,8 @@ impl Resolver<'_> {
     fn run(&mut self, group: Group) -> Result<(), String> {
         while let Some(name) = self.queue.pop_front() {
             let pkg = self.chosen[&name].pkg.clone();
-            for (field, rel) in [("Pre-Depends", &pkg.pre_depends), ("Depends", &pkg.depends)] {
-                for clause in rel {
+            for field in ["Pre-Depends", "Depends"] {
+                for clause in &pkg.relation(field)? {
                     if clause.iter().any(|d| self.satisfied(d)) {
                         continue;
                     }
@@ -186,8 +186,8 @@ impl Resolver<'_> {
 
     fn check_conflicts(&self) -> Result<(), String> {
         for c in self.chosen.values() {
-            for (field, rel) in [("Conflicts", &c.pkg.conflicts), ("Breaks", &c.pkg.breaks)] {
-                for d in rel.iter().flatten() {
+            for field in ["Conflicts", "Breaks"] {
+                for d in c.pkg.relation(field)?.iter().flatten() {
                     if let Some(o) = self.chosen.get(&d.name) {
                         if o.pkg.name != c.pkg.name && d.allows(&o.pkg.version) {
                             return Err(format!(
