@@ -251,52 +251,28 @@ pub fn download(
     jobs: usize,
     progress: &dyn Progress,
 ) -> Result<(usize, u64), String> {
-    let next = Mutex::new(0usize);
     let total = Mutex::new((0usize, 0u64));
-    let err: Mutex<Option<String>> = Mutex::new(None);
-    std::thread::scope(|s| {
-        for _ in 0..jobs.max(1) {
-            s.spawn(|| loop {
-                let i = {
-                    let mut n = next.lock().expect("lock");
-                    *n += 1;
-                    *n - 1
-                };
-                let Some(p) = lock.packages.get(i) else { break };
-                if err.lock().expect("lock").is_some() {
-                    break;
-                }
-                let src = &lock.sources[p.source];
-                let url = format!("{}/{}", src.mirror.trim_end_matches('/'), p.filename);
-                let dest = deb_path(cache, p);
-                match f.fetch_verified(&url, &dest, &p.sha256, Some(p.size)) {
-                    Ok(n) => {
-                        if n > 0 {
-                            let mut t = total.lock().expect("lock");
-                            t.0 += 1;
-                            t.1 += n;
-                        }
-                    }
-                    Err(e) => {
-                        let hint = if dest.exists() {
-                            format!("\nhint: the cached file was changed; delete {} and kiln downloads it again", dest.display())
-                        } else if e.to_string().contains("404") {
-                            format!("\nhint: the mirror no longer has {} {}; resolve again (remove the lock), or use a snapshot mirror such as http://snapshot.debian.org/archive/debian/<date of {}>/", p.name, p.version, src.date)
-                        } else {
-                            String::new()
-                        };
-                        err.lock()
-                            .expect("lock")
-                            .get_or_insert(format!("package {} {}: {e}{hint}", p.name, p.version));
-                        break;
-                    }
-                }
-            });
+    crate::unpack::for_each_parallel(&lock.packages, jobs, |p| {
+        let src = &lock.sources[p.source];
+        let url = format!("{}/{}", src.mirror.trim_end_matches('/'), p.filename);
+        let dest = deb_path(cache, p);
+        let n = f.fetch_verified(&url, &dest, &p.sha256, Some(p.size)).map_err(|e| {
+            let hint = if dest.exists() {
+                format!("\nhint: the cached file was changed; delete {} and kiln downloads it again", dest.display())
+            } else if e.to_string().contains("404") {
+                format!("\nhint: the mirror no longer has {} {}; resolve again (remove the lock), or use a snapshot mirror such as http://snapshot.debian.org/archive/debian/<date of {}>/", p.name, p.version, src.date)
+            } else {
+                String::new()
+            };
+            format!("package {} {}: {e}{hint}", p.name, p.version)
+        })?;
+        if n > 0 {
+            let mut t = total.lock().expect("lock");
+            t.0 += 1;
+            t.1 += n;
         }
-    });
-    if let Some(e) = err.into_inner().expect("lock") {
-        return Err(e);
-    }
+        Ok(())
+    })?;
     let (n, bytes) = *total.lock().expect("lock");
     if n > 0 {
         progress.note(&format!(
@@ -342,6 +318,29 @@ struct CachedLayer {
     alternatives: Vec<Alternative>,
     diversions: Vec<(String, String, String)>,
     shells: bool,
+}
+
+impl CachedLayer {
+    fn new(descriptor: Descriptor, diff_id: Digest) -> CachedLayer {
+        CachedLayer {
+            descriptor,
+            diff_id,
+            scripts: vec![],
+            ldconfig: false,
+            handling: vec![],
+            alternatives: vec![],
+            diversions: vec![],
+            shells: false,
+        }
+    }
+}
+
+/// A layer made earlier from the same inputs, if its blob is still in the store.
+fn read_memo(store: &Store, memo: &Path) -> Option<CachedLayer> {
+    fs::read(memo)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .filter(|c: &CachedLayer| store.has_blob(&c.descriptor.digest))
 }
 
 fn key_of(parts: &[&str]) -> String {
@@ -394,10 +393,7 @@ pub fn assemble(
         );
         let key = key_of(&key_parts.iter().map(String::as_str).collect::<Vec<_>>());
         let memo = cache.join("layers").join(format!("{key}.json"));
-        let cached: Option<CachedLayer> = fs::read(&memo)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .filter(|c: &CachedLayer| store.has_blob(&c.descriptor.digest));
+        let cached = read_memo(store, &memo);
         // The dpkg database needs every package's control files, cached layer or not.
         // Largest first: the threads finish together instead of waiting on one big
         // package picked last.
@@ -489,10 +485,7 @@ pub fn assemble(
     key_parts.extend(status_of.iter().map(|(k, v)| format!("{k} {v}")));
     let key = key_of(&key_parts.iter().map(String::as_str).collect::<Vec<_>>());
     let memo = cache.join("layers").join(format!("{key}.json"));
-    let cached: Option<CachedLayer> = fs::read(&memo)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .filter(|c: &CachedLayer| store.has_blob(&c.descriptor.digest));
+    let cached = read_memo(store, &memo);
     let db = match cached {
         Some(c) => {
             cached_layers += 1;
@@ -521,16 +514,7 @@ pub fn assemble(
             })();
             let _ = fs::remove_dir_all(&dir);
             let (descriptor, diff_id) = result?;
-            let c = CachedLayer {
-                descriptor,
-                diff_id,
-                scripts: vec![],
-                ldconfig: false,
-                handling: vec![],
-                alternatives: vec![],
-                diversions: vec![],
-                shells: false,
-            };
+            let c = CachedLayer::new(descriptor, diff_id);
             let _ = fs::create_dir_all(memo.parent().expect("a parent"));
             let _ = fs::write(&memo, serde_json::to_vec(&c).expect("serializes"));
             c
@@ -625,16 +609,10 @@ fn build_layer(
             pkgs.len(),
             group.as_str()
         ));
-        let mut c = CachedLayer {
-            descriptor: Descriptor::new("", Digest::of_bytes(b""), 0),
-            diff_id: Digest::of_bytes(b""),
-            scripts: vec![],
-            ldconfig: false,
-            handling: vec![],
-            alternatives: vec![],
-            diversions: vec![],
-            shells: false,
-        };
+        let mut c = CachedLayer::new(
+            Descriptor::new("", Digest::of_bytes(b""), 0),
+            Digest::of_bytes(b""),
+        );
         let tree = Tree {
             lower: lowers.iter().map(PathBuf::as_path).collect(),
             out: &dir,
@@ -922,47 +900,12 @@ fn write_databases(
 }
 
 fn tree_link(tree: &Tree<'_>, rel: &str, target: &str) -> Result<(), String> {
-    let p = tree.out.join(rel);
-    if let Some(d) = p.parent() {
-        make_parents(tree, rel).map_err(|e| format!("{}: {e}", d.display()))?;
-    }
-    let _ = fs::remove_file(&p);
-    symlink(target, &p).map_err(|e| format!("{}: {e}", p.display()))?;
-    dpkg::set_mtime(&p, tree.mtime).map_err(|e| format!("{}: {e}", p.display()))
+    tree.link(rel, target).map_err(|e| format!("/{rel}: {e}"))
 }
 
 fn tree_write(tree: &Tree<'_>, rel: &str, bytes: &[u8]) -> Result<(), String> {
-    make_parents(tree, rel).map_err(|e| format!("{rel}: {e}"))?;
-    dpkg::write_file(&tree.out.join(rel), bytes, 0o644, tree.mtime)
-        .map_err(|e| format!("{rel}: {e}"))
-}
-
-/// Parent directories of `rel` in the output, with the lower trees' metadata.
-fn make_parents(tree: &Tree<'_>, rel: &str) -> std::io::Result<()> {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let parts: Vec<&str> = rel.split('/').collect();
-    let mut cur = String::new();
-    for part in &parts[..parts.len() - 1] {
-        if !cur.is_empty() {
-            cur.push('/');
-        }
-        cur.push_str(part);
-        let p = tree.out.join(&cur);
-        if p.symlink_metadata().is_ok() {
-            continue;
-        }
-        fs::create_dir(&p)?;
-        if let Some(m) = tree
-            .lower
-            .iter()
-            .rev()
-            .find_map(|d| d.join(&cur).symlink_metadata().ok().filter(|m| m.is_dir()))
-        {
-            std::os::unix::fs::lchown(&p, Some(m.uid()), Some(m.gid()))?;
-            fs::set_permissions(&p, fs::Permissions::from_mode(m.mode() & 0o7777))?;
-        }
-    }
-    Ok(())
+    tree.write(rel, bytes, 0o644, (0, 0))
+        .map_err(|e| format!("/{rel}: {e}"))
 }
 
 /// /etc/shells as debianutils' update-shells writes it on a merged /usr: the shells of

@@ -155,7 +155,7 @@ impl Tree<'_> {
             )),
         }
     }
-    fn write(&self, rel: &str, bytes: &[u8], mode: u32, owner: (u32, u32)) -> io::Result<()> {
+    pub fn write(&self, rel: &str, bytes: &[u8], mode: u32, owner: (u32, u32)) -> io::Result<()> {
         let p = self.out.join(rel);
         self.parents(rel)?;
         write_file(&p, bytes, mode, self.mtime)?;
@@ -192,7 +192,7 @@ impl Tree<'_> {
         fs::set_permissions(&p, fs::Permissions::from_mode(mode))?;
         set_mtime(&p, self.mtime)
     }
-    fn link(&self, rel: &str, target: &str) -> io::Result<()> {
+    pub fn link(&self, rel: &str, target: &str) -> io::Result<()> {
         let p = self.out.join(rel);
         self.parents(rel)?;
         if p.symlink_metadata().is_ok_and(|m| m.is_dir()) {

@@ -90,39 +90,12 @@ pub fn unpack_all(
     root: &Path,
     jobs: usize,
 ) -> Result<BTreeMap<String, Unpacked>, String> {
-    let next = Mutex::new(0usize);
     let out: Mutex<BTreeMap<String, Unpacked>> = Mutex::new(BTreeMap::new());
-    let err: Mutex<Option<String>> = Mutex::new(None);
-    std::thread::scope(|s| {
-        for _ in 0..jobs.max(1) {
-            s.spawn(|| loop {
-                let i = {
-                    let mut n = next.lock().expect("lock");
-                    let i = *n;
-                    *n += 1;
-                    i
-                };
-                let Some((name, path)) = debs.get(i) else {
-                    break;
-                };
-                if err.lock().expect("lock").is_some() {
-                    break;
-                }
-                match unpack(path, root) {
-                    Ok(u) => {
-                        out.lock().expect("lock").insert(name.clone(), u);
-                    }
-                    Err(e) => {
-                        err.lock().expect("lock").get_or_insert(e);
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    if let Some(e) = err.into_inner().expect("lock") {
-        return Err(e);
-    }
+    for_each_parallel(debs, jobs, |(name, path)| {
+        let u = unpack(path, root)?;
+        out.lock().expect("lock").insert(name.clone(), u);
+        Ok(())
+    })?;
     let out = out.into_inner().expect("lock");
     // Clashes: the same file from two packages (allowed with Replaces). Unpack those
     // packages again in order so the last one in `debs` order wins, whatever the threads did.
@@ -147,5 +120,39 @@ pub fn merged_rel(rel: &str) -> String {
     match merged_path(rel.as_bytes(), PathRole::Entry) {
         Some(Some(p)) => String::from_utf8_lossy(&p).into_owned(),
         _ => rel.to_string(),
+    }
+}
+
+/// Runs `f` on every item, `jobs` at a time, in item order as threads free up; stops
+/// handing out items after the first error, which it returns.
+pub fn for_each_parallel<T: Sync>(
+    items: &[T],
+    jobs: usize,
+    f: impl Fn(&T) -> Result<(), String> + Sync,
+) -> Result<(), String> {
+    let next = Mutex::new(0usize);
+    let err: Mutex<Option<String>> = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..jobs.max(1) {
+            s.spawn(|| loop {
+                let i = {
+                    let mut n = next.lock().expect("lock");
+                    *n += 1;
+                    *n - 1
+                };
+                let Some(item) = items.get(i) else { break };
+                if err.lock().expect("lock").is_some() {
+                    break;
+                }
+                if let Err(e) = f(item) {
+                    err.lock().expect("lock").get_or_insert(e);
+                    break;
+                }
+            });
+        }
+    });
+    match err.into_inner().expect("lock") {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
 }
