@@ -32,6 +32,23 @@ pub struct Package {
     pub source: usize,
 }
 
+/// A Debian package (or architecture) name: lowercase letters, digits, `+ - .`, starting
+/// with a letter or digit (policy 5.6.1).
+pub fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && s.bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"+-.".contains(&c))
+}
+
+/// A Debian version's characters (policy 5.6.12), never `/`.
+pub fn valid_version(s: &str) -> bool {
+    !s.is_empty()
+        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b".+~:-".contains(&c))
+}
+
 impl Package {
     /// One of the relationship fields kept as text (`Depends`, `Pre-Depends`,
     /// `Conflicts`, `Breaks`), parsed; an error names the package and field.
@@ -91,6 +108,11 @@ impl Index {
                 p.get(f)
                     .ok_or_else(|| format!("{what}: package {name} has no {f} field"))
             };
+            if !valid_name(name) || !valid_name(a) {
+                return Err(format!(
+                    "{what}: invalid package name or architecture `{name}` `{a}`"
+                ));
+            }
             let version = Version::parse(field("Version")?)
                 .map_err(|e| format!("{what}: package {name}: {e}"))?;
             let sha256 = field("SHA256")?.to_ascii_lowercase();

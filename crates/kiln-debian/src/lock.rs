@@ -59,7 +59,12 @@ impl Lock {
             ));
         }
         for p in &lock.packages {
-            if p.source >= lock.sources.len()
+            // Names, versions and architectures become cache file names: Debian's
+            // character sets only (no `/`, no `..`).
+            if !crate::index::valid_name(&p.name)
+                || !crate::index::valid_version(&p.version)
+                || !crate::index::valid_name(&p.architecture)
+                || p.source >= lock.sources.len()
                 || p.sha256.len() != 64
                 || !p.sha256.bytes().all(|c| c.is_ascii_hexdigit())
                 || !matches!(p.group.as_str(), "base" | "extra")
@@ -98,5 +103,36 @@ impl Lock {
             .filter_map(|s| crate::archive::parse_rfc2822(&s.date))
             .max()
             .unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lock_with(name: &str, version: &str) -> String {
+        format!(
+            r#"{{"lock-version":1,"distribution":"debian","suite":"bookworm","architecture":"amd64","requested":[],
+            "sources":[{{"mirror":"http://deb.debian.org/debian","suite":"bookworm","components":["main"],"date":"Sat, 10 Jun 2023 08:53:51 UTC","inrelease-sha256":"00"}}],
+            "packages":[{{"name":"{name}","version":"{version}","architecture":"amd64","group":"base","source":0,"filename":"pool/main/x.deb","size":1,"sha256":"{}"}}]}}"#,
+            "a".repeat(64)
+        )
+    }
+
+    #[test]
+    fn lock_entries_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("l.json");
+        std::fs::write(&p, lock_with("bash", "5.2.15-2+b2")).unwrap();
+        let l = Lock::read(&p).unwrap();
+        assert_eq!(l.timestamp(), 1686387231);
+        // Names and versions become cache file names: no path tricks.
+        for (n, v) in [("../../etc/x", "1"), ("bash", "1/../../x"), ("Bash", "1")] {
+            std::fs::write(&p, lock_with(n, v)).unwrap();
+            let e = Lock::read(&p).unwrap_err();
+            assert!(e.contains("invalid entry"), "{n} {v}: {e}");
+        }
+        std::fs::write(&p, "{}").unwrap();
+        assert!(Lock::read(&p).unwrap_err().contains("not a kiln lock file"));
     }
 }
