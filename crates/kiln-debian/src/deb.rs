@@ -8,7 +8,7 @@ use std::path::Path;
 
 /// The control archive of a package: `control`, `md5sums`, `conffiles`, maintainer
 /// scripts, `triggers`, `shlibs`... by name, with their modes.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct ControlFiles {
     pub files: BTreeMap<String, (u32, Vec<u8>)>,
 }

@@ -1,7 +1,7 @@
 //! Downloads from a Debian mirror (`http://`, `https://` or a local `file://` mirror),
 //! verified by SHA256 before anything lands in the cache.
 
-use sha2::{Digest as _, Sha256};
+use kiln_oci::{Digest, HashingReader};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -117,8 +117,7 @@ impl Fetcher {
         let dir = dest.parent().expect("cache files have a parent");
         fs::create_dir_all(dir).map_err(io_err(dir))?;
         let tmp = tempfile::NamedTempFile::new_in(dir).map_err(io_err(dir))?;
-        let mut input = self.open(url)?;
-        let mut h = Sha256::new();
+        let mut input = HashingReader::new(self.open(url)?);
         let mut out = io::BufWriter::with_capacity(256 * 1024, tmp.as_file());
         let mut buf = vec![0u8; 256 * 1024];
         let mut n = 0u64;
@@ -130,13 +129,12 @@ impl Fetcher {
             if k == 0 {
                 break;
             }
-            h.update(&buf[..k]);
             out.write_all(&buf[..k]).map_err(io_err(dir))?;
             n += k as u64;
         }
         out.flush().map_err(io_err(dir))?;
         drop(out);
-        let actual = hex::encode(h.finalize());
+        let actual = input.finish().0.hex().to_string();
         if actual != sha256 || size.is_some_and(|s| s != n) {
             return Err(FetchError::Mismatch {
                 what: url.to_string(),
@@ -171,21 +169,13 @@ pub fn verify_file(path: &Path, sha256: &str) -> Result<(), FetchError> {
 }
 
 pub fn sha256_file(path: &Path) -> Result<String, FetchError> {
-    let mut f = File::open(path).map_err(io_err(path))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let k = f.read(&mut buf).map_err(io_err(path))?;
-        if k == 0 {
-            break;
-        }
-        h.update(&buf[..k]);
-    }
-    Ok(hex::encode(h.finalize()))
+    let mut r = HashingReader::new(File::open(path).map_err(io_err(path))?);
+    io::copy(&mut r, &mut io::sink()).map_err(io_err(path))?;
+    Ok(r.finish().0.hex().to_string())
 }
 
 pub fn sha256_bytes(b: &[u8]) -> String {
-    hex::encode(Sha256::digest(b))
+    Digest::of_bytes(b).hex().to_string()
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

@@ -284,7 +284,7 @@ pub fn download(
 }
 
 /// A package whose maintainer scripts run in the container step.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct ScriptPackage {
     pub name: String,
     /// `libc6:amd64` for Multi-Arch: same.
@@ -312,7 +312,7 @@ struct CachedLayer {
     descriptor: Descriptor,
     diff_id: Digest,
     /// Packages of the layer whose scripts run in the container step.
-    scripts: Vec<(String, String, bool, bool)>,
+    scripts: Vec<ScriptPackage>,
     ldconfig: bool,
     handling: Vec<(String, String, String)>,
     alternatives: Vec<Alternative>,
@@ -432,14 +432,7 @@ pub fn assemble(
                 c
             }
         };
-        for (n, i, pre, post) in &c.scripts {
-            scripts.push(ScriptPackage {
-                name: n.clone(),
-                info_name: i.clone(),
-                preinst: *pre,
-                postinst: *post,
-            });
-        }
+        scripts.extend(c.scripts.iter().cloned());
         ldconfig |= c.ldconfig;
         shells |= c.shells;
         handling_all.extend(c.handling.iter().cloned());
@@ -619,11 +612,13 @@ fn build_layer(
             mtime: epoch,
         };
         let info_dir = dir.join("var/lib/dpkg/info");
+        let mut info_names: BTreeMap<&String, String> = BTreeMap::new();
         for (name, u) in &unpacked {
             let (_, info) = dpkg::info_name(&u.control)?;
+            info_names.insert(name, info.clone());
             dpkg::write_info(&info_dir, &info, &u.control, &u.paths, epoch)
                 .map_err(|e| format!("{}: {e}", info_dir.display()))?;
-            controls.insert(name.clone(), (info, clone_control(&u.control)));
+            controls.insert(name.clone(), (info, u.control.clone()));
         }
         // Native configuration in a fixed order: users and groups first (others look
         // up ids in them), then the rest by name.
@@ -648,13 +643,12 @@ fn build_layer(
             }
             match h {
                 Handling::Script => {
-                    let (_, info) = dpkg::info_name(&u.control)?;
-                    c.scripts.push((
-                        name.clone(),
-                        info,
-                        u.control.get("preinst").is_some(),
-                        u.control.get("postinst").is_some(),
-                    ));
+                    c.scripts.push(ScriptPackage {
+                        name: name.clone(),
+                        info_name: info_names[name].clone(),
+                        preinst: u.control.get("preinst").is_some(),
+                        postinst: u.control.get("postinst").is_some(),
+                    });
                 }
                 _ => {
                     let fx = native::configure(name, &u.control, &tree)?;
@@ -682,12 +676,6 @@ fn build_layer(
     })();
     let _ = fs::remove_dir_all(&dir);
     result
-}
-
-fn clone_control(c: &ControlFiles) -> ControlFiles {
-    ControlFiles {
-        files: c.files.clone(),
-    }
 }
 
 /// Writes `dir` as a layer on top of `below`, then keeps `dir` as the layer's snapshot
@@ -998,6 +986,9 @@ fn order_scripts(
         }
         out
     };
+    // Each package's dependencies among `names`, parsed once.
+    let deps: BTreeMap<String, BTreeSet<String>> =
+        names.iter().map(|n| (n.clone(), deps(n))).collect();
     let mut left: BTreeMap<String, ScriptPackage> =
         scripts.into_iter().map(|s| (s.name.clone(), s)).collect();
     let mut done: BTreeSet<String> = BTreeSet::new();
@@ -1005,7 +996,7 @@ fn order_scripts(
     while !left.is_empty() {
         let ready: Option<String> = left
             .keys()
-            .find(|n| deps(n).iter().all(|d| done.contains(d)))
+            .find(|n| deps[*n].iter().all(|d| done.contains(d)))
             .cloned()
             // A cycle: take the first by name, as dpkg breaks cycles somewhere too.
             .or_else(|| left.keys().next().cloned());
@@ -1059,25 +1050,9 @@ pub fn configure_script(a: &Assembled) -> String {
 }
 
 fn rfc3339(epoch: i64) -> String {
-    let days = epoch.div_euclid(86400);
-    let secs = epoch.rem_euclid(86400);
-    // civil_from_days (Howard Hinnant).
-    let z = days + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
+    chrono::DateTime::from_timestamp(epoch, 0)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 #[cfg(test)]

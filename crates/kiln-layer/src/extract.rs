@@ -95,7 +95,7 @@ const OVERLAY_XATTRS: &[u8] = b"trusted.overlay.";
 /// the symlink; a hardlink to a lower layer's file is refused (its target is not in the snapshot); an
 /// opaque marker at the layer root is refused, as overlayfs ignores it on a lower root.
 pub fn extract<R: Read>(tar: R, target: &Path, opts: &ExtractOptions) -> Result<ExtractStats> {
-    extract_mapped(tar, target, opts, &mut |_, _| Some(None))
+    extract_with(tar, target, opts, None)
 }
 
 /// What [`extract_mapped`] does with one path of the archive.
@@ -122,6 +122,17 @@ pub fn extract_mapped<R: Read>(
     target: &Path,
     opts: &ExtractOptions,
     map: &mut PathMap<'_>,
+) -> Result<ExtractStats> {
+    extract_with(tar, target, opts, Some(map))
+}
+
+/// The extraction loop; without a map, paths are taken as they are (no extra cleaning on
+/// the pull and load path).
+fn extract_with<R: Read>(
+    tar: R,
+    target: &Path,
+    opts: &ExtractOptions,
+    mut map: Option<&mut PathMap<'_>>,
 ) -> Result<ExtractStats> {
     let root = rustix::fs::open(
         target,
@@ -151,23 +162,23 @@ pub fn extract_mapped<R: Read>(
         let Some(mut m) = read_meta(&mut e)? else {
             continue;
         };
-        let (rel, _) = clean(&m.path);
-        let role = if m.kind == Kind::Dir {
-            PathRole::Dir
-        } else {
-            PathRole::Entry
-        };
-        match map(&rel, role) {
-            None => continue,
-            Some(None) => {}
-            Some(Some(p)) => m.path = p,
-        }
-        if m.kind == Kind::Link {
-            let (rel, _) = clean(&m.link);
-            match map(&rel, PathRole::HardlinkTarget) {
+        if let Some(map) = map.as_deref_mut() {
+            let role = if m.kind == Kind::Dir {
+                PathRole::Dir
+            } else {
+                PathRole::Entry
+            };
+            match map(&clean(&m.path).0, role) {
                 None => continue,
                 Some(None) => {}
-                Some(Some(p)) => m.link = p,
+                Some(Some(p)) => m.path = p,
+            }
+            if m.kind == Kind::Link {
+                match map(&clean(&m.link).0, PathRole::HardlinkTarget) {
+                    None => continue,
+                    Some(None) => {}
+                    Some(Some(p)) => m.link = p,
+                }
             }
         }
         x.stats.entries += 1;
