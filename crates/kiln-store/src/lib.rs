@@ -11,6 +11,7 @@ pub mod check;
 pub mod compose;
 pub mod error;
 pub mod images;
+pub mod lease;
 pub mod lock;
 pub mod progress;
 pub mod prune;

@@ -10,12 +10,26 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
 
-/// What prune removed.
-#[derive(Debug, Default)]
+/// What prune removed, and what it kept although no image refers to it.
+#[derive(Debug, Default, serde::Serialize)]
 pub struct PruneReport {
     pub blobs: u64,
     pub snapshots: u64,
     pub bytes: u64,
+    /// Leases of kiln processes that are gone, removed.
+    pub expired_leases: u64,
+    /// Unreferenced content kept because something uses it.
+    pub kept: Vec<Kept>,
+}
+
+/// One blob or snapshot prune kept, and who uses it.
+#[derive(Debug, serde::Serialize)]
+pub struct Kept {
+    /// `blob` or `snapshot`.
+    pub kind: &'static str,
+    pub digest: String,
+    /// `container NAME`, or `kiln PID (COMMAND)` for a running operation.
+    pub users: Vec<String>,
 }
 
 /// The chain IDs of a layer stack (the OCI image spec's ChainID), the keys of snapshots.
@@ -73,16 +87,30 @@ impl Store {
         Ok((blobs, chains))
     }
 
-    /// Removes what no image refers to. Waits for running loads and builds (they hold
-    /// the GC lock shared) so it never deletes a blob that is about to be tagged.
+    /// Removes what no image, container or running kiln process uses. Running loads,
+    /// builds and pulls hold the GC lock shared while they add content and register what
+    /// they use in their lease ([`Store::hold`]); containers are GC roots.
     pub fn prune(&self) -> Result<PruneReport> {
         let _gc = self.gc_lock(true)?;
         let (blobs, chains) = self.reachable()?;
-        let mut report = PruneReport::default();
+        let used = self.in_use()?;
+        let mut report = PruneReport {
+            expired_leases: used.expired_leases,
+            ..Default::default()
+        };
         let dir = self.root().join("blobs/sha256");
         for entry in fs::read_dir(&dir).map_err(StoreError::io(&dir))?.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if Digest::from_hex(&name).is_ok_and(|d| blobs.contains(&d)) {
+            let digest = Digest::from_hex(&name).ok();
+            if digest.as_ref().is_some_and(|d| blobs.contains(d)) {
+                continue;
+            }
+            if let Some(users) = digest.as_ref().and_then(|d| used.blobs.get(d)) {
+                report.kept.push(Kept {
+                    kind: "blob",
+                    digest: format!("sha256:{name}"),
+                    users: users.iter().cloned().collect(),
+                });
                 continue;
             }
             report.bytes += disk_usage(&entry.path());
@@ -93,7 +121,16 @@ impl Store {
         if let Ok(rd) = fs::read_dir(&snaps) {
             for entry in rd.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
-                if Digest::from_hex(&name).is_ok_and(|d| chains.contains(&d)) {
+                let digest = Digest::from_hex(&name).ok();
+                if digest.as_ref().is_some_and(|d| chains.contains(d)) {
+                    continue;
+                }
+                if let Some(users) = digest.as_ref().and_then(|d| used.snapshots.get(d)) {
+                    report.kept.push(Kept {
+                        kind: "snapshot",
+                        digest: format!("sha256:{name}"),
+                        users: users.iter().cloned().collect(),
+                    });
                     continue;
                 }
                 report.bytes += disk_usage(&entry.path());
@@ -101,12 +138,24 @@ impl Store {
                 remove_any(&entry.path())?;
             }
         }
-        // Nothing else is running (we hold the GC lock exclusively), so every temp file
-        // is a leftover of a killed process.
+        // Temporary files of processes that are gone (their names carry the PID), and the
+        // step containers of builds that were killed (`containers/build-PID-...`).
         let tmp = self.root().join("tmp");
         for entry in fs::read_dir(&tmp).map_err(StoreError::io(&tmp))?.flatten() {
+            if crate::lease::tmp_entry_live(&entry.file_name().to_string_lossy()) {
+                continue;
+            }
             report.bytes += disk_usage(&entry.path());
             remove_any(&entry.path())?;
+        }
+        if let Ok(rd) = fs::read_dir(self.root().join("containers")) {
+            for entry in rd.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with("build-") && !crate::lease::tmp_entry_live(&name) {
+                    report.bytes += disk_usage(&entry.path());
+                    remove_any(&entry.path())?;
+                }
+            }
         }
         Ok(report)
     }

@@ -8,6 +8,7 @@
 //! while it downloads it.
 
 use crate::error::{Result, StoreError};
+use crate::lease::Held;
 use crate::prune::chain_ids;
 use crate::Store;
 use kiln_layer::{ExtractOptions, Whiteouts};
@@ -37,6 +38,10 @@ pub fn prepare(store: &Store, manifest: &Manifest, config: &ImageConfig) -> Resu
         });
     }
     let chains = chain_ids(diff_ids);
+    // Held from prune before they are looked at: what this process stacks stays.
+    let mut held: Vec<Held> = chains.iter().cloned().map(Held::Snapshot).collect();
+    held.extend(manifest.layers.iter().map(|l| Held::Blob(l.digest.clone())));
+    store.hold(&held)?;
     let mut out = Vec::with_capacity(chains.len());
     for ((layer, diff_id), chain) in manifest.layers.iter().zip(diff_ids).zip(&chains) {
         let dest = path(store, chain);
@@ -82,6 +87,7 @@ pub fn unpack_stream(
     let dest = path(store, chain_id);
     let parent = store.root().join("snapshots");
     fs::create_dir_all(&parent).map_err(StoreError::io(&parent))?;
+    store.hold(&[Held::Snapshot(chain_id.clone())])?;
     let tmp = store.tmp_path("snapshot");
     fs::create_dir(&tmp).map_err(StoreError::io(&tmp))?;
     let result = unpack_into(compressed, blob, diff_id, &tmp, verify).and_then(|()| {

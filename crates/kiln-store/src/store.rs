@@ -226,6 +226,8 @@ impl Store {
     /// Moves a finished, verified temp file (in this store's `tmp/`) into place. An
     /// existing blob with the same digest is kept: same digest, same bytes.
     pub fn install_tmp(&self, tmp: &Path, digest: &Digest) -> Result<()> {
+        // Held before it appears: prune keeps it until this process is done with it.
+        self.hold(&[crate::lease::Held::Blob(digest.clone())])?;
         let dest = self.blob_path(digest);
         if dest.exists() {
             let _ = fs::remove_file(tmp);

@@ -42,6 +42,16 @@ pub fn print_error(e: &anyhow::Error) {
             }
         }
         let text = cause.to_string();
+        // A full disk, wherever it struck (some library errors carry it only as text).
+        let no_space = cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.raw_os_error() == Some(libc::ENOSPC))
+            || text.contains("No space left on device");
+        if no_space {
+            hint.get_or_insert_with(|| {
+                "the file system holding the store is full: free space (`kiln prune`, `kiln rmi`) or move the store with `--root` (or `KILN_ROOT`)".to_string()
+            });
+        }
         // Messages that quote their source (`{path}: {source}`) and transparent variants
         // would print a cause twice: print it once.
         let repeated = lines

@@ -295,7 +295,7 @@ fn configure_in_container(
     );
     let df = kiln_build::dockerfile::parse(&dockerfile, "kiln base debian")?;
     let context = tempfile::Builder::new()
-        .prefix("debian-context-")
+        .prefix(&format!("debian-context-{}-", std::process::id()))
         .tempdir_in(store.root().join("tmp"))
         .context("cannot make a build context")?;
     let opts = BuildOptions {

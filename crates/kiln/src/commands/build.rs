@@ -466,7 +466,7 @@ pub fn run(root: &Path, args: Args) -> Result<ExitCode> {
             Builder::new(&store, &images, &printer, &opts, shown.clone())?.parallel_stages(&df)?;
         if !stages.is_empty() {
             let keys_dir = tempfile::Builder::new()
-                .prefix("build-keys-")
+                .prefix(&format!("build-keys-{}-", std::process::id()))
                 .tempdir_in(store.root().join("tmp"))?;
             let exe = std::env::current_exe().context("cannot find the kiln executable")?;
             let mut helpers = Helpers(Vec::new());

@@ -108,7 +108,7 @@ pub fn run(root: &Path, args: Args) -> Result<ExitCode> {
         store.clone()
     } else {
         staging_dir = tempfile::Builder::new()
-            .prefix("copy-")
+            .prefix(&format!("copy-{}-", std::process::id()))
             .tempdir_in(store.root().join("tmp"))
             .context("cannot make a staging directory")?;
         Store::open(staging_dir.path())?

@@ -7,9 +7,12 @@ use std::process::ExitCode;
 
 #[derive(clap::Args)]
 pub struct PruneArgs {
-    /// Print JSON
+    /// Print JSON (with what was kept, and why)
     #[arg(long)]
     json: bool,
+    /// List what was kept although no image refers to it, and who uses it
+    #[arg(short, long)]
+    verbose: bool,
 }
 
 #[derive(clap::Args)]
@@ -25,7 +28,10 @@ pub fn run_prune(root: &Path, args: PruneArgs) -> Result<ExitCode> {
     if args.json {
         println!(
             "{}",
-            serde_json::json!({"blobs": r.blobs, "snapshots": r.snapshots, "reclaimed": r.bytes})
+            serde_json::json!({
+                "blobs": r.blobs, "snapshots": r.snapshots, "reclaimed": r.bytes,
+                "expired_leases": r.expired_leases, "kept": r.kept,
+            })
         );
     } else {
         println!(
@@ -34,6 +40,22 @@ pub fn run_prune(root: &Path, args: PruneArgs) -> Result<ExitCode> {
             r.snapshots,
             human_size(r.bytes)
         );
+        if !r.kept.is_empty() {
+            println!(
+                "Kept {} in use by containers or running kiln processes{}",
+                r.kept.len(),
+                if args.verbose {
+                    ":"
+                } else {
+                    " (-v lists them)"
+                }
+            );
+        }
+        if args.verbose {
+            for k in &r.kept {
+                println!("  {} {}: {}", k.kind, k.digest, k.users.join(", "));
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -18,7 +18,8 @@ pub struct RmiArgs {
     /// Images to remove (names, IDs or digests)
     #[arg(required = true)]
     images: Vec<String>,
-    /// Remove an image by ID even when several names refer to it
+    /// Remove an image by ID even when several names refer to it; untag an image that
+    /// containers use (its content stays until they are removed)
     #[arg(short, long)]
     force: bool,
 }
@@ -47,6 +48,25 @@ fn remove(store: &kiln_store::Store, reference: &str, force: bool) -> Result<()>
     let resolved = super::resolve(store, reference)?;
     let digest = resolved.descriptor.digest.clone();
     let names = store.names_of(&digest)?;
+    // Containers (running or stopped) keep their image: removing its last name needs
+    // `--force`, and then only the names go (Docker's rule).
+    let last = resolved.name.is_none() || names.len() <= 1;
+    let users = store.roots_holding(&digest);
+    if last && !users.is_empty() {
+        if !force {
+            return Err(with_hint(
+                anyhow::anyhow!(
+                    "image {reference} is in use by {}",
+                    users.join(", ")
+                ),
+                "remove those containers first (`kiln rm`), or untag the image with `--force` (the containers keep its content)",
+            ));
+        }
+        for n in store.remove_image(&digest)? {
+            println!("Untagged: {n}");
+        }
+        return Ok(());
+    }
     match resolved.name {
         // By name: untag; the image goes when its last name does (Docker's rule).
         Some(name) => {
