@@ -18,6 +18,8 @@ packages=(
   curl           # fetches a real InRelease for the forged-index tests
   debian-archive-keyring  # the archive keys `kiln base debian` verifies with (and the tests' other keyrings)
   pkg-config libseccomp-dev  # build dependencies of the container runtime
+  golang-github-docker-docker-dev  # moby's default seccomp profile (default.json), which kiln's own is compared with
+  gcc libc6-dev  # static probes the security tests compile and run in containers
 )
 missing=()
 for p in "${packages[@]}"; do

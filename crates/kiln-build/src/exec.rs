@@ -20,6 +20,7 @@ use kiln_oci::types::{Descriptor, History, ImageConfig, Manifest, RootFs};
 use kiln_oci::{Digest, Platform};
 use kiln_runtime::container::{self, ContainerDirs};
 use kiln_runtime::spec::{self, Network, SpecOptions, UserMount};
+use kiln_store::lease::Held;
 use kiln_store::{snapshot, ImageInfo, Store};
 use sha2::{Digest as _, Sha256};
 use std::collections::{BTreeMap, VecDeque};
@@ -235,7 +236,8 @@ fn random_id() -> String {
     let mut b = [0u8; 16];
     let _ = std::fs::File::open("/dev/urandom")
         .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b));
-    format!("build-{}", hex::encode(b))
+    // The PID lets prune tell the directory of a killed build from a running one's.
+    format!("build-{}-{}", std::process::id(), hex::encode(&b[..8]))
 }
 
 /// A cached layer step.
@@ -747,7 +749,12 @@ impl<'a> Builder<'a> {
         }
         let p = self.store.root().join("cache/build").join(key);
         let e: CacheEntry = serde_json::from_slice(&std::fs::read(p).ok()?).ok()?;
-        self.store.has_blob(&e.layer.digest).then_some(e)
+        // Held before it is used; gone (pruned) means a miss.
+        let missing = self
+            .store
+            .hold(&[Held::Blob(e.layer.digest.clone())])
+            .ok()?;
+        missing.is_empty().then_some(e)
     }
 
     fn cache_put(&self, key: &str, e: &CacheEntry) {
@@ -847,6 +854,7 @@ impl<'a> Builder<'a> {
                 .pop()
                 .expect("one layer at least");
             let snap = snapshot::path(self.store, &chain_id);
+            self.store.hold(&[Held::Snapshot(chain_id.clone())])?;
             if !snap.exists() {
                 let upper = dirs.upper();
                 for x in &opts.exclude {
@@ -985,7 +993,8 @@ impl<'a> Builder<'a> {
             return Ok(());
         }
         let mut extra_mounts = Vec::new();
-        let mut stage_mounts = Vec::new();
+        // Unmounted and removed however this step ends.
+        let mut stage_mounts = TempMounts::default();
         let mut excluded = Vec::new();
         if let Some(ca) = &self.opts.host_ca {
             extra_mounts.push(UserMount::Bind {
@@ -1028,7 +1037,7 @@ impl<'a> Builder<'a> {
                         Some(SecretSource::File(p)) => extra_mounts.push(UserMount::Bind { source: p.display().to_string(), destination: target, readonly: true }),
                         Some(SecretSource::Env(var)) => {
                             let value = std::env::var(var).map_err(|_| self.step_error(ins, format!("secret `{id}`: ${var} is not set")))?;
-                            let dir = self.store.root().join("tmp").join(format!("secret-{}", random_id()));
+                            let dir = self.store.tmp_path("secret");
                             std::fs::create_dir_all(&dir).map_err(|e| BuildError::Other(e.to_string()))?;
                             let f = dir.join(&id);
                             std::fs::write(&f, value).map_err(|e| BuildError::Other(e.to_string()))?;
@@ -1040,20 +1049,32 @@ impl<'a> Builder<'a> {
                     }
                 }
                 MountKind::Bind => {
-                    let source = match &m.from {
-                        None => {
-                            context_path(&self.opts.context, m.source.as_deref().unwrap_or("/"))
-                        }
+                    // The source is resolved inside its root as if that were `/` (a link
+                    // to `/` in the context means the context, never the host's root).
+                    let (root, what) = match &m.from {
+                        None => (self.opts.context.clone(), "the build context".to_string()),
                         Some(from) => {
-                            let root = self.mount_source(plan, from, done, ins)?;
-                            stage_mounts.push(root.clone());
-                            fsutil::secure_join(
-                                &root.join("rootfs"),
-                                m.source.as_deref().unwrap_or("/"),
-                            )
-                            .map_err(|e| self.step_error(ins, e.to_string()))?
+                            let dir = self.mount_source(plan, from, done, ins)?;
+                            stage_mounts.push(dir.clone());
+                            (dir.join("rootfs"), format!("`{from}`"))
                         }
                     };
+                    let named = m.source.as_deref().unwrap_or("/");
+                    let mut source = fsutil::secure_join(&root, named)
+                        .map_err(|e| self.step_error(ins, e.to_string()))?;
+                    if std::fs::symlink_metadata(&source).is_err() {
+                        return Err(self.step_error(
+                            ins,
+                            format!("--mount=type=bind: `{named}` is not in {what}"),
+                        ));
+                    }
+                    if m.rw {
+                        // BuildKit's rw bind is copy-on-write: the step may write, and
+                        // its writes are thrown away with the mount.
+                        let dir = self.copy_on_write(&source, ins)?;
+                        source = dir.join("rootfs");
+                        stage_mounts.push(dir);
+                    }
                     extra_mounts.push(UserMount::Bind {
                         source: source.display().to_string(),
                         destination: m.target.clone(),
@@ -1110,6 +1131,8 @@ impl<'a> Builder<'a> {
                 // after dropping capabilities, which needs no-new-privileges.)
                 no_new_privileges: true,
                 cgroups_path: format!("/kiln/{id}"),
+                cgroup_view: kiln_runtime::cgroupfs::prepare(&dirs.dir, &format!("/kiln/{id}"))
+                    .map_err(|e| BuildError::Other(format!("{}: {e}", dirs.dir.display())))?,
                 netns_path,
                 ..Default::default()
             };
@@ -1169,15 +1192,58 @@ impl<'a> Builder<'a> {
             }
             Ok(Some(excluded))
         });
-        for d in stage_mounts {
-            let _ = nix::mount::umount2(&d.join("rootfs"), nix::mount::MntFlags::MNT_DETACH);
-            let _ = std::fs::remove_dir_all(&d);
-        }
+        drop(stage_mounts);
         result?;
         if let Some(last) = st.config.history.as_mut().and_then(|h| h.last_mut()) {
             last.created_by = Some(created_by);
         }
         Ok(())
+    }
+
+    /// A writable view of `source` whose writes never reach it: an overlay with a
+    /// throw-away upper directory (a copy, for a single file). Returns a directory whose
+    /// `rootfs` is the view (the caller unmounts and removes it).
+    fn copy_on_write(&self, source: &Path, ins: &Instruction) -> Result<PathBuf> {
+        let dir = self.store.tmp_path("bind");
+        let view = dir.join("rootfs");
+        let io = |e: std::io::Error| BuildError::Other(format!("{}: {e}", dir.display()));
+        if !source.is_dir() {
+            std::fs::create_dir_all(&dir).map_err(io)?;
+            std::fs::copy(source, &view).map_err(io)?;
+            return Ok(dir);
+        }
+        for d in ["rootfs", "upper", "work"] {
+            std::fs::create_dir_all(dir.join(d)).map_err(io)?;
+        }
+        // overlayfs splits its options at `,` and lower layers at `:`; a backslash
+        // escapes them.
+        let escape = |p: &Path| {
+            p.to_string_lossy()
+                .replace('\\', "\\\\")
+                .replace(',', "\\,")
+                .replace(':', "\\:")
+        };
+        let data = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            escape(source),
+            escape(&dir.join("upper")),
+            escape(&dir.join("work"))
+        );
+        nix::mount::mount(
+            Some("overlay"),
+            &view,
+            Some("overlay"),
+            nix::mount::MsFlags::empty(),
+            Some(data.as_str()),
+        )
+        .map_err(|e| {
+            let _ = std::fs::remove_dir_all(&dir);
+            self.step_error(
+                ins,
+                format!("cannot mount a writable view of {}: {e}", source.display()),
+            )
+        })?;
+        Ok(dir)
     }
 
     /// Mounts a stage's (or an image's) file system read-only for `--from`; returns a
@@ -1204,7 +1270,7 @@ impl<'a> Builder<'a> {
                 snapshot::prepare(self.store, &img.manifest, &img.config)?
             }
         };
-        let dir = self.store.root().join("tmp").join(random_id());
+        let dir = self.store.tmp_path("from");
         let rootfs = dir.join("rootfs");
         std::fs::create_dir_all(&rootfs)
             .map_err(|e| BuildError::Other(format!("{}: {e}", rootfs.display())))?;
@@ -1280,7 +1346,7 @@ impl<'a> Builder<'a> {
         let result = (|| -> Result<()> {
             // Sources: heredocs become files; the rest are globs in the context or stage.
             let tmp_heredocs = tempfile::tempdir().map_err(|e| BuildError::Other(e.to_string()))?;
-            let mut sources: Vec<(String, PathBuf)> = Vec::new();
+            let mut sources: Vec<Source> = Vec::new();
             for h in &c.heredocs {
                 let content = if h.expand {
                     dockerfile::expand_heredoc(&h.content, esc, &|n| vars.lookup(n))
@@ -1292,14 +1358,26 @@ impl<'a> Builder<'a> {
                 std::fs::write(&p, content).map_err(|e| BuildError::Other(e.to_string()))?;
                 use std::os::unix::fs::PermissionsExt;
                 let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644));
-                sources.push((h.name.clone(), p));
+                sources.push(Source {
+                    label: h.name.clone(),
+                    rel: h.name.clone(),
+                    path: p,
+                });
             }
             for s in &c.sources {
                 let s = expand(s)?;
                 if is_add && (s.starts_with("http://") || s.starts_with("https://")) {
                     let p = download(&s, c.checksum.as_deref(), tmp_heredocs.path())
                         .map_err(|e| self.step_error(ins, e))?;
-                    sources.push((s.clone(), p));
+                    let name = p
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    sources.push(Source {
+                        label: s.clone(),
+                        rel: name,
+                        path: p,
+                    });
                     continue;
                 }
                 let matches = glob(&src_root, &s, from_context.then_some(&self.ignore))
@@ -1317,7 +1395,11 @@ impl<'a> Builder<'a> {
                         ),
                     ));
                 }
-                sources.extend(matches.into_iter().map(|p| (s.clone(), p)));
+                sources.extend(matches.into_iter().map(|(rel, path)| Source {
+                    label: s.clone(),
+                    rel,
+                    path,
+                }));
             }
             if sources.len() > 1 && !dest_is_dir {
                 return Err(self.step_error(ins, "when copying several sources, the destination must be a directory ending in `/`"));
@@ -1332,7 +1414,7 @@ impl<'a> Builder<'a> {
             let exclude = Ignore::parse(&excludes.join("\n"));
             // Each source's own tree is what its patterns see (BuildKit matches them
             // relative to the path being copied).
-            let roots: Vec<PathBuf> = sources.iter().map(|(_, p)| p.clone()).collect();
+            let roots: Vec<PathBuf> = sources.iter().map(|s| s.path.clone()).collect();
             let ctx = self.opts.context.clone();
             let filter = move |p: &Path| -> bool {
                 if !excludes.is_empty() {
@@ -1353,10 +1435,10 @@ impl<'a> Builder<'a> {
                     Err(_) => true,
                 }
             };
-            sources.retain(|(label, p)| {
-                label.starts_with("http")
-                    || filter(p)
-                    || c.heredocs.iter().any(|h| &h.name == label)
+            sources.retain(|s| {
+                s.label.starts_with("http")
+                    || filter(&s.path)
+                    || c.heredocs.iter().any(|h| h.name == s.label)
             });
             let chmod = match &c.chmod {
                 Some(m) => Some(u32::from_str_radix(&expand(m)?, 8).map_err(|_| {
@@ -1368,7 +1450,12 @@ impl<'a> Builder<'a> {
                 None => None,
             };
             let chown = c.chown.as_ref().map(|o| expand(o)).transpose()?;
-            let content = fsutil::content_hash(&sources, &filter)
+            // The name each source is copied under is part of what is copied.
+            let hashed: Vec<(String, PathBuf)> = sources
+                .iter()
+                .map(|s| (format!("{}\0{}", s.label, s.rel), s.path.clone()))
+                .collect();
+            let content = fsutil::content_hash(&hashed, &filter)
                 .map_err(|e| self.step_error(ins, e.to_string()))?;
             let word = if is_add { "ADD" } else { "COPY" };
             let key_text = format!(
@@ -1405,17 +1492,13 @@ impl<'a> Builder<'a> {
                     mode: chmod,
                     keep_owner: from_image && owner.is_none(),
                 };
-                for (_, src) in &sources {
+                for source in &sources {
+                    let src = &source.path;
                     let md = std::fs::symlink_metadata(src)
                         .map_err(|e| BuildError::Other(format!("{}: {e}", src.display())))?;
                     let target = if c.parents && src.starts_with(&src_root) {
                         // `--parents`: the source's path under the root is kept.
-                        let rel = src
-                            .strip_prefix(&src_root)
-                            .expect("checked")
-                            .to_string_lossy()
-                            .into_owned();
-                        format!("{}/{rel}", dest.trim_end_matches('/'))
+                        format!("{}/{}", dest.trim_end_matches('/'), source.rel)
                     } else if md.is_dir() {
                         dest.clone()
                     } else if is_add && from_context && is_archive(src) {
@@ -1441,13 +1524,10 @@ impl<'a> Builder<'a> {
                                 .map(|p| p.is_dir())
                                 .unwrap_or(false);
                         if into_dir {
-                            format!(
-                                "{}/{}",
-                                dest.trim_end_matches('/'),
-                                src.file_name()
-                                    .map(|n| n.to_string_lossy().into_owned())
-                                    .unwrap_or_default()
-                            )
+                            // Named as the Dockerfile names it (a link copies what it
+                            // points to, under the link's name).
+                            let name = source.rel.rsplit('/').next().unwrap_or(&source.rel);
+                            format!("{}/{name}", dest.trim_end_matches('/'))
                         } else {
                             dest.clone()
                         }
@@ -1564,12 +1644,6 @@ pub fn clean_path(p: &str) -> String {
     format!("/{}", out.join("/"))
 }
 
-/// A context path, cleaned so that `..` cannot leave the context.
-fn context_path(context: &Path, rel: &str) -> PathBuf {
-    let clean = clean_path(&format!("/{rel}"));
-    context.join(clean.trim_start_matches('/'))
-}
-
 fn is_archive(p: &Path) -> bool {
     let mut magic = [0u8; 262];
     let n = std::fs::File::open(p)
@@ -1581,49 +1655,94 @@ fn is_archive(p: &Path) -> bool {
         || (n >= 262 && &m[257..262] == b"ustar")
 }
 
-/// Expands a COPY source (with `*`, `?`, `[...]` in any component) under `root`.
+/// Directories whose `rootfs` may be a mount (stage views, copy-on-write binds, secret
+/// files): unmounted and removed on drop.
+#[derive(Default)]
+struct TempMounts(Vec<PathBuf>);
+
+impl TempMounts {
+    fn push(&mut self, dir: PathBuf) {
+        self.0.push(dir);
+    }
+}
+
+impl Drop for TempMounts {
+    fn drop(&mut self) {
+        // The last mounted first: a view may sit on a stage mounted before it.
+        for d in self.0.iter().rev() {
+            let _ = nix::mount::umount2(&d.join("rootfs"), nix::mount::MntFlags::MNT_DETACH);
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+/// One thing a COPY or ADD copies.
+struct Source {
+    /// The source as the Dockerfile writes it.
+    label: String,
+    /// Its path as named, relative to its root: the name it is copied under, and the
+    /// path `--parents` keeps.
+    rel: String,
+    /// Where it is on the host, every symlink resolved inside its root.
+    path: PathBuf,
+}
+
+/// Expands a COPY source (with `*`, `?`, `[...]` in any component) under `root`, as if
+/// `root` were the root file system (BuildKit's rule): every symlink on the way, the
+/// last one included, is resolved inside the root, so a link to `/etc` means
+/// `<root>/etc` and never the host's. Returns each match as (the path as named,
+/// relative to the root; where it leads on the host). `ignore` is checked on both, so
+/// a link cannot reach an excluded file under another name.
 fn glob(
     root: &Path,
     pattern: &str,
     ignore: Option<&Ignore>,
-) -> std::result::Result<Vec<PathBuf>, String> {
+) -> std::result::Result<Vec<(String, PathBuf)>, String> {
     let clean = clean_path(&format!("/{pattern}"));
     let parts: Vec<&str> = clean.split('/').filter(|p| !p.is_empty()).collect();
-    let mut current = vec![root.to_path_buf()];
+    if parts.is_empty() {
+        return Ok(vec![(String::new(), root.to_path_buf())]);
+    }
+    let mut current = vec![(String::new(), root.to_path_buf())];
     for part in &parts {
         let mut next = Vec::new();
-        for dir in &current {
-            if part.contains(['*', '?', '[']) {
+        for (rel, dir) in &current {
+            let names: Vec<String> = if part.contains(['*', '?', '[']) {
                 let Ok(rd) = std::fs::read_dir(dir) else {
                     continue;
                 };
-                let mut names: Vec<_> = rd
+                let mut names: Vec<String> = rd
                     .flatten()
                     .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|name| wildcard(part, name))
                     .collect();
                 names.sort();
-                for name in names {
-                    if wildcard(part, &name) {
-                        next.push(dir.join(name));
-                    }
-                }
+                names
             } else {
-                let p = dir.join(part);
-                if std::fs::symlink_metadata(&p).is_ok() {
-                    next.push(p);
+                vec![part.to_string()]
+            };
+            let dir_in_root = dir.strip_prefix(root).unwrap_or(Path::new(""));
+            for name in names {
+                let named = if rel.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{rel}/{name}")
+                };
+                let inside = format!("/{}/{name}", dir_in_root.to_string_lossy());
+                let resolved =
+                    fsutil::secure_join(root, &inside).map_err(|e| format!("{named}: {e}"))?;
+                if std::fs::symlink_metadata(&resolved).is_ok() {
+                    next.push((named, resolved));
                 }
             }
         }
         current = next;
     }
-    if parts.is_empty() {
-        return Ok(vec![root.to_path_buf()]);
-    }
     if let Some(ig) = ignore {
-        current.retain(|p| {
-            p.strip_prefix(root)
-                .map(|r| !ig.is_excluded(&r.to_string_lossy()))
-                .unwrap_or(true)
+        current.retain(|(named, p)| {
+            !ig.is_excluded(named)
+                && p.strip_prefix(root)
+                    .is_ok_and(|r| !ig.is_excluded(&r.to_string_lossy()))
         });
     }
     Ok(current)

@@ -275,6 +275,7 @@ pub fn run_foreground(
     on_start: impl FnOnce(i32),
 ) -> Result<Exit> {
     let lib = |e| lib_error(dirs, e);
+    adapt_for_libcontainer(dirs)?;
     become_subreaper()?;
     let mut builder = ContainerBuilder::new(id.to_string(), SyscallType::default());
     let mut console_path = None;
@@ -591,6 +592,24 @@ pub fn process_alive(pid: i32) -> bool {
         .is_some_and(|zombie| !zombie)
 }
 
+/// Rewrites the bundle's config.json for the built-in runtime (an external one gets it as
+/// written): see [`crate::seccomp::for_libcontainer`].
+fn adapt_for_libcontainer(dirs: &ContainerDirs) -> Result<()> {
+    let path = dirs.bundle().join("config.json");
+    let bytes = fs::read(&path).map_err(RuntimeError::io(&path))?;
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| RuntimeError::Io {
+            path: path.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+    crate::seccomp::for_libcontainer(&mut config);
+    fs::write(
+        &path,
+        serde_json::to_vec(&config).expect("JSON values serialize"),
+    )
+    .map_err(RuntimeError::io(&path))
+}
+
 /// Runs a further process in a running container (`kiln exec`): it joins the container's
 /// namespaces and cgroup with the same confinement as the container's first process.
 pub fn exec(
@@ -602,9 +621,22 @@ pub fn exec(
     user: Option<(u32, u32)>,
 ) -> Result<Exit> {
     let lib = |e| lib_error(dirs, e);
+    let config = dirs.bundle().join("config.json");
+    let spec = oci_spec::runtime::Spec::load(&config).map_err(|e| RuntimeError::Io {
+        path: config.clone(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    let confined = Confined {
+        seccomp: spec.linux().as_ref().and_then(|l| l.seccomp().clone()),
+        rlimits: spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.rlimits().clone())
+            .unwrap_or_default(),
+    };
     become_subreaper()?;
     let pid = ContainerBuilder::new(id.to_string(), SyscallType::default())
-        .with_executor(DefaultExecutor {})
+        .with_executor(confined)
         .with_root_path(dirs.state())
         .map_err(lib)?
         .as_tenant()
@@ -630,6 +662,88 @@ pub fn exec(
             }
         }
     }
+}
+
+/// What `kiln exec` adds to libcontainer's tenant process so that it is confined exactly
+/// as the container's first process. libcontainer 0.7 gives a tenant the container's
+/// namespaces, cgroup, capabilities and no-new-privileges, but rebuilds the spec's
+/// `linux` section without the seccomp filter and the process without its rlimits: this
+/// executor applies both in the new process, right before it executes the command (after
+/// capabilities are dropped, which the filter allows under no-new-privileges).
+#[derive(Clone)]
+struct Confined {
+    seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
+    rlimits: Vec<oci_spec::runtime::PosixRlimit>,
+}
+
+impl libcontainer::workload::Executor for Confined {
+    fn exec(
+        &self,
+        spec: &oci_spec::runtime::Spec,
+    ) -> std::result::Result<(), libcontainer::workload::ExecutorError> {
+        use libcontainer::workload::ExecutorError;
+        for r in &self.rlimits {
+            let resource = rlimit_resource(r.typ());
+            if let Some(resource) = resource {
+                // Never above what this process holds (raising needs a capability the
+                // process no longer has); the container's own values were clamped so.
+                let (soft, hard) = crate::spec::clamp_rlimit(resource, r.soft(), r.hard());
+                rustix::process::setrlimit(
+                    resource,
+                    rustix::process::Rlimit {
+                        current: Some(soft),
+                        maximum: Some(hard),
+                    },
+                )
+                .map_err(|e| ExecutorError::Other(format!("setrlimit {:?}: {e}", r.typ())))?;
+            }
+        }
+        if let Some(filter) = &self.seccomp {
+            // Without no-new-privileges (`--security-opt no-new-privileges=false`) the
+            // process may not load a filter any more: it gets no-new-privileges for
+            // itself, stricter than the container's first process, never looser.
+            if !rustix::thread::no_new_privs().unwrap_or(false) {
+                rustix::thread::set_no_new_privs(true).map_err(|e| {
+                    ExecutorError::Other(format!("cannot set no-new-privileges: {e}"))
+                })?;
+            }
+            libcontainer::seccomp::initialize_seccomp(filter).map_err(|e| {
+                ExecutorError::Other(format!("cannot load the seccomp filter: {e}"))
+            })?;
+        }
+        DefaultExecutor {}.exec(spec)
+    }
+
+    fn validate(
+        &self,
+        spec: &oci_spec::runtime::Spec,
+    ) -> std::result::Result<(), libcontainer::workload::ExecutorValidationError> {
+        DefaultExecutor {}.validate(spec)
+    }
+}
+
+/// The rustix resource of an OCI rlimit type.
+fn rlimit_resource(t: oci_spec::runtime::PosixRlimitType) -> Option<rustix::process::Resource> {
+    use oci_spec::runtime::PosixRlimitType as T;
+    use rustix::process::Resource as R;
+    Some(match t {
+        T::RlimitCpu => R::Cpu,
+        T::RlimitFsize => R::Fsize,
+        T::RlimitData => R::Data,
+        T::RlimitStack => R::Stack,
+        T::RlimitCore => R::Core,
+        T::RlimitRss => R::Rss,
+        T::RlimitNproc => R::Nproc,
+        T::RlimitNofile => R::Nofile,
+        T::RlimitMemlock => R::Memlock,
+        T::RlimitAs => R::As,
+        T::RlimitLocks => R::Locks,
+        T::RlimitSigpending => R::Sigpending,
+        T::RlimitMsgqueue => R::Msgqueue,
+        T::RlimitNice => R::Nice,
+        T::RlimitRtprio => R::Rtprio,
+        T::RlimitRttime => R::Rttime,
+    })
 }
 
 /// Sends a signal to a container's first process.

@@ -2,12 +2,14 @@
 //! ID), the OCI runtime spec with secure defaults, and youki's libcontainer in-process.
 
 pub mod cdi;
+pub mod cgroupfs;
 pub mod container;
 pub mod error;
 pub mod logs;
 pub mod netns;
 pub mod pasta;
 pub use kiln_store::snapshot;
+pub mod seccomp;
 pub mod spec;
 pub mod tty;
 pub mod user;

@@ -3,6 +3,7 @@
 //! /proc and /sys paths, a seccomp filter, the device allow-list, private namespaces and
 //! no-new-privileges on).
 
+use crate::cgroupfs::{CgroupView, CGROUP_ROOT};
 use serde_json::{json, Value};
 
 /// Docker's default capability set.
@@ -46,55 +47,6 @@ pub const READONLY_PATHS: &[&str] = &[
     "/proc/irq",
     "/proc/sys",
     "/proc/sysrq-trigger",
-];
-
-/// System calls refused with EPERM by the default seccomp filter: kernel modules,
-/// keyrings, mounts and namespaces, clocks, reboot, swap, BPF and perf, handles that
-/// bypass path checks, io_uring. The same families Docker's default profile refuses to
-/// a container without extra capabilities.
-///
-/// A deny-list (rather than Docker's allow-list) so that a syscall this list does not
-/// know, on a newer kernel or another architecture, cannot make every container fail to
-/// start; the capability set and no-new-privileges still bound what such a call can do.
-pub const DENIED_SYSCALLS: &[&str] = &[
-    "acct",
-    "add_key",
-    "bpf",
-    "clock_adjtime",
-    "clock_settime",
-    "delete_module",
-    "finit_module",
-    "fsconfig",
-    "fsmount",
-    "fsopen",
-    "fspick",
-    "init_module",
-    "io_uring_enter",
-    "io_uring_register",
-    "io_uring_setup",
-    "kexec_file_load",
-    "kexec_load",
-    "keyctl",
-    "lookup_dcookie",
-    "mount",
-    "mount_setattr",
-    "move_mount",
-    "name_to_handle_at",
-    "open_by_handle_at",
-    "open_tree",
-    "perf_event_open",
-    "pivot_root",
-    "quotactl",
-    "reboot",
-    "request_key",
-    "setns",
-    "settimeofday",
-    "swapoff",
-    "swapon",
-    "syslog",
-    "umount2",
-    "unshare",
-    "userfaultfd",
 ];
 
 /// How the container sees the network.
@@ -162,6 +114,8 @@ pub struct SpecOptions {
     pub privileged_devices: Vec<Value>,
     /// A network namespace made beforehand (loopback up), joined instead of a new one.
     pub netns_path: Option<String>,
+    /// What the container sees at /sys/fs/cgroup ([`crate::cgroupfs::prepare`]).
+    pub cgroup_view: CgroupView,
 }
 
 fn normalize_cap(c: &str) -> String {
@@ -185,7 +139,7 @@ pub fn capabilities(add: &[String], drop: &[String]) -> Vec<String> {
     }
     for a in add {
         if a.eq_ignore_ascii_case("all") {
-            caps = ALL_CAPS.iter().map(|s| s.to_string()).collect();
+            caps = grantable_caps().iter().map(|s| s.to_string()).collect();
             continue;
         }
         let a = normalize_cap(a);
@@ -196,7 +150,37 @@ pub fn capabilities(add: &[String], drop: &[String]) -> Vec<String> {
     caps
 }
 
-/// Every capability Linux defines (as of 6.x).
+/// The capabilities of `ALL_CAPS` that kiln can give a container: those in its own
+/// bounding set (which holds only capabilities the running kernel knows). A process cannot
+/// raise a capability outside its bounding set, so asking for one fails the container
+/// (capset: EPERM, "failed syscall"): kiln run in a container or a sandbox that dropped
+/// some (CAP_SYS_RESOURCE, say), or on a kernel older than the newest ones, would make
+/// `--cap-add ALL` fail every container. Docker's ALL likewise means what the kernel has.
+pub fn grantable_caps() -> Vec<&'static str> {
+    let bounding = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX);
+    caps_in_mask(bounding)
+}
+
+/// The capabilities of `ALL_CAPS` whose bits are set in `mask`.
+fn caps_in_mask(mask: u64) -> Vec<&'static str> {
+    ALL_CAPS
+        .iter()
+        .enumerate()
+        .filter(|(number, _)| mask & (1u64 << number) != 0)
+        .map(|(_, name)| *name)
+        .collect()
+}
+
+/// Every capability Linux defines (as of 6.x), in the order of their numbers
+/// (`ALL_CAPS[n]` is capability number n).
 pub const ALL_CAPS: &[&str] = &[
     "CAP_CHOWN",
     "CAP_DAC_OVERRIDE",
@@ -241,16 +225,9 @@ pub const ALL_CAPS: &[&str] = &[
     "CAP_CHECKPOINT_RESTORE",
 ];
 
-fn default_seccomp() -> Value {
-    json!({
-        "defaultAction": "SCMP_ACT_ALLOW",
-        "syscalls": [
-            {"names": DENIED_SYSCALLS, "action": "SCMP_ACT_ERRNO", "errnoRet": libc::EPERM},
-            // glibc falls back to clone(2) when clone3 is missing; clone3's flags cannot be
-            // inspected by seccomp, so refuse it as unimplemented, as Docker does.
-            {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::ENOSYS},
-        ]
-    })
+/// Docker's default seccomp profile for a container with capabilities `caps`.
+fn default_seccomp(caps: &[String]) -> Value {
+    crate::seccomp::default_profile(caps)
 }
 
 /// Device nodes a container always gets, with their cgroup allow rules (Docker's list).
@@ -286,10 +263,21 @@ pub fn build(o: &SpecOptions) -> Value {
         json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
         json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
         json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}),
-        json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["ro", "nosuid", "noexec", "nodev", "relatime"]}),
         json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={}", o.shm_size.unwrap_or(64 << 20))]}),
     ];
+    match &o.cgroup_view {
+        CgroupView::Hidden => {}
+        CgroupView::Unified => mounts.push(
+            json!({"destination": CGROUP_ROOT, "type": "cgroup", "source": "cgroup", "options": ["ro", "nosuid", "noexec", "nodev", "relatime"]}),
+        ),
+        CgroupView::V1 { template, binds } => {
+            mounts.push(json!({"destination": CGROUP_ROOT, "type": "bind", "source": template, "options": ["rbind", "rprivate", "ro", "nosuid", "noexec", "nodev"]}));
+            for (source, name) in binds {
+                mounts.push(json!({"destination": format!("{CGROUP_ROOT}/{name}"), "type": "bind", "source": source, "options": ["rbind", "rprivate", "ro", "nosuid", "noexec", "nodev"]}));
+            }
+        }
+    }
     for (dest, src) in &o.etc_files {
         mounts.push(json!({"destination": dest, "type": "bind", "source": src, "options": ["rbind", "rprivate"]}));
     }
@@ -315,6 +303,9 @@ pub fn build(o: &SpecOptions) -> Value {
         json!({"type": "uts"}),
         json!({"type": "mount"}),
     ];
+    if o.cgroup_view == CgroupView::Unified {
+        namespaces.push(json!({"type": "cgroup"}));
+    }
     if o.network == Network::None {
         namespaces.push(match &o.netns_path {
             Some(p) => json!({"type": "network", "path": p}),
@@ -340,7 +331,7 @@ pub fn build(o: &SpecOptions) -> Value {
         "readonlyPaths": READONLY_PATHS,
     });
     match &o.seccomp {
-        Seccomp::Default => linux["seccomp"] = default_seccomp(),
+        Seccomp::Default => linux["seccomp"] = default_seccomp(&caps),
         Seccomp::Profile(p) => linux["seccomp"] = p.clone(),
         Seccomp::Unconfined => {}
     }
@@ -362,7 +353,10 @@ pub fn build(o: &SpecOptions) -> Value {
             "cwd": if o.cwd.is_empty() { "/" } else { o.cwd.as_str() },
             "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
             "rlimits": rlimits,
-            "noNewPrivileges": o.no_new_privileges,
+            // Absent rather than false: libcontainer loads the seccomp filter before it
+            // drops capabilities only when the field is absent (with `false` it loads it
+            // after, without the privilege to do so).
+            "noNewPrivileges": o.no_new_privileges.then_some(true),
         },
         "root": {"path": "rootfs", "readonly": o.read_only},
         "hostname": o.hostname,
@@ -407,10 +401,29 @@ mod tests {
             .as_array()
             .unwrap()
             .contains(&json!("/proc/kcore")));
-        assert!(spec["linux"]["seccomp"]["syscalls"][0]["names"]
+        // Docker's seccomp profile: an allow-list without mount (no CAP_SYS_ADMIN), clone3
+        // as not implemented.
+        let seccomp = &spec["linux"]["seccomp"];
+        assert_eq!(seccomp["defaultAction"], "SCMP_ACT_ERRNO");
+        let rules = seccomp["syscalls"].as_array().unwrap();
+        let named = |n: &str| {
+            rules
+                .iter()
+                .filter(|r| r["names"].as_array().unwrap().contains(&json!(n)))
+                .collect::<Vec<_>>()
+        };
+        assert!(named("mount").is_empty());
+        assert!(!named("read").is_empty());
+        assert_eq!(named("clone3")[0]["errnoRet"], libc::ENOSYS);
+        let admin = build(&SpecOptions {
+            cap_add: vec!["SYS_ADMIN".into()],
+            ..Default::default()
+        });
+        assert!(admin["linux"]["seccomp"]["syscalls"]
             .as_array()
             .unwrap()
-            .contains(&json!("mount")));
+            .iter()
+            .any(|r| r["names"].as_array().unwrap().contains(&json!("mount"))));
         let ns: Vec<_> = spec["linux"]["namespaces"]
             .as_array()
             .unwrap()
@@ -430,6 +443,37 @@ mod tests {
         assert!(!c.contains(&"CAP_NET_RAW".to_string()));
         assert_eq!(c.len(), 13);
         assert!(capabilities(&[], &["ALL".into()]).is_empty());
-        assert_eq!(capabilities(&["ALL".into()], &[]).len(), ALL_CAPS.len());
+        assert_eq!(
+            capabilities(&["ALL".into()], &[]),
+            grantable_caps()
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn all_means_the_capabilities_kiln_holds() {
+        assert_eq!(ALL_CAPS.len(), 41);
+        assert_eq!(ALL_CAPS[21], "CAP_SYS_ADMIN");
+        assert_eq!(ALL_CAPS[24], "CAP_SYS_RESOURCE");
+        assert_eq!(ALL_CAPS[40], "CAP_CHECKPOINT_RESTORE");
+        // A bounding set without CAP_SYS_RESOURCE (bit 24), on a 5.9+ kernel.
+        let held = caps_in_mask(0x1ff_feff_ffff);
+        assert_eq!(held.len(), 40);
+        assert!(!held.contains(&"CAP_SYS_RESOURCE"));
+        // A kernel older than CAP_PERFMON (5.8) has 38 capabilities.
+        assert_eq!(caps_in_mask((1 << 38) - 1), &ALL_CAPS[..38]);
+        // What this process holds is what ALL grants.
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let bnd = status
+            .lines()
+            .find_map(|l| l.strip_prefix("CapBnd:"))
+            .unwrap();
+        let bnd = u64::from_str_radix(bnd.trim(), 16).unwrap();
+        let all = capabilities(&["all".into()], &[]);
+        for (n, cap) in ALL_CAPS.iter().enumerate() {
+            assert_eq!(all.contains(&cap.to_string()), bnd & (1 << n) != 0, "{cap}");
+        }
     }
 }

@@ -100,6 +100,10 @@ pub struct Args {
     /// `no-new-privileges[=true|false]`, `seccomp=PROFILE.json|unconfined`
     #[arg(long)]
     security_opt: Vec<String>,
+    /// Refused: kiln does not run privileged containers (every capability, every host
+    /// device, no seccomp, a writable /sys). Grant what the container needs instead
+    #[arg(long, hide = true)]
+    privileged: bool,
     /// Add a device: a CDI name (`vendor.com/class=name`, e.g. `nvidia.com/gpu=0`) or a
     /// host node `HOST[:CONTAINER][:rwm]`
     #[arg(long)]
@@ -405,6 +409,13 @@ fn prepare_and_run(root: &Path, args: Args) -> Result<ExitCode> {
         .split_first()
         .expect("clap requires the image");
     // Validate every flag before anything is created.
+    if args.privileged {
+        bail!(with_hint(
+            anyhow!("kiln does not run privileged containers"),
+            "grant only what the container needs: `--cap-add CAP`, `--device /dev/X` or \
+             `--gpus all`, `--security-opt seccomp=unconfined`"
+        ));
+    }
     let publish = args
         .publish
         .iter()
@@ -561,7 +572,26 @@ fn prepare_and_run(root: &Path, args: Args) -> Result<ExitCode> {
         &args.registry,
     )?;
     let image = store.image(&resolved.descriptor)?;
-    let lowers = kiln_runtime::snapshot::prepare(&store, &image.manifest, &image.config)?;
+    // The container is a GC root from now on: prune keeps its image's blobs and
+    // snapshots, even once the image is untagged, until the container is removed.
+    let missing = store.add_root(
+        &id,
+        &format!("container {name}"),
+        &kiln_store::Store::image_items(&image),
+    )?;
+    let blob_missing = missing
+        .iter()
+        .any(|h| matches!(h, kiln_store::lease::Held::Blob(_)));
+    let lowers = match !blob_missing {
+        true => kiln_runtime::snapshot::prepare(&store, &image.manifest, &image.config)
+            .map_err(anyhow::Error::from),
+        false => Err(anyhow!(
+            "image {image_ref} was removed while the container was created"
+        )),
+    };
+    let lowers = lowers.inspect_err(|_| {
+        let _ = container::remove_dirs(&ContainerDirs::new(root, &id));
+    })?;
     let cfg = image.config.config.clone().unwrap_or_default();
 
     // Detached: fork the supervisor, which owns the container from here on; this process
@@ -896,6 +926,10 @@ fn supervise(
             no_new_privileges,
             seccomp: seccomp.clone(),
             rlimits: rlimits.clone(),
+            cgroup_view: kiln_runtime::cgroupfs::prepare(&dirs.dir, &format!("/kiln/{id}"))
+                .with_context(|| {
+                    format!("cannot prepare the cgroup view in {}", dirs.dir.display())
+                })?,
             cgroups_path: format!("/kiln/{id}"),
             privileged_devices: vec![],
             netns_path,
