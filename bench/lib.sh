@@ -11,6 +11,10 @@ KILN_BIN=${KILN_BIN:-$TARGET_DIR/release/kiln}
 RUNS=${KILN_BENCH_RUNS:-5}
 WARMUP=${KILN_BENCH_WARMUP:-1}
 SUMMARY=$OUT_DIR/summary.tsv
+# KILN_BASELINE_BIN: another kiln binary (built from an earlier commit, e.g. with `git worktree`)
+# timed in the same hyperfine runs as kiln by the run, build, load-save and registry scenarios,
+# so that a change shows its figures before and after under the same machine state.
+BASELINE_BIN=${KILN_BASELINE_BIN:-}
 # Debian's docker client: the `docker` first on PATH may be a newer one.
 DOCKER_CLI=/usr/bin/docker
 
@@ -104,6 +108,20 @@ summary_add() {
 
 # compare_times SCENARIO KILN_S PEER_NAME PEER_S FACTOR: adds a row "kiln Nx faster/slower than PEER",
 # met when PEER_S / KILN_S >= FACTOR. An empty PEER_S adds an informative row without a target.
+# compare_baseline SCENARIO KILN_S BASELINE_S: kiln against the baseline binary (target: within
+# 10%, the noise of these 2-core machines).
+compare_baseline() {
+  [[ -n $BASELINE_BIN ]] || return 0
+  python3 - "$1" "$2" "$3" "$(basename "$BASELINE_BIN")" >>"$SUMMARY" <<'EOF'
+import sys
+scenario, new_s, base_s, name = sys.argv[1:]
+if not new_s or not base_s:
+    print("\t".join([scenario, f"{new_s or '-'} s", f"{name} {base_s or '-'} s", "-", "-", "n/a"]))
+    sys.exit()
+n, b = float(new_s), float(base_s)
+print("\t".join([scenario, f"{n:.3f} s", f"{name} {b:.3f} s", f"{n / b:.2f}x the baseline", "<= 1.10x", "yes" if n / b <= 1.10 else "NO"]))
+EOF
+}
 compare_times() {
   local scenario=$1 kiln_s=$2 peer=$3 peer_s=$4 factor=$5
   python3 - "$scenario" "$kiln_s" "$peer" "$peer_s" "$factor" >>"$SUMMARY" <<'EOF'

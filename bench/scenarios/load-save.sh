@@ -33,7 +33,11 @@ load_args=(
 if ((docker)); then
   load_args+=(--prepare "$DOCKER_CLI rmi -f $REF >/dev/null 2>&1; true" -n "docker load" "$DOCKER_CLI load -q -i $IMAGE_TAR")
 fi
+if [[ -n $BASELINE_BIN ]]; then
+  load_args+=(--prepare "rm -rf $WORK/baseline-root" -n "kiln load (baseline)" "$BASELINE_BIN --root $WORK/baseline-root load -q -i $IMAGE_TAR")
+fi
 hf load --runs "$RUNS" --warmup "$WARMUP" "${load_args[@]}"
+rm -rf "$WORK/baseline-root"
 
 # ---- save (warm stores: the image is loaded in each) ---------------------------------------------
 rm -rf "$KROOT"
@@ -68,6 +72,7 @@ k=$(hf_median load "kiln load")
 compare_times "load ${size_mb}MB docker-archive" "$k" podman "$(hf_median load "podman load")" 2
 ((docker)) && compare_times "load (info)" "$k" docker "$(hf_median load "docker load")" ""
 compare_times "load vs floor (info)" "$k" "cp+fsync" "$(hf_median floor "cp+fsync")" ""
+compare_baseline "load vs baseline" "$k" "$(hf_median load "kiln load (baseline)")"
 k=$(hf_median save "kiln save")
 compare_times "save (oci+docker archive)" "$k" podman "$(hf_median save "podman save")" 2
 compare_times "save --format docker" "$(hf_median save "kiln save --format docker")" podman "$(hf_median save "podman save")" 2

@@ -65,9 +65,15 @@ compressed_mb=$(du -sm "$WORK/src-data" | cut -f1)
 log "registry: $SRC holds the fixture ($compressed_mb MB compressed); $RUNS runs + $WARMUP warmup"
 
 # ---- pull: unpacked and ready to run -------------------------------------------------------------
+base_pull=()
+if [[ -n $BASELINE_BIN ]]; then
+  base_pull=(--prepare "rm -rf $WORK/baseline-root" -n "kiln pull (baseline)" "$BASELINE_BIN --root $WORK/baseline-root pull -q $SRC")
+fi
 hf pull --runs "$RUNS" --warmup "$WARMUP" \
   --prepare "rm -rf $KROOT" -n "kiln pull" "$KILN_BIN --root $KROOT pull -q $SRC" \
-  --prepare "$PODMAN rmi -af >/dev/null 2>&1; true" -n "podman pull" "$PODMAN pull -q --tls-verify=false $SRC"
+  --prepare "$PODMAN rmi -af >/dev/null 2>&1; true" -n "podman pull" "$PODMAN pull -q --tls-verify=false $SRC" \
+  "${base_pull[@]}"
+rm -rf "$WORK/baseline-root"
 "$KILN_BIN" --root "$KROOT" run --rm --network none "$SRC" /bin/true ||
   note "WARNING: the image kiln pulled does not run"
 
@@ -112,5 +118,6 @@ summary_add "re-push, one layer changed (info)" "$(python3 -c "print(f'{$end-$st
 # ---- summary -------------------------------------------------------------------------------------
 compare_times "pull ${compressed_mb}MB (unpacked)" "$(hf_median pull "kiln pull")" podman "$(hf_median pull "podman pull")" 2
 compare_times "push to an empty registry" "$(hf_median push "kiln push")" skopeo "$(hf_median push "skopeo copy")" 1.25
+compare_baseline "pull vs baseline" "$(hf_median pull "kiln pull")" "$(hf_median pull "kiln pull (baseline)")"
 rm -rf "$KROOT"
 true

@@ -39,6 +39,11 @@ if start_docker; then
   $DOCKER_CLI load -q -i "$WORK/image.tar" >/dev/null
   cmds+=(-n "docker run" "$DOCKER_CLI run --rm --network none $REF /bin/true")
 fi
+if [[ -n $BASELINE_BIN ]]; then
+  KILN_ROOT=$WORK/baseline-root "$BASELINE_BIN" import "$WORK/rootfs" -t "$REF" >/dev/null
+  KILN_ROOT=$WORK/baseline-root "$BASELINE_BIN" run --rm "$REF" /bin/true
+  cmds+=(-n "kiln run (baseline)" "$BASELINE_BIN --root $WORK/baseline-root run --rm --network none $REF /bin/true")
+fi
 hf run --warmup 3 --runs "$STARTS" -N "${cmds[@]}"
 
 python3 - "$OUT_DIR/run.json" <<'PY' >&2
@@ -53,3 +58,4 @@ k=$(hf_median run "kiln run")
 compare_times "run --rm /bin/true vs runc" "$k" "runc" "$(hf_median run "runc run")" 2
 compare_times "run --rm /bin/true vs podman" "$k" "podman" "$(hf_median run "podman run")" 10
 compare_times "run --rm /bin/true vs docker" "$k" "docker" "$(hf_median run "docker run")" ""
+compare_baseline "run --rm /bin/true vs baseline" "$k" "$(hf_median run "kiln run (baseline)")"
