@@ -65,6 +65,14 @@ pub enum ArchiveError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("{archive}: `{entry}` ({what}) is {size} bytes, more than {limit}, the most kiln accepts for it: refused")]
+    TooLarge {
+        archive: String,
+        what: String,
+        entry: String,
+        size: u64,
+        limit: String,
+    },
     #[error("{archive}: {reason}")]
     Invalid { archive: String, reason: String },
     #[error("{path}: {source}")]

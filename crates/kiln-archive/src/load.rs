@@ -1,10 +1,14 @@
 //! `kiln load`: Docker and OCI archives and OCI layout directories into the store.
 //!
 //! A tar archive is read in one streaming pass: every file is hashed while it is copied
-//! to a staging directory inside the store (small JSON documents stay in memory). Only
-//! after the whole archive was read and every manifest, config and layer matched its
-//! digest are the blobs moved (renamed) into `blobs/` and the names written to index.json,
-//! so a bad archive leaves neither a partial image nor a tag.
+//! to a staging directory inside the store, through one fixed buffer, so memory stays
+//! bounded whatever the archive holds (entries of the same content are staged once).
+//! JSON documents are read back from the staging directory only when needed, and only
+//! up to caps (the same as `kiln pull`'s): a manifest or index 4 MiB, a config 16 MiB,
+//! `index.json` and `manifest.json` 16 MiB. Only after the whole archive was read and
+//! every manifest, config and layer matched its digest are the blobs fsynced and moved
+//! (renamed) into `blobs/` and the names written to index.json, so a bad archive leaves
+//! neither a partial image nor a tag.
 
 use crate::error::{ArchiveError, Result};
 use kiln_layer::Compression;
@@ -12,13 +16,33 @@ use kiln_oci::media::{self, Kind, ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME};
 use kiln_oci::types::{to_canonical_json, Descriptor, ImageConfig, Index, Manifest};
 use kiln_oci::{Digest, HashingReader, HashingWriter, Reference};
 use kiln_store::{Progress, Store};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-/// Files up to this size are kept in memory while the archive is read.
-const IN_MEMORY: u64 = 1 << 20;
+/// Entries larger than this get a progress line while they are read.
+const SHOW_PROGRESS: u64 = 1 << 20;
+/// Largest manifest or index blob (as `kiln pull` accepts: the distribution spec's limit).
+const MAX_MANIFEST: u64 = 4 << 20;
+/// Largest image config (as `kiln pull` accepts).
+const MAX_CONFIG: u64 = 16 << 20;
+/// Largest `index.json` or `manifest.json` at the top of an archive (they list every
+/// image in it).
+const MAX_TOP_DOCUMENT: u64 = 16 << 20;
+/// Most entries (files and links) an archive may hold: each costs a little memory.
+const MAX_ENTRIES: usize = 100_000;
+/// Longest entry name or link target kept.
+const MAX_NAME: usize = 4096;
+
+/// `n` bytes in words.
+fn human(n: u64) -> String {
+    if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
+        format!("{} MiB", n >> 20)
+    } else {
+        format!("{n} bytes")
+    }
+}
 
 /// An image that was loaded.
 #[derive(Clone, Debug)]
@@ -29,16 +53,13 @@ pub struct LoadedImage {
     pub id: Option<Digest>,
 }
 
-enum Data {
-    Mem(Vec<u8>),
-    Staged(PathBuf),
-}
-
+/// A file of the archive, staged on disk.
 struct Item {
     digest: Digest,
     size: u64,
     magic: [u8; 4],
-    data: Data,
+    /// The staged copy (shared by entries of the same content).
+    path: PathBuf,
 }
 
 /// The staging directory; removed with everything in it when dropped.
@@ -80,9 +101,123 @@ struct Entries {
     archive: String,
     items: BTreeMap<String, Item>,
     links: BTreeMap<String, String>,
+    /// The staged file of each content, so that a repeated one is kept once.
+    staged: HashMap<Digest, PathBuf>,
+    /// A buffer for copying, the only one.
+    buf: Vec<u8>,
+    /// Entries seen (files and links, a repeated name counted again).
+    seq: usize,
 }
 
 impl Entries {
+    fn new(archive: &str) -> Self {
+        Self {
+            archive: archive.to_string(),
+            items: BTreeMap::new(),
+            links: BTreeMap::new(),
+            staged: HashMap::new(),
+            buf: vec![0u8; 256 << 10],
+            seq: 0,
+        }
+    }
+
+    /// Counts one more entry; too many is an error.
+    fn count_one(&mut self) -> Result<()> {
+        self.seq += 1;
+        if self.seq > MAX_ENTRIES {
+            return Err(ArchiveError::Invalid {
+                archive: self.archive.clone(),
+                reason: format!("more than {MAX_ENTRIES} entries: not an image archive kiln loads"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Copies one file to `staging/<n>` while hashing it; a content already staged is
+    /// not kept twice. `size` is what the header says; `err` maps a read error.
+    #[allow(clippy::too_many_arguments)]
+    fn stage(
+        &mut self,
+        name: String,
+        mut input: impl Read,
+        size: u64,
+        staging: &Path,
+        progress: &dyn Progress,
+        err: &dyn Fn(io::Error) -> ArchiveError,
+    ) -> Result<()> {
+        self.count_one()?;
+        let show = size > SHOW_PROGRESS;
+        if show {
+            progress.start(&name, &name, Some(size));
+        }
+        let path = staging.join(self.seq.to_string());
+        let io_err = |source| ArchiveError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let file = File::create(&path).map_err(io_err)?;
+        let mut w = HashingWriter::new(BufWriter::with_capacity(64 << 10, file));
+        let mut magic = [0u8; 4];
+        loop {
+            let k = match input.read(&mut self.buf) {
+                Ok(k) => k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let _ = fs::remove_file(&path);
+                    return Err(err(e));
+                }
+            };
+            if k == 0 {
+                break;
+            }
+            let at = w.count() as usize;
+            if at < 4 {
+                let m = (4 - at).min(k);
+                magic[at..at + m].copy_from_slice(&self.buf[..m]);
+            }
+            if let Err(e) = w.write_all(&self.buf[..k]) {
+                let _ = fs::remove_file(&path);
+                return Err(io_err(e));
+            }
+            if show {
+                progress.advance(&name, k as u64);
+            }
+        }
+        let (digest, written, file) = w.finish();
+        let flushed = file.into_inner().map_err(|e| e.into_error());
+        if let Err(e) = flushed {
+            let _ = fs::remove_file(&path);
+            return Err(io_err(e));
+        }
+        if written != size {
+            let _ = fs::remove_file(&path);
+            return Err(err(io::ErrorKind::UnexpectedEof.into()));
+        }
+        if show {
+            progress.finish(&name, "read");
+        }
+        let path = match self.staged.get(&digest) {
+            Some(existing) => {
+                let _ = fs::remove_file(&path);
+                existing.clone()
+            }
+            None => {
+                self.staged.insert(digest.clone(), path.clone());
+                path
+            }
+        };
+        self.items.insert(
+            name,
+            Item {
+                digest,
+                size: written,
+                magic,
+                path,
+            },
+        );
+        Ok(())
+    }
+
     fn get(&self, name: &str) -> Option<&Item> {
         let mut name = clean(name)?;
         for _ in 0..16 {
@@ -94,23 +229,46 @@ impl Entries {
         None
     }
 
-    fn bytes(&self, what: &str, name: &str) -> Result<Vec<u8>> {
+    /// An entry's bytes, when it is no larger than `cap`.
+    fn bytes(&self, what: &str, name: &str, cap: u64) -> Result<Vec<u8>> {
         let item = self.get(name).ok_or_else(|| ArchiveError::MissingEntry {
             archive: self.archive.clone(),
             what: what.to_string(),
             name: name.to_string(),
         })?;
-        match &item.data {
-            Data::Mem(b) => Ok(b.clone()),
-            Data::Staged(p) => fs::read(p).map_err(|source| ArchiveError::Io {
-                path: p.display().to_string(),
-                source,
-            }),
+        self.check_size(item, what, name, cap)?;
+        let io_err = |source| ArchiveError::Io {
+            path: item.path.display().to_string(),
+            source,
+        };
+        let mut out = Vec::with_capacity(item.size as usize);
+        File::open(&item.path)
+            .map_err(io_err)?
+            .take(cap + 1)
+            .read_to_end(&mut out)
+            .map_err(io_err)?;
+        if out.len() as u64 != item.size {
+            return Err(io_err(io::Error::other("the staged copy changed size")));
         }
+        Ok(out)
     }
 
-    fn json<T: serde::de::DeserializeOwned>(&self, what: &str, name: &str) -> Result<T> {
-        serde_json::from_slice(&self.bytes(what, name)?).map_err(|source| ArchiveError::Json {
+    fn check_size(&self, item: &Item, what: &str, name: &str, cap: u64) -> Result<()> {
+        if item.size > cap {
+            return Err(ArchiveError::TooLarge {
+                archive: self.archive.clone(),
+                what: what.to_string(),
+                entry: name.to_string(),
+                size: item.size,
+                limit: human(cap),
+            });
+        }
+        Ok(())
+    }
+
+    /// An entry parsed as JSON, when it is no larger than `cap`.
+    fn json<T: serde::de::DeserializeOwned>(&self, what: &str, name: &str, cap: u64) -> Result<T> {
+        serde_json::from_slice(&self.bytes(what, name, cap)?).map_err(|source| ArchiveError::Json {
             archive: self.archive.clone(),
             entry: name.to_string(),
             source,
@@ -183,18 +341,14 @@ fn read_entries(
         reason: e.to_string(),
     })?;
     let mut tar = tar::Archive::new(input);
-    let mut out = Entries {
-        archive: archive.to_string(),
-        items: BTreeMap::new(),
-        links: BTreeMap::new(),
-    };
+    let mut out = Entries::new(archive);
     let iter = tar.entries().map_err(|e| ArchiveError::NotATar {
         archive: archive.to_string(),
         reason: e.to_string(),
     })?;
     let mut last = String::from("(start)");
     for (n, entry) in iter.enumerate() {
-        let mut entry = entry.map_err(|e| {
+        let entry = entry.map_err(|e| {
             // The tar crate quotes a bad header's bytes in its message: binary noise, or
             // lines of text, that must not reach the terminal.
             if n == 0 {
@@ -211,6 +365,15 @@ fn read_entries(
             }
         })?;
         let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        if raw.len() > MAX_NAME {
+            return Err(ArchiveError::Invalid {
+                archive: archive.to_string(),
+                reason: format!(
+                    "an entry after `{last}` has a name of {} bytes: not an image archive kiln loads",
+                    raw.len()
+                ),
+            });
+        }
         last = raw.clone();
         let Some(name) = clean(&raw) else {
             return Err(ArchiveError::Invalid {
@@ -232,8 +395,11 @@ fn read_entries(
             } else {
                 ""
             };
-            if let Some(t) = clean(&format!("{base}/{target}")) {
-                out.links.insert(name, t);
+            if target.len() <= MAX_NAME {
+                if let Some(t) = clean(&format!("{base}/{target}")) {
+                    out.count_one()?;
+                    out.links.insert(name, t);
+                }
             }
             continue;
         }
@@ -246,64 +412,7 @@ fn read_entries(
             entry: raw.clone(),
             source,
         };
-        let item = if size <= IN_MEMORY {
-            let mut buf = Vec::with_capacity(size as usize);
-            entry.read_to_end(&mut buf).map_err(truncated)?;
-            let mut magic = [0u8; 4];
-            let k = buf.len().min(4);
-            magic[..k].copy_from_slice(&buf[..k]);
-            Item {
-                digest: Digest::of_bytes(&buf),
-                size: buf.len() as u64,
-                magic,
-                data: Data::Mem(buf),
-            }
-        } else {
-            progress.start(&name, &name, Some(size));
-            let path = staging.join(format!("{}", out.items.len()));
-            let file = File::create(&path).map_err(|source| ArchiveError::Io {
-                path: path.display().to_string(),
-                source,
-            })?;
-            let mut w = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
-            let mut buf = vec![0u8; 1 << 20];
-            let mut magic = [0u8; 4];
-            loop {
-                let k = entry.read(&mut buf).map_err(truncated)?;
-                if k == 0 {
-                    break;
-                }
-                if w.count() == 0 {
-                    let m = k.min(4);
-                    magic[..m].copy_from_slice(&buf[..m]);
-                }
-                w.write_all(&buf[..k]).map_err(|source| ArchiveError::Io {
-                    path: path.display().to_string(),
-                    source,
-                })?;
-                progress.advance(&name, k as u64);
-            }
-            let (digest, written, file) = w.finish();
-            if written != size {
-                return Err(truncated(io::ErrorKind::UnexpectedEof.into()));
-            }
-            let file = file.into_inner().map_err(|e| ArchiveError::Io {
-                path: path.display().to_string(),
-                source: e.into_error(),
-            })?;
-            file.sync_all().map_err(|source| ArchiveError::Io {
-                path: path.display().to_string(),
-                source,
-            })?;
-            progress.finish(&name, "read");
-            Item {
-                digest,
-                size,
-                magic,
-                data: Data::Staged(path),
-            }
-        };
-        out.items.insert(name, item);
+        out.stage(name, entry, size, staging, progress, &truncated)?;
     }
     Ok(out)
 }
@@ -345,11 +454,11 @@ fn names_from_annotations(d: &Descriptor) -> Option<Reference> {
 }
 
 fn plan_oci(e: &Entries) -> Result<Plan> {
-    let index: Index = e.json("the layout", "index.json")?;
+    let index: Index = e.json("the layout", "index.json", MAX_TOP_DOCUMENT)?;
     // Docker 25+ archives also carry manifest.json, the only place with full names when
     // index.json holds bare tags.
     let docker_names: BTreeMap<String, Vec<String>> = if e.get("manifest.json").is_some() {
-        let list: Vec<DockerEntry> = e.json("the archive", "manifest.json")?;
+        let list: Vec<DockerEntry> = e.json("the archive", "manifest.json", MAX_TOP_DOCUMENT)?;
         list.into_iter()
             .map(|d| {
                 (
@@ -420,10 +529,15 @@ fn walk(
     }
     let item = e.blob(&d.digest, Some(d.size))?;
     let name = format!("blobs/sha256/{}", d.digest.hex());
+    match kind {
+        Kind::Index | Kind::Manifest => e.check_size(item, "a manifest", &name, MAX_MANIFEST)?,
+        Kind::Config => e.check_size(item, "an image config", &name, MAX_CONFIG)?,
+        Kind::Layer => {}
+    }
     blobs.insert(item.digest.clone(), Source::Entry(name.clone()));
     match kind {
         Kind::Index => {
-            let ix: Index = e.json("the index", &name)?;
+            let ix: Index = e.json("the index", &name, MAX_MANIFEST)?;
             let mut any = ix.manifests.is_empty();
             for c in &ix.manifests {
                 any |= walk(e, c, blobs, configs, false)?;
@@ -439,7 +553,7 @@ fn walk(
             }
         }
         Kind::Manifest => {
-            let m: Manifest = e.json("the manifest", &name)?;
+            let m: Manifest = e.json("the manifest", &name, MAX_MANIFEST)?;
             walk(e, &m.config, blobs, configs, true)?;
             configs.push(m.config.digest.clone());
             for l in &m.layers {
@@ -460,7 +574,7 @@ struct DockerEntry {
 }
 
 fn plan_docker(e: &Entries) -> Result<Plan> {
-    let list: Vec<DockerEntry> = e.json("the archive", "manifest.json")?;
+    let list: Vec<DockerEntry> = e.json("the archive", "manifest.json", MAX_TOP_DOCUMENT)?;
     let mut plan = Plan {
         blobs: BTreeMap::new(),
         images: Vec::new(),
@@ -491,7 +605,8 @@ fn plan_docker(e: &Entries) -> Result<Plan> {
                 e.verify(config_item, &named, None)?;
             }
         }
-        let config: ImageConfig = e.json(&what, &entry.config)?;
+        e.check_size(config_item, "an image config", &entry.config, MAX_CONFIG)?;
+        let config: ImageConfig = e.json(&what, &entry.config, MAX_CONFIG)?;
         if config.rootfs.diff_ids.len() != entry.layers.len() {
             return Err(ArchiveError::Invalid {
                 archive: e.archive.clone(),
@@ -572,10 +687,7 @@ fn uncompressed_digest(e: &Entries, item: &Item, path: &str) -> Result<Digest> {
         entry: path.to_string(),
         source,
     };
-    let reader: Box<dyn Read> = match &item.data {
-        Data::Mem(b) => Box::new(io::Cursor::new(b.clone())),
-        Data::Staged(p) => Box::new(File::open(p).map_err(io_err)?),
-    };
+    let reader = io::BufReader::with_capacity(256 << 10, File::open(&item.path).map_err(io_err)?);
     let (_, dec) = kiln_layer::decompress(reader).map_err(io_err)?;
     let mut h = HashingReader::new(dec);
     io::copy(&mut h, &mut io::sink()).map_err(io_err)?;
@@ -584,7 +696,7 @@ fn uncompressed_digest(e: &Entries, item: &Item, path: &str) -> Result<Digest> {
 
 fn commit(store: &Store, e: &Entries, plan: Plan) -> Result<Vec<LoadedImage>> {
     for (digest, source) in &plan.blobs {
-        if store.has_blob(digest) {
+        if store.has_blob_held(digest) {
             continue;
         }
         match source {
@@ -593,12 +705,15 @@ fn commit(store: &Store, e: &Entries, plan: Plan) -> Result<Vec<LoadedImage>> {
             }
             Source::Entry(name) => {
                 let item = e.get(name).expect("planned entries exist");
-                match &item.data {
-                    Data::Mem(b) => {
-                        store.write_blob(b)?;
-                    }
-                    Data::Staged(p) => store.install_tmp(p, digest)?,
-                }
+                // Staged without fsync (most entries of an archive may never be used):
+                // made durable now, before it is renamed into blobs/.
+                File::open(&item.path)
+                    .and_then(|f| f.sync_all())
+                    .map_err(|source| ArchiveError::Io {
+                        path: item.path.display().to_string(),
+                        source,
+                    })?;
+                store.install_tmp(&item.path, digest)?;
             }
         }
     }
@@ -633,11 +748,7 @@ pub fn load_dir(store: &Store, dir: &Path, progress: &dyn Progress) -> Result<Ve
     }
     let _gc = store.gc_lock(false)?;
     let staging = Staging::new(store)?;
-    let mut entries = Entries {
-        archive: archive.clone(),
-        items: BTreeMap::new(),
-        links: BTreeMap::new(),
-    };
+    let mut entries = Entries::new(&archive);
     let mut files = vec![PathBuf::from("index.json")];
     if dir.join("manifest.json").is_file() {
         files.push("manifest.json".into());
@@ -657,40 +768,7 @@ pub fn load_dir(store: &Store, dir: &Path, progress: &dyn Progress) -> Result<Ve
         };
         let f = File::open(&path).map_err(io_err)?;
         let size = f.metadata().map_err(io_err)?.len();
-        let staged = staging.0.join(entries.items.len().to_string());
-        let mut r = HashingReader::new(f);
-        let mut magic = [0u8; 4];
-        let data = if size <= IN_MEMORY {
-            let mut b = Vec::new();
-            r.read_to_end(&mut b).map_err(io_err)?;
-            Data::Mem(b)
-        } else {
-            progress.start(&name, &name, Some(size));
-            let mut out = File::create(&staged).map_err(io_err)?;
-            io::copy(&mut r, &mut out).map_err(io_err)?;
-            out.sync_all().map_err(io_err)?;
-            progress.finish(&name, "read");
-            Data::Staged(staged)
-        };
-        let (digest, size, _) = r.finish();
-        match &data {
-            Data::Mem(b) => {
-                let k = b.len().min(4);
-                magic[..k].copy_from_slice(&b[..k]);
-            }
-            Data::Staged(p) => {
-                let _ = File::open(p).and_then(|mut f| f.read(&mut magic));
-            }
-        }
-        entries.items.insert(
-            name,
-            Item {
-                digest,
-                size,
-                magic,
-                data,
-            },
-        );
+        entries.stage(name, f, size, &staging.0, progress, &io_err)?;
     }
     let plan = plan_oci(&entries)?;
     commit(store, &entries, plan)

@@ -10,6 +10,7 @@
 use crate::auth::{AuthFiles, Credentials};
 use crate::config::{is_loopback, Settings};
 use crate::error::{RegistryError, Result};
+use crate::limits::{human, MAX_ERROR_BODY, MAX_MANIFEST, MAX_TOKEN};
 use kiln_oci::{media, Digest, Reference};
 use reqwest::blocking::{Client as Http, RequestBuilder, Response};
 use reqwest::header::{self, HeaderMap, HeaderValue};
@@ -22,8 +23,6 @@ use std::time::Duration;
 
 /// Attempts per request (the first try included) on 429, 5xx and dropped connections.
 const ATTEMPTS: u32 = 6;
-/// Largest manifest accepted (the distribution spec's suggested limit).
-const MAX_MANIFEST: u64 = 4 << 20;
 /// What `GET manifests` accepts, most preferred first.
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
 
@@ -368,7 +367,7 @@ impl Repo {
             return Err(self.protocol(format!("the token service answered {status}")));
         }
         let body: serde_json::Value = resp
-            .json_value()
+            .json_value(MAX_TOKEN)
             .map_err(|e| self.protocol(format!("token answer: {e}")))?;
         body.get("token")
             .or_else(|| body.get("access_token"))
@@ -582,12 +581,21 @@ impl Repo {
             .and_then(|v| v.to_str().ok())
             .map(|s| s.split(';').next().unwrap_or(s).trim().to_string())
             .unwrap_or_default();
+        let too_large = || {
+            self.protocol(format!(
+                "manifest {what} is larger than {}, the most kiln accepts: refused",
+                human(MAX_MANIFEST)
+            ))
+        };
+        if resp.content_length().is_some_and(|n| n > MAX_MANIFEST) {
+            return Err(too_large());
+        }
         let mut bytes = Vec::new();
         resp.take(MAX_MANIFEST + 1)
             .read_to_end(&mut bytes)
             .map_err(|e| self.protocol(format!("reading manifest {what}: {e}")))?;
         if bytes.len() as u64 > MAX_MANIFEST {
-            return Err(self.protocol(format!("manifest {what} is larger than 4 MiB")));
+            return Err(too_large());
         }
         let digest = Digest::of_bytes(&bytes);
         for expected in [Digest::parse(reference).ok(), header_digest]
@@ -637,7 +645,10 @@ impl Repo {
     }
 
     /// A reader of a blob's bytes that resumes where it broke off when the connection
-    /// drops. The caller verifies the digest: the reader does not.
+    /// drops. It yields at most `size` bytes (the size the descriptor declares): a
+    /// registry that sends more gets an error (see [`BlobReader::oversized`]), one that
+    /// sends less gets an error once the resumes are spent. The caller verifies the
+    /// digest: the reader does not.
     pub fn get_blob(&self, digest: &Digest, size: u64) -> Result<BlobReader<'_>> {
         let resp = self.open_blob(digest, 0)?;
         Ok(BlobReader {
@@ -647,6 +658,7 @@ impl Repo {
             offset: 0,
             resp: Some(resp),
             resumes: 0,
+            oversized: false,
         })
     }
 
@@ -706,7 +718,7 @@ impl Repo {
                 .is_some_and(|t| t.starts_with(media::OCI_INDEX))
         {
             let v = resp
-                .json_value()
+                .json_value(MAX_MANIFEST)
                 .map_err(|e| self.protocol(format!("referrers of {digest}: {e}")))?;
             serde_json::from_value(v)
                 .map_err(|e| self.protocol(format!("referrers of {digest}: {e}")))?
@@ -738,7 +750,8 @@ fn doc_schema_v1(media_type: &str) -> bool {
     media_type.starts_with("application/vnd.docker.distribution.manifest.v1")
 }
 
-/// Reads a blob, reopening the download at the current offset when it breaks.
+/// Reads a blob, reopening the download at the current offset when it breaks, and
+/// never past the size its descriptor declares.
 pub struct BlobReader<'a> {
     repo: &'a Repo,
     digest: Digest,
@@ -746,10 +759,44 @@ pub struct BlobReader<'a> {
     offset: u64,
     resp: Option<Response>,
     resumes: u32,
+    oversized: bool,
+}
+
+impl BlobReader<'_> {
+    /// Whether the registry sent more bytes than the declared size (the read that saw
+    /// the extra byte failed, and the connection was closed).
+    pub fn oversized(&self) -> bool {
+        self.oversized
+    }
+
+    /// Bytes read so far (never more than the declared size).
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The error for a registry that sent more than declared.
+    pub fn oversized_error(&self) -> RegistryError {
+        self.repo.protocol(format!(
+            "blob {} is larger than the {} bytes its descriptor declares: the registry sent more, and the download was stopped there",
+            self.digest, self.size
+        ))
+    }
 }
 
 impl Read for BlobReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.oversized {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                self.oversized_error().to_string(),
+            ));
+        }
+        // One byte past the declared size is asked for, to see whether there is more.
+        let allowed = (self.size.saturating_sub(self.offset) + 1).min(buf.len() as u64) as usize;
+        let buf = &mut buf[..allowed];
         loop {
             let resp = match self.resp.as_mut() {
                 Some(r) => r,
@@ -764,6 +811,15 @@ impl Read for BlobReader<'_> {
             match resp.read(buf) {
                 Ok(0) if self.offset < self.size => {
                     // The server closed early without an error: resume.
+                }
+                Ok(n) if self.offset + n as u64 > self.size => {
+                    // More than declared: stop here, whatever else the server has.
+                    self.oversized = true;
+                    self.resp = None;
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        self.oversized_error().to_string(),
+                    ));
                 }
                 Ok(n) => {
                     self.offset += n as u64;
@@ -872,7 +928,7 @@ pub(crate) fn content_digest(headers: &HeaderMap) -> Option<Digest> {
 /// The registry's own explanation (the distribution spec's error body), if any.
 fn error_detail(resp: Response) -> String {
     let mut body = String::new();
-    let _ = resp.take(64 << 10).read_to_string(&mut body);
+    let _ = resp.take(MAX_ERROR_BODY).read_to_string(&mut body);
     let doc: serde_json::Value = match serde_json::from_str(&body) {
         Ok(d) => d,
         Err(_) => return String::new(),
@@ -917,15 +973,22 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 trait JsonValue {
-    fn json_value(self) -> std::result::Result<serde_json::Value, String>;
+    /// The body as JSON; a body over `cap` bytes is refused unread.
+    fn json_value(self, cap: u64) -> std::result::Result<serde_json::Value, String>;
 }
 
 impl JsonValue for Response {
-    fn json_value(self) -> std::result::Result<serde_json::Value, String> {
+    fn json_value(self, cap: u64) -> std::result::Result<serde_json::Value, String> {
+        if self.content_length().is_some_and(|n| n > cap) {
+            return Err(format!("larger than {}, the most kiln accepts", human(cap)));
+        }
         let mut body = Vec::new();
-        self.take(1 << 20)
+        self.take(cap + 1)
             .read_to_end(&mut body)
             .map_err(|e| e.to_string())?;
+        if body.len() as u64 > cap {
+            return Err(format!("larger than {}, the most kiln accepts", human(cap)));
+        }
         serde_json::from_slice(&body).map_err(|e| e.to_string())
     }
 }

@@ -3,12 +3,13 @@
 //! [`client::Repo`] speaks the distribution spec for one repository (authentication,
 //! retries, resumable transfers); [`pull`] and [`push`] move images; [`auth`] reads and
 //! writes Docker's and Podman's credential files; [`config`] holds insecure registries
-//! and mirrors.
+//! and mirrors; [`limits`] bounds every body read from the network.
 
 pub mod auth;
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod limits;
 pub mod pull;
 pub mod push;
 

@@ -6,6 +6,7 @@
 
 use crate::client::{manifest_ref, Repo};
 use crate::error::{RegistryError, Result};
+use crate::limits::{human, MAX_CONFIG};
 use kiln_oci::media::{self, Kind};
 use kiln_oci::types::{Descriptor, ImageConfig, Index, Manifest};
 use kiln_oci::{Digest, Platform, Reference};
@@ -77,7 +78,7 @@ pub fn pull(
 }
 
 fn write_small(store: &Store, bytes: &[u8], digest: &Digest) -> Result<()> {
-    if !store.has_blob(digest) {
+    if !store.has_blob_held(digest) {
         let got = store.write_blob(bytes)?;
         debug_assert_eq!(&got, digest);
     }
@@ -118,14 +119,27 @@ fn pull_from(
     };
     let manifest: Manifest = parse(repo, &manifest_bytes, "manifest")?;
     // The config: small, read whole, verified, stored.
-    let config_bytes = if store.has_blob(&manifest.config.digest) {
+    if manifest.config.size > MAX_CONFIG {
+        return Err(repo.protocol(format!(
+            "the config {} of {reference} is {} bytes, more than {}, the most kiln accepts: refused",
+            manifest.config.digest,
+            manifest.config.size,
+            human(MAX_CONFIG)
+        )));
+    }
+    let config_bytes = if store.has_blob_held(&manifest.config.digest) {
         store.read_blob(&manifest.config.digest)?
     } else {
         let mut buf = Vec::new();
-        repo.get_blob(&manifest.config.digest, manifest.config.size)?
-            .take(16 << 20)
-            .read_to_end(&mut buf)
-            .map_err(|e| repo.protocol(format!("config {}: {e}", manifest.config.digest)))?;
+        let mut reader = repo.get_blob(&manifest.config.digest, manifest.config.size)?;
+        // The reader stops at the declared size, which is at most MAX_CONFIG.
+        if let Err(e) = reader.read_to_end(&mut buf) {
+            return Err(if reader.oversized() {
+                reader.oversized_error()
+            } else {
+                repo.protocol(format!("config {}: {e}", manifest.config.digest))
+            });
+        }
         let actual = Digest::of_bytes(&buf);
         if actual != manifest.config.digest {
             return Err(RegistryError::DigestMismatch {
@@ -316,7 +330,7 @@ fn fetch_layer(
 ) -> Result<BlobReport> {
     let id = layer.digest.to_string();
     let need_snapshot = opts.unpack && !snapshot::path(store, chain).is_dir();
-    if store.has_blob(&layer.digest) {
+    if store.has_blob_held(&layer.digest) {
         if need_snapshot {
             let file = store.open_blob(&layer.digest)?;
             snapshot::unpack_stream(
@@ -341,12 +355,19 @@ fn fetch_layer(
         Some(layer.size),
     );
     let mut writer = store.blob_writer()?;
+    // Bounded by the declared size: a registry that sends more is cut off there, so the
+    // temp file never holds more than the manifest promised.
     let reader = repo.get_blob(&layer.digest, layer.size)?;
     let mut tee = Tee {
         inner: io::BufReader::with_capacity(1 << 20, reader),
         out: &mut writer,
         progress: opts.progress,
         id: id.clone(),
+    };
+    let drain = |tee: &mut Tee<'_, _>| {
+        io::copy(tee, &mut io::sink())
+            .map(drop)
+            .map_err(|e| kiln_store::StoreError::io(store.blob_path(&layer.digest))(e))
     };
     let streamed = if need_snapshot {
         snapshot::unpack_stream(
@@ -358,11 +379,18 @@ fn fetch_layer(
             // The blob writer hashes the same bytes and refuses a mismatch below.
             snapshot::Verify::DiffId,
         )
+        // Whatever the unpacker left unread is read too (and counted, and bounded).
+        .and_then(|()| drain(&mut tee))
     } else {
-        io::copy(&mut tee, &mut io::sink())
-            .map(drop)
-            .map_err(|e| kiln_store::StoreError::io(store.blob_path(&layer.digest))(e))
+        drain(&mut tee)
     };
+    let blob = tee.inner.get_ref();
+    if blob.oversized() {
+        // The registry sent more than declared: refused, whatever the unpacker made of
+        // the bytes it got (a snapshot it finished matched the config's diff ID).
+        return Err(blob.oversized_error());
+    }
+    drop(tee);
     // A digest the store refused is the registry's bad blob: say which registry.
     let from_registry = |e: kiln_store::StoreError| match e {
         kiln_store::StoreError::DigestMismatch { expected, actual } => {

@@ -32,7 +32,10 @@ impl RegistryFlags {
         let mut o = Options::load(self.tls_verify, self.authfile.clone())?;
         if let Some(c) = &self.creds {
             let (u, p) = match c.split_once(':') {
-                Some((u, p)) => (u.to_string(), p.to_string()),
+                Some((u, p)) => {
+                    warn_password_on_command_line("--creds USER:PASSWORD");
+                    (u.to_string(), p.to_string())
+                }
                 None => (c.clone(), read_password(&format!("Password for {c}: "))?),
             };
             o.credentials = Some(Credentials::Basic {
@@ -156,6 +159,17 @@ pub struct LogoutArgs {
     server: Option<String>,
     #[arg(long, value_name = "FILE")]
     authfile: Option<PathBuf>,
+}
+
+/// A password given as an argument is visible to every user in the process list (and
+/// lands in shell history): said once per command, on stderr, as Docker does for `-p`.
+fn warn_password_on_command_line(flag: &str) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        eprintln!(
+            "WARNING! Using a password on the command line ({flag}) is insecure: other users see it in the process list. Use --password-stdin with `kiln login`, or `--creds USER` to be asked for it."
+        );
+    });
 }
 
 fn read_password(prompt: &str) -> Result<String> {
@@ -374,6 +388,7 @@ pub fn run_login(args: LoginArgs) -> Result<ExitCode> {
         std::io::stdin().read_to_string(&mut s)?;
         s.trim_end_matches(['\r', '\n']).to_string()
     } else if let Some(p) = args.password {
+        warn_password_on_command_line("-p/--password");
         p
     } else {
         read_password("Password: ")?

@@ -1,14 +1,15 @@
 //! A real registry for the registry tests: the CNCF distribution server (Debian's
 //! `docker-registry`, distribution 2.8) on a loopback port with its storage in a temp dir,
 //! optionally behind htpasswd basic auth; and a small forwarding proxy in front of it that
-//! injects faults (corrupt blobs, connections dropped mid-body, 429s).
+//! injects faults (corrupt blobs, connections dropped mid-body, 429s, bodies that never
+//! end, manifests that lie about their config's size).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -295,7 +296,22 @@ pub enum Fault {
     DropBlobsOnce,
     /// The first request to each path gets `429 Too Many Requests` with `Retry-After: 1`.
     TooManyRequestsOnce,
+    /// 200 responses to GETs of layers (blobs that are not JSON) carry no
+    /// `Content-Length`: the real body, then zeros that never end (up to 64 GiB, or until
+    /// the client stops reading). Configs pass unchanged.
+    EndlessLayers,
+    /// The same for configs (blobs that are JSON): the real config, then spaces.
+    EndlessConfigs,
+    /// 200 responses to GETs of manifests carry no `Content-Length`: the real manifest,
+    /// then spaces that never end (still JSON, if anyone read it all).
+    EndlessManifests,
+    /// Manifests are served with their config's `size` raised to 64 MiB (and without
+    /// `Docker-Content-Digest`, which no longer matches); blobs pass unchanged.
+    HugeConfigSize,
 }
+
+/// The config size [`Fault::HugeConfigSize`] declares.
+pub const HUGE_CONFIG_SIZE: u64 = 64 << 20;
 
 /// A forwarding HTTP/1.1 proxy on 127.0.0.1 in front of a registry: one connection per
 /// request (`Connection: close` both ways), a thread per connection.
@@ -303,6 +319,7 @@ pub struct FaultProxy {
     addr: String,
     stop: Arc<AtomicBool>,
     counts: Arc<Mutex<HashMap<String, usize>>>,
+    endless: Arc<AtomicU64>,
     accept: Option<thread::JoinHandle<()>>,
 }
 
@@ -312,10 +329,12 @@ impl FaultProxy {
         let addr = listener.local_addr().unwrap().to_string();
         let stop = Arc::new(AtomicBool::new(false));
         let counts: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+        let endless: Arc<AtomicU64> = Arc::default();
         let upstream = upstream.to_string();
         let accept = {
             let stop = stop.clone();
             let counts = counts.clone();
+            let endless = endless.clone();
             thread::spawn(move || {
                 for conn in listener.incoming() {
                     if stop.load(Ordering::SeqCst) {
@@ -324,8 +343,9 @@ impl FaultProxy {
                     let Ok(conn) = conn else { continue };
                     let upstream = upstream.clone();
                     let counts = counts.clone();
+                    let endless = endless.clone();
                     thread::spawn(move || {
-                        let _ = handle(conn, &upstream, fault, &counts);
+                        let _ = handle(conn, &upstream, fault, &counts, &endless);
                     });
                 }
             })
@@ -334,8 +354,16 @@ impl FaultProxy {
             addr,
             stop,
             counts,
+            endless,
             accept: Some(accept),
         }
+    }
+
+    /// The bytes written after the real bodies by [`Fault::EndlessLayers`], [`Fault::EndlessConfigs`] and
+    /// [`Fault::EndlessManifests`], all connections together (what the client read, plus
+    /// what the sockets' buffers held when it closed).
+    pub fn endless_bytes(&self) -> u64 {
+        self.endless.load(Ordering::SeqCst)
     }
 
     /// `127.0.0.1:PORT` of the proxy.
@@ -428,6 +456,40 @@ impl Head {
         out.push_str("Connection: close\r\n\r\n");
         out.into_bytes()
     }
+
+    /// The head of a body that lasts until the connection closes: no `Content-Length`.
+    fn serialize_unframed(&self) -> Vec<u8> {
+        let mut h = Head {
+            start: self.start.clone(),
+            headers: self.headers.clone(),
+        };
+        h.headers
+            .retain(|(k, _)| !k.eq_ignore_ascii_case("content-length"));
+        h.serialize(None)
+    }
+}
+
+/// Writes `head` (unframed), `body`, then `filler` bytes until the client stops reading
+/// (or 64 GiB), counting the filler in `sent`.
+fn send_endless(
+    client_w: &mut TcpStream,
+    head: &Head,
+    body: &[u8],
+    filler: u8,
+    sent: &AtomicU64,
+) -> std::io::Result<()> {
+    client_w.set_write_timeout(Some(Duration::from_secs(30)))?;
+    client_w.write_all(&head.serialize_unframed())?;
+    client_w.write_all(body)?;
+    let chunk = vec![filler; 64 << 10];
+    let mut n: u64 = 0;
+    while n < 64 << 30 {
+        client_w.write_all(&chunk)?;
+        n += chunk.len() as u64;
+        sent.fetch_add(chunk.len() as u64, Ordering::SeqCst);
+    }
+    let _ = client_w.shutdown(Shutdown::Both);
+    Ok(())
 }
 
 fn read_head(r: &mut impl BufRead) -> std::io::Result<Option<Head>> {
@@ -483,6 +545,7 @@ fn handle(
     upstream: &str,
     fault: Fault,
     counts: &Mutex<HashMap<String, usize>>,
+    endless: &AtomicU64,
 ) -> std::io::Result<()> {
     client.set_read_timeout(Some(Duration::from_secs(120)))?;
     let mut client_w = client.try_clone()?;
@@ -537,7 +600,7 @@ fn handle(
     up_w.write_all(&body)?;
     up_w.flush()?;
     let mut up_r = BufReader::new(up);
-    let resp = read_head(&mut up_r)?.ok_or(std::io::ErrorKind::UnexpectedEof)?;
+    let mut resp = read_head(&mut up_r)?.ok_or(std::io::ErrorKind::UnexpectedEof)?;
     let status: u16 = resp
         .start
         .split_whitespace()
@@ -562,7 +625,32 @@ fn handle(
     };
 
     let blob_get = method == "GET" && path.contains("/blobs/sha256:") && status == 200;
+    let manifest_get = method == "GET" && path.contains("/manifests/") && status == 200;
     match fault {
+        Fault::EndlessLayers if blob_get && rbody.first() != Some(&b'{') => {
+            return send_endless(&mut client_w, &resp, &rbody, 0, endless);
+        }
+        Fault::EndlessConfigs if blob_get && rbody.first() == Some(&b'{') => {
+            return send_endless(&mut client_w, &resp, &rbody, b' ', endless);
+        }
+        Fault::EndlessManifests if manifest_get => {
+            return send_endless(&mut client_w, &resp, &rbody, b' ', endless);
+        }
+        Fault::HugeConfigSize if manifest_get => {
+            if let Ok(mut doc) = serde_json::from_slice::<serde_json::Value>(&rbody) {
+                if doc.get("config").is_some() {
+                    doc["config"]["size"] = HUGE_CONFIG_SIZE.into();
+                    rbody = serde_json::to_vec(&doc).unwrap();
+                    resp.headers
+                        .retain(|(k, _)| !k.eq_ignore_ascii_case("docker-content-digest"));
+                }
+            }
+            client_w.write_all(&resp.serialize(Some(rbody.len())))?;
+            client_w.write_all(&rbody)?;
+            client_w.flush()?;
+            let _ = client_w.shutdown(Shutdown::Both);
+            return Ok(());
+        }
         Fault::CorruptBlobs if blob_get && !rbody.is_empty() => {
             let mid = rbody.len() / 2;
             rbody[mid] ^= 0x55;

@@ -183,6 +183,10 @@ fn endless_layer_is_cut_at_its_declared_size() {
         thread::sleep(Duration::from_millis(2));
     };
     let stderr = std::fs::read_to_string(&err_path).unwrap();
+    eprintln!(
+        "endless layer: tmp/ peaked at {max_files} bytes of blobs ({max_all} in all) for a layer of {layer_size}; {}",
+        stderr.trim()
+    );
     assert!(!status.success(), "the pull of an endless layer succeeded");
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(
@@ -222,6 +226,7 @@ fn manifest_and_config_over_their_caps_are_refused() {
         let mut cmd = k.cmd();
         cmd.args(["pull", &reference]);
         let m = measured(cmd, Duration::from_secs(120));
+        eprintln!("{fault:?}: {}", m.stderr.trim());
         assert_ne!(m.code, Some(0), "{fault:?}: the pull succeeded");
         assert!(
             m.code.is_some(),
@@ -383,8 +388,10 @@ fn huge_config_in_an_archive_is_refused() {
     cmd.args(["load", "-i", tgz.to_str().unwrap()]);
     let m = measured(cmd, Duration::from_secs(120));
     eprintln!(
-        "kiln load of a 200 MB config: peak RSS {} KiB in {:?}",
-        m.max_rss_kib, m.elapsed
+        "kiln load of a 200 MB config: peak RSS {} KiB in {:?}; {}",
+        m.max_rss_kib,
+        m.elapsed,
+        m.stderr.trim()
     );
     assert_ne!(m.code, Some(0), "a 200 MB config was loaded");
     assert!(m.code.is_some(), "killed by a signal:\n{}", m.stderr);
