@@ -340,7 +340,7 @@ fn read_memo(store: &Store, memo: &Path) -> Option<CachedLayer> {
     fs::read(memo)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
-        .filter(|c: &CachedLayer| store.has_blob(&c.descriptor.digest))
+        .filter(|c: &CachedLayer| store.has_blob_held(&c.descriptor.digest))
 }
 
 fn key_of(parts: &[&str]) -> String {

@@ -504,6 +504,10 @@ pub struct Record {
     /// An external OCI runtime that runs this container (`--runtime`), if not the built-in one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime: Option<String>,
+    /// The image's manifest: what `commit` builds on even once the image is untagged
+    /// (the container keeps its content, see kiln-store's GC roots).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<kiln_oci::types::Descriptor>,
 }
 
 impl Record {

@@ -7,6 +7,7 @@
 //! without annotations (Docker's dangling `<none>:<none>`), so its blobs stay referenced.
 
 use crate::error::{Result, StoreError};
+use crate::lease::Held;
 use crate::store::Store;
 use kiln_oci::media::{self, Kind, ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME};
 use kiln_oci::types::{Descriptor, ImageConfig, Index, Manifest};
@@ -84,6 +85,7 @@ impl Store {
     /// moving the name from any other image. Records the move in the history.
     pub fn tag(&self, desc: &Descriptor, reference: &Reference) -> Result<()> {
         let familiar = reference.familiar();
+        let _gc = self.ensure_complete(desc)?;
         let previous = self.update_index(|index| {
             let previous = drop_name(index, &familiar);
             index
@@ -110,6 +112,7 @@ impl Store {
         let Some(name) = name else {
             return self.add_untagged(desc);
         };
+        let _gc = self.ensure_complete(desc)?;
         self.update_index(|index| {
             index.manifests.retain(|d| entry_name(d) != Some(name));
             let mut d = dangling(desc);
@@ -119,6 +122,44 @@ impl Store {
             index.manifests.push(d);
             Ok(())
         })
+    }
+
+    /// Checks, before an image enters index.json, that its blobs are all here, holding
+    /// them; returns the shared GC lock, to keep until the index is written, so that a
+    /// prune either ran before the check or runs after the image is referenced. An index
+    /// needs only the manifests present (the other platforms were never pulled).
+    fn ensure_complete(&self, desc: &Descriptor) -> Result<crate::lock::Lock> {
+        let gc = self.gc_lock(false)?;
+        let mut stack = vec![desc.clone()];
+        while let Some(d) = stack.pop() {
+            let mut need = vec![Held::Blob(d.digest.clone())];
+            let children: Vec<Descriptor> = match media::kind(&d.media_type) {
+                Some(Kind::Index) => {
+                    self.hold(&need)?;
+                    let index: Index = self.read_json(&d.digest)?;
+                    stack.extend(
+                        index
+                            .manifests
+                            .into_iter()
+                            .filter(|m| self.has_blob(&m.digest)),
+                    );
+                    continue;
+                }
+                Some(Kind::Manifest) => {
+                    self.hold(&need)?;
+                    let m: Manifest = self.read_json(&d.digest)?;
+                    std::iter::once(m.config).chain(m.layers).collect()
+                }
+                _ => Vec::new(),
+            };
+            need.extend(children.iter().map(|c| Held::Blob(c.digest.clone())));
+            if let Some(Held::Blob(missing)) = self.hold(&need)?.into_iter().next() {
+                return Err(StoreError::BlobMissing {
+                    digest: missing.to_string(),
+                });
+            }
+        }
+        Ok(gc)
     }
 
     /// The blobs of an image that are in the store: the manifest or index, and for each
@@ -146,6 +187,7 @@ impl Store {
 
     /// Adds an image without a name, unless it is already in the index.
     pub fn add_untagged(&self, desc: &Descriptor) -> Result<()> {
+        let _gc = self.ensure_complete(desc)?;
         self.update_index(|index| {
             if !index.manifests.iter().any(|d| d.digest == desc.digest) {
                 index.manifests.push(dangling(desc));

@@ -146,6 +146,14 @@ impl Store {
         Ok(self.missing(items))
     }
 
+    /// Whether the blob is in the store, holding it first: an operation that skips
+    /// writing a blob because it is here already asks this, so the blob is still here when
+    /// the operation tags its image.
+    pub fn has_blob_held(&self, digest: &Digest) -> bool {
+        self.hold(&[Held::Blob(digest.clone())])
+            .is_ok_and(|missing| missing.is_empty())
+    }
+
     /// Makes the container `id` a GC root holding `items` (named `owner` in reports)
     /// until its directory is removed. Returns the items missing from the store, as
     /// [`Store::hold`] does.

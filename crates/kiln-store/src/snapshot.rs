@@ -114,6 +114,21 @@ fn layer_error(blob: &Digest, reason: impl ToString) -> StoreError {
     }
 }
 
+/// [`layer_error`] of an error with its causes spelled out (a full disk shows as the
+/// cause of a failed extraction).
+fn layer_failure(blob: &Digest, e: &dyn std::error::Error) -> StoreError {
+    let mut reason = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !reason.ends_with(&text) {
+            reason = format!("{reason}: {text}");
+        }
+        cause = c.source();
+    }
+    layer_error(blob, reason)
+}
+
 fn unpack_into(
     compressed: impl Read,
     blob: &Digest,
@@ -144,18 +159,19 @@ fn unpack_content(
     diff_id: &Digest,
     tmp: &Path,
 ) -> Result<()> {
-    let (_, decoded) = kiln_layer::decompress(&mut compressed).map_err(|e| layer_error(blob, e))?;
+    let (_, decoded) =
+        kiln_layer::decompress(&mut compressed).map_err(|e| layer_failure(blob, &e))?;
     let mut plain = HashingReader::new(decoded);
     let opts = ExtractOptions {
         whiteouts: Whiteouts::Overlay,
         ..Default::default()
     };
-    kiln_layer::extract(&mut plain, tmp, &opts).map_err(|e| layer_error(blob, e))?;
+    kiln_layer::extract(&mut plain, tmp, &opts).map_err(|e| layer_failure(blob, &e))?;
     // The tar may end before the stream does (padding): hash to the end.
-    io::copy(&mut plain, &mut io::sink()).map_err(|e| layer_error(blob, e))?;
+    io::copy(&mut plain, &mut io::sink()).map_err(|e| layer_failure(blob, &e))?;
     let (actual_diff, _, decoded) = plain.finish();
     drop(decoded);
-    io::copy(&mut compressed, &mut io::sink()).map_err(|e| layer_error(blob, e))?;
+    io::copy(&mut compressed, &mut io::sink()).map_err(|e| layer_failure(blob, &e))?;
     if actual_diff != *diff_id {
         return Err(layer_error(
             blob,

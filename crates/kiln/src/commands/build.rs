@@ -188,7 +188,10 @@ impl Images for StoreImages<'_> {
     fn resolve(&self, name: &str) -> std::result::Result<ImageInfo, String> {
         let r = resolve_or_pull(self.store, name, self.policy, None, &self.flags)
             .map_err(|e| format!("{e:#}"))?;
-        self.store.image(&r.descriptor).map_err(|e| e.to_string())
+        let image = self.store.image(&r.descriptor).map_err(|e| e.to_string())?;
+        // Held for the whole build: a base image untagged and pruned meanwhile stays.
+        self.store.hold_image(&image).map_err(|e| e.to_string())?;
+        Ok(image)
     }
 }
 

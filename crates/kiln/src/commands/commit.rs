@@ -34,17 +34,28 @@ pub fn run(root: &Path, args: Args) -> Result<ExitCode> {
         .transpose()?;
     let record = find(root, &args.container)?;
     let store = super::open_store(root)?;
-    let base = store
-        .images()?
-        .into_iter()
-        .find(|i| i.id.to_string() == record.image_id)
-        .ok_or_else(|| {
-            anyhow!(
-                "the image of container {} ({}) is no longer in the store",
-                record.name,
-                record.image_id
-            )
-        })?;
+    // The image as the container recorded it (its content stays while the container
+    // does, named or not); older records name only the image ID.
+    let recorded = record
+        .manifest
+        .as_ref()
+        .and_then(|m| store.image(m).ok())
+        .filter(|i| i.id.to_string() == record.image_id);
+    let base = match recorded {
+        Some(i) => Some(i),
+        None => store
+            .images()?
+            .into_iter()
+            .find(|i| i.id.to_string() == record.image_id),
+    }
+    .ok_or_else(|| {
+        anyhow!(
+            "the image of container {} ({}) is no longer in the store",
+            record.name,
+            record.image_id
+        )
+    })?;
+    store.hold_image(&base)?;
     let mut config = base.config.clone();
     let mut cc = config.config.clone().unwrap_or_default();
     for c in &args.change {

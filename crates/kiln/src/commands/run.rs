@@ -950,6 +950,7 @@ fn supervise(
             exit_code: None,
             pid: None,
             runtime: runtime.as_ref().map(|r| r.display().to_string()),
+            manifest: Some(image.manifest_descriptor.clone()),
         };
         record.save(&dirs)?;
         // Detached: the container writes into pipes whose lines become the log.
