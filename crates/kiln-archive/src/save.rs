@@ -90,6 +90,7 @@ pub fn save<W: Write>(
             index.manifests.push(desc);
         }
         let info = store.image(&img.descriptor)?;
+        store.hold_image(&info)?;
         let tags: Vec<String> = img.name.iter().map(|n| n.familiar()).collect();
         if let Some(existing) = docker
             .iter_mut()

@@ -554,3 +554,46 @@ fn a_full_disk_leaves_no_partial_image() {
     k.ok(&["prune"]);
     store_is_whole(&k);
 }
+
+/// Two builds of one context at once, with no cache: both finish, and both images run.
+#[test]
+fn two_builds_of_one_context_at_once() {
+    let k = kiln_with_busybox();
+    let ctx = context(
+        &k,
+        "ctx",
+        "FROM bb:v1\nCOPY Dockerfile /df\nRUN head -c 3000000 /dev/urandom > /r && sleep 1\nRUN wc -c < /r > /size\nCMD [\"cat\", \"/size\"]\n",
+    );
+    let builds: Vec<Child> = ["one:v1", "two:v1"]
+        .iter()
+        .map(|tag| {
+            spawn(
+                &k,
+                &[
+                    "build",
+                    "--no-cache",
+                    "--network",
+                    "none",
+                    "-t",
+                    tag,
+                    ctx.to_str().unwrap(),
+                ],
+            )
+        })
+        .collect();
+    for b in builds {
+        let out = b.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for tag in ["one:v1", "two:v1"] {
+        assert_eq!(
+            k.ok(&["run", "--rm", "--network", "none", tag]).trim(),
+            "3000000"
+        );
+    }
+    store_is_whole(&k);
+}

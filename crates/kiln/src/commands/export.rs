@@ -18,6 +18,7 @@ pub struct Args {
 pub fn run(root: &Path, args: Args) -> Result<ExitCode> {
     let store = super::open_store(root)?;
     let info = store.image(&super::resolve(&store, &args.image)?.descriptor)?;
+    store.hold_image(&info)?;
     let layers: Vec<Descriptor> = info.manifest.layers.clone();
     let mut open = |i: usize| -> std::io::Result<Box<dyn Read>> {
         let f = store

@@ -321,6 +321,7 @@ pub fn run_push(root: &Path, args: PushArgs) -> Result<ExitCode> {
         )),
     };
     let image = store.image(&resolved.descriptor)?;
+    store.hold_image(&image)?;
     let progress = Reporter::new(args.quiet || args.json);
     let chunk_size = match &args.chunk_size {
         Some(c) => super::run::parse_size(c)

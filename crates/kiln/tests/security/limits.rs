@@ -409,3 +409,43 @@ fn huge_config_in_an_archive_is_refused() {
     assert!(m.elapsed < Duration::from_secs(60), "took {:?}", m.elapsed);
     assert_untouched(&k, &index_before);
 }
+
+/// A password on the command line shows in the process list: kiln says so, as Docker
+/// does for `login -p`, and still works.
+#[test]
+fn password_on_the_command_line_is_warned_about() {
+    let reg = Registry::with_auth("alice", "s3cret");
+    let k = kiln_with_busybox();
+    let dest = format!("{}/creds/bb:v1", reg.addr());
+    let out = k
+        .cmd()
+        .env("DOCKER_CONFIG", k.dir.path().join("docker-config"))
+        .args(["push", "--creds", "alice:s3cret", "bb:v1", &dest])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        stderr
+            .matches("WARNING! Using a password on the command line")
+            .count(),
+        1,
+        "{stderr}"
+    );
+    // With the user alone on the command line there is nothing to warn about.
+    let out = k
+        .cmd()
+        .env("DOCKER_CONFIG", k.dir.path().join("docker-config"))
+        .args(["login", "-u", "alice", "--password-stdin", &reg.addr()])
+        .stdin(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin.take().unwrap().write_all(b"s3cret\n")?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("WARNING"), "{stderr}");
+}
