@@ -340,7 +340,7 @@ fn read_entries(
         archive: archive.to_string(),
         reason: e.to_string(),
     })?;
-    let mut tar = tar::Archive::new(input);
+    let mut tar = tar::Archive::new(kiln_layer::TarGuard::new(input));
     let mut out = Entries::new(archive);
     let iter = tar.entries().map_err(|e| ArchiveError::NotATar {
         archive: archive.to_string(),
@@ -351,7 +351,14 @@ fn read_entries(
         let entry = entry.map_err(|e| {
             // The tar crate quotes a bad header's bytes in its message: binary noise, or
             // lines of text, that must not reach the terminal.
-            if n == 0 {
+            // The guard's refusal of an oversized extension member is a message of its
+            // own, and says which member it was.
+            if n == 0 && e.kind() == std::io::ErrorKind::InvalidData && e.to_string().starts_with("tar: ") {
+                ArchiveError::NotATar {
+                    archive: archive.to_string(),
+                    reason: e.to_string(),
+                }
+            } else if n == 0 {
                 ArchiveError::NotATar {
                     archive: archive.to_string(),
                     reason: "it does not start with a tar header".into(),

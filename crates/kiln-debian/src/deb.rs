@@ -104,9 +104,12 @@ pub fn read_control_only(path: &Path) -> Result<ControlFiles, String> {
     ))
 }
 
+/// The largest control member read into memory.
+const MAX_CONTROL_MEMBER: u64 = 64 << 20;
+
 fn read_control(r: impl Read) -> io::Result<ControlFiles> {
     let mut out = ControlFiles::default();
-    let mut t = tar::Archive::new(r);
+    let mut t = tar::Archive::new(kiln_layer::TarGuard::new(r));
     for e in t.entries()? {
         let mut e = e?;
         if e.header().entry_type() != tar::EntryType::Regular {
@@ -118,8 +121,20 @@ fn read_control(r: impl Read) -> io::Result<ControlFiles> {
             continue;
         }
         let mode = e.header().mode()?;
+        // Control members are small (md5sums of a large package: a few MB); the .deb was
+        // checked against its signed hash, but its size is still no licence to fill memory.
+        if e.size() > MAX_CONTROL_MEMBER {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "control member `{name}` is {} bytes, more than {} MiB",
+                    e.size(),
+                    MAX_CONTROL_MEMBER >> 20
+                ),
+            ));
+        }
         let mut b = Vec::new();
-        e.read_to_end(&mut b)?;
+        e.by_ref().take(MAX_CONTROL_MEMBER).read_to_end(&mut b)?;
         out.files.insert(name, (mode, b));
     }
     if !out.files.contains_key("control") {

@@ -21,6 +21,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, Timespec, Timest
 use rustix::io::Errno;
 
 use crate::error::{apply_err, show, tar_err, unsafe_entry, LayerError, Result};
+use crate::guard::TarGuard;
 use crate::tarfmt::{clean, join, read_meta, split_last, Kind, Meta};
 
 /// What extraction does with the whiteouts (`.wh.NAME`, `.wh..wh..opq`) of a layer.
@@ -153,7 +154,7 @@ fn extract_with<R: Read>(
         stats: ExtractStats::default(),
         buf: vec![0; 256 * 1024],
     };
-    let mut ar = tar::Archive::new(tar);
+    let mut ar = tar::Archive::new(TarGuard::new(tar));
     let entries = ar
         .entries()
         .map_err(|s| tar_err(b"", "cannot read archive", s))?;

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{self, Read, Write};
 
 use crate::error::{tar_err, unsafe_entry, LayerError, Result};
+use crate::guard::TarGuard;
 use crate::tarfmt::{clean, join, read_meta, split_last, Kind, TarOut};
 
 /// An entry by position: (layer, index among the layer's tar entries).
@@ -159,9 +160,9 @@ fn remove_below(tree: &mut BTreeMap<Vec<u8>, Owner>, dir: &[u8], keep: usize) {
 fn open_layer<'a>(
     open: &mut dyn FnMut(usize) -> io::Result<Box<dyn Read + 'a>>,
     layer: usize,
-) -> Result<tar::Archive<Box<dyn Read + 'a>>> {
+) -> Result<tar::Archive<TarGuard<Box<dyn Read + 'a>>>> {
     let r = open(layer).map_err(|s| tar_err(b"", &format!("cannot open layer {layer}"), s))?;
-    Ok(tar::Archive::new(r))
+    Ok(tar::Archive::new(TarGuard::new(r)))
 }
 
 fn header_err(layer: usize, s: io::Error) -> LayerError {

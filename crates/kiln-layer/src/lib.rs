@@ -15,6 +15,7 @@ pub mod error;
 mod compress;
 mod extract;
 mod flatten;
+mod guard;
 mod tarfmt;
 mod write;
 
@@ -25,4 +26,5 @@ pub use extract::{
     Whiteouts,
 };
 pub use flatten::flatten;
+pub use guard::{TarGuard, EXTENSION_CAP};
 pub use write::{normalize, write_dir, WriteOptions};

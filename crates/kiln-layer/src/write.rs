@@ -8,6 +8,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::{show, tar_err, unsafe_entry, LayerError, Result};
+use crate::guard::TarGuard;
 use crate::tarfmt::{clean, read_meta, Kind, Meta, TarOut};
 
 /// How layers are written.
@@ -223,7 +224,7 @@ fn read_xattrs(path: &Path) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
 /// "/"), `..` climbing above the root or hardlinks pointing outside rejected, mtimes clamped, owner names and
 /// atime/ctime dropped, input order kept. The root entry ("./") is dropped.
 pub fn normalize<R: Read, W: Write>(input: R, out: W, opts: &WriteOptions) -> Result<W> {
-    let mut ar = tar::Archive::new(input);
+    let mut ar = tar::Archive::new(TarGuard::new(input));
     let mut t = TarOut::new(out);
     let entries = ar
         .entries()
