@@ -12,7 +12,7 @@
 
 use crate::dockerfile::{self, Command, CopyArgs, Dockerfile, Heredoc, Instruction, Kind, Stage};
 use crate::dockerignore::Ignore;
-use crate::fsutil::{self, CopyMeta};
+use crate::fsutil::{self, CopyMeta, Keep};
 use crate::plan::{self, Plan};
 use kiln_layer::{Compression, WriteOptions};
 use kiln_oci::media;
@@ -177,8 +177,12 @@ struct StageState {
     /// ARGs in scope: name -> value.
     args: BTreeMap<String, String>,
     shell: Vec<String>,
-    /// A WORKDIR not yet created in any layer.
-    workdir_pending: bool,
+    /// WORKDIRs not yet created in any layer: (path, the USER then). BuildKit makes each
+    /// at once, owned by that user; kiln makes them in the next layer step (or a layer
+    /// of their own at the end of the stage), which gives the same tree.
+    pending_dirs: Vec<(String, String)>,
+    /// A CMD was set in this stage (ENTRYPOINT then keeps it; an inherited one is reset).
+    cmd_set: bool,
 }
 
 impl StageState {
@@ -200,8 +204,11 @@ impl StageState {
     }
     fn set_env(&mut self, k: &str, v: &str) {
         let mut env = self.env();
-        env.retain(|(n, _)| n != k);
-        env.push((k.to_string(), v.to_string()));
+        // A variable set again keeps its place (Docker replaces it in place).
+        match env.iter_mut().find(|(n, _)| n == k) {
+            Some(e) => e.1 = v.to_string(),
+            None => env.push((k.to_string(), v.to_string())),
+        }
         self.cfg().env = Some(env.into_iter().map(|(k, v)| format!("{k}={v}")).collect());
     }
     /// Variables for substitution: ARGs, overridden by ENV (Docker's rule).
@@ -341,7 +348,16 @@ impl<'a> Builder<'a> {
     }
 
     fn global_args(&self, df: &Dockerfile) -> BTreeMap<String, String> {
-        let mut out = BTreeMap::new();
+        // BuildKit's automatic platform ARGs are in the global scope (FROM lines see
+        // them; a stage sees one after `ARG NAME`); a --build-arg overrides them.
+        let mut out: BTreeMap<String, String> =
+            platform_args(&self.opts.platform, &kiln_oci::Platform::host())
+                .into_iter()
+                .map(|(k, v)| {
+                    let v = self.opts.build_args.get(k).cloned().unwrap_or(v);
+                    (k.to_string(), v)
+                })
+                .collect();
         for a in &df.global_args {
             let v = self.opts.build_args.get(&a.name).cloned().or_else(|| {
                 a.default
@@ -372,8 +388,10 @@ impl<'a> Builder<'a> {
                     architecture: self.opts.platform.architecture.clone(),
                     os: self.opts.platform.os.clone(),
                     variant: self.opts.platform.variant.clone(),
+                    // BuildKit's empty image: the default PATH, WorkingDir `/`.
                     config: Some(kiln_oci::types::ContainerConfig {
                         env: Some(vec![format!("PATH={DEFAULT_PATH}")]),
+                        working_dir: Some("/".into()),
                         ..Default::default()
                     }),
                     rootfs: RootFs {
@@ -386,11 +404,13 @@ impl<'a> Builder<'a> {
                 key: hash(&["scratch"]),
                 args: BTreeMap::new(),
                 shell: default_shell(),
-                workdir_pending: false,
+                pending_dirs: Vec::new(),
+                cmd_set: false,
             },
             plan::Base::Stage(i) => {
                 let mut s = done.get(i).expect("stages are built in order").clone();
                 s.args = BTreeMap::new();
+                s.cmd_set = false;
                 s
             }
             plan::Base::Image(name) => {
@@ -429,14 +449,16 @@ impl<'a> Builder<'a> {
                     key: hash(&["image", &img.id.to_string()]),
                     args: BTreeMap::new(),
                     shell,
-                    workdir_pending: false,
+                    pending_dirs: Vec::new(),
+                    cmd_set: false,
                 }
             }
         };
         // ONBUILD triggers of a base image run first, then leave the config (Docker's
         // rule: they fire once, in the image built FROM it).
         let mut triggers = Vec::new();
-        if matches!(plan.bases[stage.index], plan::Base::Image(_)) {
+        // The same for an earlier stage of this Dockerfile that declared ONBUILD.
+        if !matches!(plan.bases[stage.index], plan::Base::Scratch) {
             let cfg = st.cfg();
             if let Some(list) = cfg.extra.remove("OnBuild") {
                 for t in list
@@ -463,7 +485,7 @@ impl<'a> Builder<'a> {
         for (i, ins) in triggers.iter().chain(&stage.instructions).enumerate() {
             self.instruction(df, plan, stage, &mut st, ins, i + 1, total, &globals, done)?;
         }
-        if st.workdir_pending {
+        if !st.pending_dirs.is_empty() {
             let wd = st.workdir();
             self.layer_step(&mut st, &format!("WORKDIR {wd}"), None, |_rootfs| Ok(None))?;
         }
@@ -551,8 +573,11 @@ impl<'a> Builder<'a> {
             }
             Kind::Env(pairs) => {
                 let mut shown = Vec::new();
+                // Every value on the line sees the environment as it was before the
+                // line (BuildKit: `ENV A=10 B=$A` gives B the old A).
+                let before = st.clone();
                 for (k, v) in pairs {
-                    let v = expand(st, v)?;
+                    let v = expand(&before, v)?;
                     shown.push(format!("{k}={v}"));
                     st.set_env(k, &v);
                 }
@@ -575,15 +600,25 @@ impl<'a> Builder<'a> {
             }
             Kind::Workdir(w) => {
                 let w = expand(st, w)?;
+                // BuildKit keeps an absolute path as written (`/final/dir/`) and joins a
+                // relative one to the current directory (cleaned, as Go's path.Join).
                 let path = if w.starts_with('/') {
                     w.clone()
                 } else {
-                    format!("{}/{}", st.workdir().trim_end_matches('/'), w)
+                    clean_path(&format!("{}/{}", st.workdir().trim_end_matches('/'), w))
                 };
-                let path = clean_path(&path);
                 st.cfg().working_dir = Some(path.clone());
-                st.workdir_pending = true;
-                st.key = hash(&[&st.key, "WORKDIR", &path]);
+                let user = st
+                    .config
+                    .config
+                    .as_ref()
+                    .and_then(|c| c.user.clone())
+                    .unwrap_or_default();
+                let dir = clean_path(&path);
+                if dir != "/" {
+                    st.pending_dirs.push((dir, user.clone()));
+                }
+                st.key = hash(&[&st.key, "WORKDIR", &path, &user]);
                 history(st, format!("WORKDIR {path}"));
             }
             Kind::User(u) => {
@@ -598,16 +633,14 @@ impl<'a> Builder<'a> {
                     for p in dockerfile::expand_words(p, esc, &|n| st.lookup(n))
                         .map_err(|e| self.step_error(ins, e))?
                     {
-                        let p = if p.contains('/') {
-                            p
-                        } else {
-                            format!("{p}/tcp")
-                        };
-                        shown.push(p.clone());
-                        st.cfg()
-                            .exposed_ports
-                            .get_or_insert_with(Default::default)
-                            .insert(p, serde_json::json!({}));
+                        // `8000-8002` exposes each port of the range (nat.ParsePortSpecs).
+                        for p in port_range(&p).map_err(|e| self.step_error(ins, e))? {
+                            shown.push(p.clone());
+                            st.cfg()
+                                .exposed_ports
+                                .get_or_insert_with(Default::default)
+                                .insert(p, serde_json::json!({}));
+                        }
                     }
                 }
                 st.key = hash(&[&st.key, "EXPOSE", &shown.join(" ")]);
@@ -638,13 +671,20 @@ impl<'a> Builder<'a> {
                     Command::Shell(s) => st.shell.iter().cloned().chain([s.clone()]).collect(),
                 };
                 let is_cmd = matches!(ins.kind, Kind::Cmd(_));
+                let cmd_set = st.cmd_set;
                 let cfg = st.cfg();
                 if is_cmd {
                     cfg.cmd = Some(argv.clone());
                 } else {
                     cfg.entrypoint = Some(argv.clone());
-                    // ENTRYPOINT resets a CMD inherited from the base (Docker's rule).
-                    cfg.cmd = None;
+                    // ENTRYPOINT resets a CMD inherited from the base, not one set in
+                    // this stage (BuildKit's rule).
+                    if !cmd_set {
+                        cfg.cmd = None;
+                    }
+                }
+                if is_cmd {
+                    st.cmd_set = true;
                 }
                 let word = if is_cmd { "CMD" } else { "ENTRYPOINT" };
                 let shown = serde_json::to_string(&argv).expect("strings serialize");
@@ -811,7 +851,7 @@ impl<'a> Builder<'a> {
                 self.progress.cached(n);
                 self.steps.lock().expect("steps lock").1 += 1;
             }
-            st.workdir_pending = false;
+            st.pending_dirs.clear();
             self.add_layer(st, key, e, key_text.to_string());
             return Ok(());
         }
@@ -821,9 +861,16 @@ impl<'a> Builder<'a> {
         let result = (|| -> Result<CacheEntry> {
             container::mount_rootfs_with(&dirs, &lowers, true)?;
             let rootfs = dirs.rootfs();
-            if st.workdir_pending {
-                fsutil::mkdir_all(&rootfs, &st.workdir(), None)
-                    .map_err(|e| BuildError::Other(format!("WORKDIR {}: {e}", st.workdir())))?;
+            for (dir, user) in &st.pending_dirs {
+                // Made by WORKDIR, owned by the USER of that moment (BuildKit's mkdir
+                // with parents; an existing directory is left as it is).
+                let owner = if user.is_empty() {
+                    None
+                } else {
+                    Some(owner_in_root(&rootfs, user)?)
+                };
+                fsutil::mkdir_all(&rootfs, dir, owner)
+                    .map_err(|e| BuildError::Other(format!("WORKDIR {dir}: {e}")))?;
             }
             let exclude = work(&rootfs)?;
             let _ = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH);
@@ -885,7 +932,7 @@ impl<'a> Builder<'a> {
         let _ = container::remove_dirs(&dirs);
         let e = result?;
         self.cache_put(&key, &e);
-        st.workdir_pending = false;
+        st.pending_dirs.clear();
         self.add_layer(st, key, e, key_text.to_string());
         Ok(())
     }
@@ -988,7 +1035,7 @@ impl<'a> Builder<'a> {
         if let Some(e) = self.cache_get(&key) {
             self.progress.cached(n);
             self.steps.lock().expect("steps lock").1 += 1;
-            st.workdir_pending = false;
+            st.pending_dirs.clear();
             self.add_layer(st, key, e, created_by);
             return Ok(());
         }
@@ -1416,7 +1463,7 @@ impl<'a> Builder<'a> {
             // relative to the path being copied).
             let roots: Vec<PathBuf> = sources.iter().map(|s| s.path.clone()).collect();
             let ctx = self.opts.context.clone();
-            let filter = move |p: &Path| -> bool {
+            let filter = move |p: &Path| -> Keep {
                 if !excludes.is_empty() {
                     let rel = roots
                         .iter()
@@ -1424,20 +1471,20 @@ impl<'a> Builder<'a> {
                         .max_by_key(|r| r.as_os_str().len())
                         .and_then(|r| p.strip_prefix(r).ok());
                     if rel.is_some_and(|rel| exclude.is_excluded(&rel.to_string_lossy())) {
-                        return false;
+                        return Keep::No;
                     }
                 }
                 if !from_context {
-                    return true;
+                    return Keep::Yes;
                 }
                 match p.strip_prefix(&ctx) {
-                    Ok(rel) => !ignore.is_excluded(&rel.to_string_lossy()),
-                    Err(_) => true,
+                    Ok(rel) => ignore_keep(ignore, &rel.to_string_lossy(), p),
+                    Err(_) => Keep::Yes,
                 }
             };
             sources.retain(|s| {
                 s.label.starts_with("http")
-                    || filter(&s.path)
+                    || fsutil::kept(&s.path, &filter)
                     || c.heredocs.iter().any(|h| h.name == s.label)
             });
             let chmod = match &c.chmod {
@@ -1468,23 +1515,7 @@ impl<'a> Builder<'a> {
             let from_image = !from_context;
             self.layer_step(st, &key_text, Some(n), |rootfs| {
                 let owner = match &chown {
-                    Some(o) => {
-                        let u = kiln_runtime::user::resolve(
-                            o,
-                            container::read_in_root(rootfs, "/etc/passwd").as_deref(),
-                            container::read_in_root(rootfs, "/etc/group").as_deref(),
-                        )?;
-                        // `--chown user` alone: the group is the user's primary group
-                        // only when named; a bare uid gets gid = uid (Docker's rule).
-                        let gid = if o.contains(':') {
-                            u.gid
-                        } else if o.parse::<u32>().is_ok() {
-                            u.uid
-                        } else {
-                            u.gid
-                        };
-                        Some((u.uid, gid))
-                    }
+                    Some(o) => Some(owner_in_root(rootfs, o)?),
                     None => None,
                 };
                 let meta = CopyMeta {
@@ -1492,6 +1523,7 @@ impl<'a> Builder<'a> {
                     mode: chmod,
                     keep_owner: from_image && owner.is_none(),
                 };
+                let mut links = fsutil::HardLinks::new();
                 for source in &sources {
                     let src = &source.path;
                     let md = std::fs::symlink_metadata(src)
@@ -1501,13 +1533,15 @@ impl<'a> Builder<'a> {
                         format!("{}/{}", dest.trim_end_matches('/'), source.rel)
                     } else if md.is_dir() {
                         dest.clone()
-                    } else if is_add && from_context && is_archive(src) {
+                    } else if let Some(plain) = (is_add
+                        && from_context
+                        && !source.label.starts_with("http://")
+                        && !source.label.starts_with("https://"))
+                    .then(|| open_tar(src))
+                    .flatten()
+                    {
                         let d = fsutil::mkdir_all(rootfs, &dest, None)
                             .map_err(|e| BuildError::Other(format!("{dest}: {e}")))?;
-                        let f = std::fs::File::open(src)
-                            .map_err(|e| BuildError::Other(e.to_string()))?;
-                        let (_, plain) = kiln_layer::decompress(std::io::BufReader::new(f))
-                            .map_err(|e| BuildError::Other(e.to_string()))?;
                         kiln_layer::extract(
                             plain,
                             &d,
@@ -1532,9 +1566,9 @@ impl<'a> Builder<'a> {
                             dest.clone()
                         }
                     };
-                    fsutil::copy_into(rootfs, src, &target, &meta, &filter).map_err(|e| {
-                        BuildError::Other(format!("{} -> {target}: {e}", src.display()))
-                    })?;
+                    fsutil::copy_into(rootfs, src, &target, &meta, &filter, &mut links).map_err(
+                        |e| BuildError::Other(format!("{} -> {target}: {e}", src.display())),
+                    )?;
                 }
                 Ok(None)
             })?;
@@ -1616,6 +1650,74 @@ fn download(url: &str, checksum: Option<&str>, dir: &Path) -> std::result::Resul
     Ok(path)
 }
 
+/// The owner BuildKit's file operations give for `user[:group]` (`--chown`, the
+/// directory WORKDIR makes), looked up in the root's /etc/passwd and /etc/group: a user
+/// alone gets the group of its passwd entry when named; a bare uid gets gid = uid.
+fn owner_in_root(rootfs: &Path, spec: &str) -> Result<(u32, u32)> {
+    let u = kiln_runtime::user::resolve(
+        spec,
+        container::read_in_root(rootfs, "/etc/passwd").as_deref(),
+        container::read_in_root(rootfs, "/etc/group").as_deref(),
+    )?;
+    let gid = if spec.contains(':') {
+        u.gid
+    } else if spec.parse::<u32>().is_ok() {
+        u.uid
+    } else {
+        u.gid
+    };
+    Ok((u.uid, gid))
+}
+
+/// BuildKit's automatic platform ARGs for a build of `target` on `build`, platforms
+/// normalized as containerd's `platforms.Normalize` (arm64's `v8` is no variant).
+pub fn platform_args(target: &Platform, build: &Platform) -> Vec<(&'static str, String)> {
+    let parts = |p: &Platform| {
+        let variant = match (p.architecture.as_str(), p.variant.as_deref()) {
+            ("arm64", Some("v8")) => String::new(),
+            (_, v) => v.unwrap_or("").to_string(),
+        };
+        let mut full = format!("{}/{}", p.os, p.architecture);
+        if !variant.is_empty() {
+            full = format!("{full}/{variant}");
+        }
+        (full, p.os.clone(), p.architecture.clone(), variant)
+    };
+    let (tp, tos, tarch, tvar) = parts(target);
+    let (bp, bos, barch, bvar) = parts(build);
+    vec![
+        ("TARGETPLATFORM", tp),
+        ("TARGETOS", tos),
+        ("TARGETARCH", tarch),
+        ("TARGETVARIANT", tvar),
+        ("BUILDPLATFORM", bp),
+        ("BUILDOS", bos),
+        ("BUILDARCH", barch),
+        ("BUILDVARIANT", bvar),
+    ]
+}
+
+/// One EXPOSE word as Docker's `nat.ParsePortSpecs` reads it: `PORT[-END][/PROTO]`,
+/// the protocol `tcp` by default; a range gives every port in it.
+fn port_range(word: &str) -> std::result::Result<Vec<String>, String> {
+    let (ports, proto) = word.split_once('/').unwrap_or((word, "tcp"));
+    let proto = proto.to_ascii_lowercase();
+    let num = |s: &str| {
+        s.parse::<u16>()
+            .map_err(|_| format!("invalid port `{s}` in `{word}`"))
+    };
+    let (start, end) = match ports.split_once('-') {
+        Some((a, b)) => (num(a)?, num(b)?),
+        None => (num(ports)?, num(ports)?),
+    };
+    if end < start {
+        return Err(format!(
+            "invalid port range `{ports}`: the end is before the start"
+        ));
+    }
+    Ok((start..=end).map(|p| format!("{p}/{proto}")).collect())
+}
+
 /// Docker's default PATH for images that set none.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -1644,15 +1746,56 @@ pub fn clean_path(p: &str) -> String {
     format!("/{}", out.join("/"))
 }
 
-fn is_archive(p: &Path) -> bool {
-    let mut magic = [0u8; 262];
-    let n = std::fs::File::open(p)
-        .and_then(|mut f| std::io::Read::read(&mut f, &mut magic))
-        .unwrap_or(0);
-    let m = &magic[..n];
-    m.starts_with(&[0x1f, 0x8b])
-        || m.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
-        || (n >= 262 && &m[257..262] == b"ustar")
+/// The tar stream of a local ADD source when it is a tar Docker unpacks: plain, gzip,
+/// bzip2, xz or zstd, whose first header reads as a tar header (moby's
+/// `archive.IsArchivePath`). Anything else (`data.csv.gz`, a bare `.xz` file) is `None`
+/// and is copied as it is.
+fn open_tar(p: &Path) -> Option<Box<dyn std::io::Read>> {
+    use std::io::Read;
+    let mut f = std::io::BufReader::new(std::fs::File::open(p).ok()?);
+    let magic = f.fill_buf().ok()?.to_vec();
+    let mut plain: Box<dyn Read> = if magic.starts_with(b"BZh") {
+        Box::new(bzip2::read::MultiBzDecoder::new(f))
+    } else if magic.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        Box::new(liblzma::read::XzDecoder::new_multi_decoder(f))
+    } else {
+        kiln_layer::decompress(f).ok()?.1
+    };
+    let mut head = vec![0u8; 512];
+    let mut n = 0;
+    while n < head.len() {
+        match plain.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    if n < 512 || !tar_header_checksum_ok(&head) {
+        return None;
+    }
+    Some(Box::new(std::io::Cursor::new(head).chain(plain)))
+}
+
+/// Whether a 512-byte block is a tar header: its checksum field matches the sum of its
+/// bytes (unsigned or signed, as Go's archive/tar accepts), the field counted as spaces.
+fn tar_header_checksum_ok(h: &[u8]) -> bool {
+    let field = &h[148..156];
+    let text: String = field
+        .iter()
+        .take_while(|b| **b != 0)
+        .map(|b| *b as char)
+        .collect();
+    let Ok(want) = i64::from_str_radix(text.trim(), 8) else {
+        return false;
+    };
+    let (mut unsigned, mut signed) = (0i64, 0i64);
+    for (i, b) in h.iter().enumerate() {
+        let b = if (148..156).contains(&i) { b' ' } else { *b };
+        unsigned += b as i64;
+        signed += b as i8 as i64;
+    }
+    want == unsigned || want == signed
 }
 
 /// Directories whose `rootfs` may be a mount (stage views, copy-on-write binds, secret
@@ -1739,13 +1882,26 @@ fn glob(
         current = next;
     }
     if let Some(ig) = ignore {
+        // An excluded directory stays when an exception may re-include something
+        // below it; the copy then takes only what is re-included.
         current.retain(|(named, p)| {
-            !ig.is_excluded(named)
+            ignore_keep(ig, named, p) != Keep::No
                 && p.strip_prefix(root)
-                    .is_ok_and(|r| !ig.is_excluded(&r.to_string_lossy()))
+                    .is_ok_and(|r| ignore_keep(ig, &r.to_string_lossy(), p) != Keep::No)
         });
     }
     Ok(current)
+}
+
+/// What `.dockerignore` says of the context path `rel` (on the host at `p`).
+fn ignore_keep(ig: &Ignore, rel: &str, p: &Path) -> Keep {
+    if !ig.is_excluded(rel) {
+        Keep::Yes
+    } else if ig.may_include_under(rel) && std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir()) {
+        Keep::Below
+    } else {
+        Keep::No
+    }
 }
 
 /// Shell-style wildcard match of one path component.
@@ -1879,6 +2035,96 @@ mod tests {
         assert!(!wildcard("[!a-c]x", "bx"));
         assert_eq!(clean_path("/a/./b/../c//d/"), "/a/c/d");
         assert_eq!(clean_path("/../.."), "/");
+    }
+
+    #[test]
+    fn expose_ranges_and_platform_args() {
+        assert_eq!(
+            port_range("8000-8002").unwrap(),
+            ["8000/tcp", "8001/tcp", "8002/tcp"]
+        );
+        assert_eq!(port_range("53/UDP").unwrap(), ["53/udp"]);
+        assert!(port_range("9-1").is_err());
+        assert!(port_range("http").is_err());
+        let arm = Platform::parse("linux/arm64/v8").unwrap();
+        let amd = Platform::parse("linux/amd64").unwrap();
+        let args: BTreeMap<_, _> = platform_args(&arm, &amd).into_iter().collect();
+        assert_eq!(args["TARGETPLATFORM"], "linux/arm64");
+        assert_eq!(args["TARGETARCH"], "arm64");
+        assert_eq!(args["TARGETVARIANT"], "");
+        assert_eq!(args["BUILDPLATFORM"], "linux/amd64");
+        assert_eq!(args["BUILDOS"], "linux");
+    }
+
+    #[test]
+    fn only_tars_are_unpacked() {
+        let dir = tempfile::tempdir().unwrap();
+        let tar = dir.path().join("a.tar");
+        {
+            let mut b = tar::Builder::new(std::fs::File::create(&tar).unwrap());
+            let mut h = tar::Header::new_gnu();
+            h.set_size(3);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, "x.txt", &b"abc"[..]).unwrap();
+            b.finish().unwrap();
+        }
+        let bytes = std::fs::read(&tar).unwrap();
+        let bz = dir.path().join("a.tar.bz2");
+        let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+        std::io::Write::write_all(&mut e, &bytes).unwrap();
+        std::fs::write(&bz, e.finish().unwrap()).unwrap();
+        let xz = dir.path().join("a.tar.xz");
+        let mut e = liblzma::write::XzEncoder::new(Vec::new(), 1);
+        std::io::Write::write_all(&mut e, &bytes).unwrap();
+        std::fs::write(&xz, e.finish().unwrap()).unwrap();
+        let notar = dir.path().join("data.csv.xz");
+        let mut e = liblzma::write::XzEncoder::new(Vec::new(), 1);
+        std::io::Write::write_all(&mut e, &[b'a'; 600]).unwrap();
+        std::fs::write(&notar, e.finish().unwrap()).unwrap();
+        let short = dir.path().join("short.txt");
+        std::fs::write(&short, "hello\n").unwrap();
+        for p in [&tar, &bz, &xz] {
+            let mut r = open_tar(p).unwrap_or_else(|| panic!("{}", p.display()));
+            let mut out = Vec::new();
+            std::io::Read::read_to_end(&mut r, &mut out).unwrap();
+            assert_eq!(out, bytes, "{}", p.display());
+        }
+        assert!(open_tar(&notar).is_none());
+        assert!(open_tar(&short).is_none());
+    }
+
+    #[test]
+    fn env_set_again_keeps_its_place() {
+        let mut st = StageState {
+            layers: vec![],
+            config: ImageConfig {
+                created: None,
+                author: None,
+                architecture: String::new(),
+                os: String::new(),
+                variant: None,
+                config: None,
+                rootfs: RootFs {
+                    kind: "layers".into(),
+                    diff_ids: vec![],
+                },
+                history: None,
+                extra: Default::default(),
+            },
+            key: String::new(),
+            args: BTreeMap::new(),
+            shell: default_shell(),
+            pending_dirs: vec![],
+            cmd_set: false,
+        };
+        st.set_env("PATH", "/bin");
+        st.set_env("A", "1");
+        st.set_env("PATH", "/x:/bin");
+        assert_eq!(
+            st.config.config.unwrap().env.unwrap(),
+            ["PATH=/x:/bin", "A=1"]
+        );
     }
 
     #[test]

@@ -135,6 +135,31 @@ fn set_mtime(path: &Path, (s, ns): (i64, i64)) -> io::Result<()> {
     .map_err(io::Error::from)
 }
 
+/// Whether a path of a copy is taken (what `.dockerignore` and `--exclude` say).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Keep {
+    Yes,
+    No,
+    /// An excluded directory under which a `!` exception may re-include something: it is
+    /// taken, with its real metadata, only when something below it is (BuildKit's walk).
+    Below,
+}
+
+/// Whether `p` is taken: [`Keep::Yes`], or [`Keep::Below`] with something taken under it.
+pub fn kept(p: &Path, filter: &dyn Fn(&Path) -> Keep) -> bool {
+    match filter(p) {
+        Keep::Yes => true,
+        Keep::No => false,
+        Keep::Below => fs::read_dir(p)
+            .map(|d| d.flatten().any(|e| kept(&e.path(), filter)))
+            .unwrap_or(false),
+    }
+}
+
+/// Files already copied by one COPY, by (device, inode): a second name of the same file
+/// becomes a hard link to the first copy, as BuildKit keeps hard links.
+pub type HardLinks = std::collections::HashMap<(u64, u64), PathBuf>;
+
 /// Copies `src` (a file, symlink or directory on the host) to `dest`, a host path already
 /// resolved inside the root. A directory's content is merged into `dest`.
 pub fn copy_into(
@@ -142,7 +167,8 @@ pub fn copy_into(
     src: &Path,
     dest_in_root: &str,
     meta: &CopyMeta,
-    filter: &dyn Fn(&Path) -> bool,
+    filter: &dyn Fn(&Path) -> Keep,
+    links: &mut HardLinks,
 ) -> io::Result<()> {
     let md = fs::symlink_metadata(src)?;
     if md.is_dir() {
@@ -156,7 +182,7 @@ pub fn copy_into(
         entries.sort_by_key(|e| e.file_name());
         for e in entries {
             let from = e.path();
-            if !filter(&from) {
+            if !kept(&from, filter) {
                 continue;
             }
             let name = e.file_name();
@@ -165,7 +191,7 @@ pub fn copy_into(
                 dest_in_root.trim_end_matches('/'),
                 name.to_string_lossy()
             );
-            copy_into(root, &from, &child, meta, filter)?;
+            copy_into(root, &from, &child, meta, filter, links)?;
         }
         // The directory takes the source's mode and owner (as BuildKit's copy does).
         apply_meta(&d, &md, meta)?;
@@ -190,6 +216,12 @@ pub fn copy_into(
     if ft.is_symlink() {
         std::os::unix::fs::symlink(fs::read_link(src)?, &to)?;
     } else if ft.is_file() {
+        if md.nlink() > 1 {
+            if let Some(first) = links.get(&(md.dev(), md.ino())) {
+                return fs::hard_link(first, &to);
+            }
+            links.insert((md.dev(), md.ino()), to.clone());
+        }
         fs::copy(src, &to)?;
     } else {
         // Devices, fifos and sockets: BuildKit copies them as they are; a context rarely
@@ -228,13 +260,15 @@ pub fn clamp_times(dir: &Path, epoch: i64) -> io::Result<()> {
 /// each path, types, modes, link targets and bytes; not owners or times.
 pub fn content_hash(
     paths: &[(String, PathBuf)],
-    filter: &dyn Fn(&Path) -> bool,
+    filter: &dyn Fn(&Path) -> Keep,
 ) -> io::Result<String> {
     let mut h = Sha256::new();
+    // Hard links are part of what is copied: a second name hashes as a link to the first.
+    let mut seen = std::collections::HashMap::new();
     for (label, p) in paths {
         h.update(label.as_bytes());
         h.update([0]);
-        hash_tree(&mut h, p, "", filter)?;
+        hash_tree(&mut h, p, "", filter, &mut seen)?;
     }
     Ok(hex::encode(h.finalize()))
 }
@@ -243,15 +277,26 @@ fn hash_tree(
     h: &mut Sha256,
     p: &Path,
     rel: &str,
-    filter: &dyn Fn(&Path) -> bool,
+    filter: &dyn Fn(&Path) -> Keep,
+    seen: &mut std::collections::HashMap<(u64, u64), String>,
 ) -> io::Result<()> {
     let md = fs::symlink_metadata(p)?;
     let ft = md.file_type();
     h.update(rel.as_bytes());
     h.update(format!("\0{:o}\0", md.mode()).as_bytes());
-    if ft.is_symlink() {
+    let first = (ft.is_file() && md.nlink() > 1)
+        .then(|| seen.get(&(md.dev(), md.ino())).cloned())
+        .flatten();
+    if let Some(first) = first {
+        h.update(b"hardlink\0");
+        h.update(first.as_bytes());
+    } else if ft.is_symlink() {
         h.update(fs::read_link(p)?.as_os_str().as_encoded_bytes());
     } else if ft.is_file() {
+        if md.nlink() > 1 {
+            // Named relative to its source: no host path enters the cache key.
+            seen.insert((md.dev(), md.ino()), rel.to_string());
+        }
         let mut f = fs::File::open(p)?;
         let mut hw = HashWrite(h);
         io::copy(&mut f, &mut hw)?;
@@ -259,11 +304,11 @@ fn hash_tree(
         let mut entries: Vec<_> = fs::read_dir(p)?.collect::<io::Result<Vec<_>>>()?;
         entries.sort_by_key(|e| e.file_name());
         for e in entries {
-            if !filter(&e.path()) {
+            if !kept(&e.path(), filter) {
                 continue;
             }
             let child = format!("{rel}/{}", e.file_name().to_string_lossy());
-            hash_tree(h, &e.path(), &child, filter)?;
+            hash_tree(h, &e.path(), &child, filter, seen)?;
         }
     }
     h.update([0xff]);
@@ -284,6 +329,49 @@ impl io::Write for HashWrite<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hard_links_and_reincluded_files_are_copied() {
+        let src = tempfile::tempdir().unwrap();
+        let root = tempfile::tempdir().unwrap();
+        fs::create_dir_all(src.path().join("docs/sub")).unwrap();
+        fs::write(src.path().join("a"), "a").unwrap();
+        fs::hard_link(src.path().join("a"), src.path().join("b")).unwrap();
+        fs::write(src.path().join("docs/README.md"), "r").unwrap();
+        fs::write(src.path().join("docs/other.md"), "o").unwrap();
+        fs::write(src.path().join("docs/sub/x"), "x").unwrap();
+        let base = src.path().to_path_buf();
+        let filter = move |p: &Path| match p.strip_prefix(&base).unwrap().to_str().unwrap() {
+            "docs" => Keep::Below,
+            "docs/README.md" => Keep::Yes,
+            r if r.starts_with("docs/") => Keep::Below,
+            _ => Keep::Yes,
+        };
+        let mut links = HardLinks::new();
+        copy_into(
+            root.path(),
+            src.path(),
+            "/c",
+            &CopyMeta::default(),
+            &filter,
+            &mut links,
+        )
+        .unwrap();
+        let c = root.path().join("c");
+        assert_eq!(
+            fs::metadata(c.join("a")).unwrap().ino(),
+            fs::metadata(c.join("b")).unwrap().ino()
+        );
+        assert!(c.join("docs/README.md").is_file());
+        assert!(!c.join("docs/other.md").exists());
+        assert!(!c.join("docs/sub").exists(), "nothing kept below it");
+        // The hash sees the link: a copy instead of a link is another content.
+        let h1 = content_hash(&[("x".into(), src.path().to_path_buf())], &filter).unwrap();
+        fs::remove_file(src.path().join("b")).unwrap();
+        fs::write(src.path().join("b"), "a").unwrap();
+        let h2 = content_hash(&[("x".into(), src.path().to_path_buf())], &filter).unwrap();
+        assert_ne!(h1, h2);
+    }
 
     #[test]
     fn secure_join_stays_in_root() {

@@ -3,186 +3,16 @@
 //! link targets) and the same config. Plus the cache, reproducibility and bad input.
 
 mod common;
+use common::builds::*;
 use common::*;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
-
-/// The busybox base under one name in both Docker and kiln.
-struct Base {
-    k: Kiln,
-    name: String,
-}
-
-impl Base {
-    fn new(prefix: &str) -> Self {
-        let k = Kiln::new();
-        let name = format!("{}:v1", unique(prefix));
-        run(docker().arg("import").arg(busybox_tar()).arg(&name));
-        k.ok(&["import", busybox_rootfs().to_str().unwrap(), "-t", &name]);
-        Self { k, name }
-    }
-
-    /// A context directory with `Dockerfile` = `FROM base` + `body`, and `files`.
-    fn context(&self, label: &str, body: &str, files: &[(&str, &str)]) -> PathBuf {
-        let ctx = self.k.dir.path().join(format!("ctx-{label}"));
-        std::fs::create_dir_all(&ctx).unwrap();
-        std::fs::write(ctx.join("Dockerfile"), body.replace("BASE", &self.name)).unwrap();
-        for (path, content) in files {
-            let p = ctx.join(path);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(&p, content).unwrap();
-        }
-        ctx
-    }
-}
-
-impl Drop for Base {
-    fn drop(&mut self) {
-        let _ = docker().args(["rmi", "-f", &self.name]).output();
-    }
-}
-
-fn docker_build(ctx: &Path, tag: &str, extra: &[&str]) {
-    run(docker()
-        .env("DOCKER_BUILDKIT", "1")
-        .args(["build", "--network", "none", "-q", "-t", tag])
-        .args(extra)
-        .arg(ctx));
-}
-
-fn kiln_build(k: &Kiln, ctx: &Path, tag: &str, extra: &[&str]) -> String {
-    let mut args = vec![
-        "build",
-        "--network",
-        "none",
-        "--progress",
-        "plain",
-        "-t",
-        tag,
-    ];
-    args.extend_from_slice(extra);
-    let ctx = ctx.to_str().unwrap().to_string();
-    args.push(&ctx);
-    let out = k.cmd().args(&args).output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "kiln build failed:\n{stderr}");
-    stderr
-}
-
-fn docker_tree(dir: &Path, tag: &str) -> Vec<String> {
-    let cid = run(docker().args(["create", tag, "true"]));
-    let out = dir.join(format!("docker-{}.tar", tag.replace([':', '/'], "_")));
-    run(docker().args(["export", "-o"]).arg(&out).arg(cid.trim()));
-    run(docker().args(["rm", cid.trim()]));
-    flat_tree(&out)
-}
-
-fn kiln_tree(k: &Kiln, tag: &str) -> Vec<String> {
-    let out = k
-        .dir
-        .path()
-        .join(format!("kiln-{}.tar", tag.replace([':', '/'], "_")));
-    k.ok(&["export", tag, "-o", out.to_str().unwrap()]);
-    flat_tree(&out)
-}
-
-const CONFIG_KEYS: &[&str] = &[
-    "Env",
-    "Cmd",
-    "Entrypoint",
-    "WorkingDir",
-    "User",
-    "ExposedPorts",
-    "Labels",
-    "Volumes",
-    "StopSignal",
-];
-
-fn config_of(v: &serde_json::Value) -> Vec<(String, serde_json::Value)> {
-    CONFIG_KEYS
-        .iter()
-        .map(|k| {
-            let x = v.get(*k).cloned().unwrap_or(serde_json::Value::Null);
-            // Docker writes empty strings and empty maps where kiln leaves the key out.
-            let x = match &x {
-                serde_json::Value::String(s) if s.is_empty() => serde_json::Value::Null,
-                serde_json::Value::Object(m) if m.is_empty() => serde_json::Value::Null,
-                _ => x,
-            };
-            (k.to_string(), x)
-        })
-        .collect()
-}
-
-/// Builds `body` with both and compares trees and configs; returns kiln's tree.
-fn same_as_docker(
-    b: &Base,
-    label: &str,
-    body: &str,
-    files: &[(&str, &str)],
-    extra: &[&str],
-) -> Vec<String> {
-    let ctx = b.context(label, body, files);
-    let tag = format!("{}:v1", unique(label));
-    docker_build(&ctx, &tag, extra);
-    kiln_build(&b.k, &ctx, &tag, extra);
-    let dt = docker_tree(b.k.dir.path(), &tag);
-    let kt = kiln_tree(&b.k, &tag);
-    let dconf = json(&run(docker().args(["image", "inspect", &tag])))[0]["Config"].clone();
-    let kconf = json(&b.k.ok(&["inspect", &tag]))[0]["Config"].clone();
-    run(docker().args(["rmi", &tag]));
-    let only_docker: Vec<_> = dt.iter().filter(|l| !kt.contains(l)).collect();
-    let only_kiln: Vec<_> = kt.iter().filter(|l| !dt.contains(l)).collect();
-    assert!(
-        only_docker.is_empty() && only_kiln.is_empty(),
-        "{label}: trees differ\nonly in docker's: {only_docker:#?}\nonly in kiln's: {only_kiln:#?}"
-    );
-    assert_eq!(
-        config_of(&kconf),
-        config_of(&dconf),
-        "{label}: configs differ"
-    );
-    kt
-}
 
 #[test]
 fn instructions_match_docker_build() {
     let b = Base::new("bi");
-    let body = r#"FROM BASE
-ARG VERSION=1.0
-ARG EMPTY
-ENV APP_HOME=/srv/app \
-    GREETING="hello world" PLAIN=plain
-ENV LEGACY value with spaces
-LABEL org.example.version=${VERSION} "quoted key"="a b" other=${EMPTY:-fallback}
-WORKDIR $APP_HOME
-WORKDIR sub
-RUN echo "${VERSION:+set}-${EMPTY:-unset}" > version.txt && mkdir -p /data/keep && echo k > /data/keep/k
-RUN ["/bin/sh", "-c", "echo exec-form > /exec.txt"]
-COPY app.py ./
-COPY conf/ /etc/app/
-COPY --chown=1000:1000 conf/a.conf /owned/
-COPY --chmod=0640 conf/a.conf /moded.conf
-COPY *.txt /texts/
-COPY dir1 dir2 /merged/
-RUN rm -rf /data/keep && ln -s /srv/app/sub/version.txt /link
-USER 1000:1000
-EXPOSE 8000 9000/udp
-VOLUME ["/data", "/models"]
-STOPSIGNAL SIGINT
-ENTRYPOINT ["python3", "app.py"]
-CMD ["--port", "8000"]
-"#;
-    let files = [
-        ("app.py", "print('hi')\n"),
-        ("conf/a.conf", "a=1\n"),
-        ("conf/nested/b.conf", "b=2\n"),
-        ("one.txt", "1\n"),
-        ("two.txt", "2\n"),
-        ("dir1/x", "x\n"),
-        ("dir2/y", "y\n"),
-    ];
-    let t = same_as_docker(&b, "instr", body, &files, &[]);
+    let (body, files) = (INSTRUCTIONS.dockerfile, INSTRUCTIONS.files);
+    let t = same_as_docker(&b, "instr", body, files, &[]);
     assert!(
         t.iter().any(|l| l.starts_with("srv/app/sub/version.txt ")),
         "{t:#?}"
@@ -203,38 +33,15 @@ CMD ["--port", "8000"]
 #[test]
 fn multi_stage_target_and_ignore_match_docker_build() {
     let b = Base::new("bm");
-    let body = r#"FROM BASE AS builder
-RUN mkdir -p /out && echo built > /out/artifact && echo tmp > /out/tmp.log
-FROM BASE AS unused
-RUN exit 1
-FROM builder AS tester
-RUN echo tested > /out/tested
-FROM BASE
-COPY --from=builder /out/artifact /app/artifact
-COPY --from=0 /out /copied-dir
-COPY . /ctx/
-"#;
-    let files = [
-        (
-            ".dockerignore",
-            "# comment\n*.log\n**/secret*\n!keep.log\n/build\nsub/*/deep\n",
-        ),
-        ("a.log", "no\n"),
-        ("keep.log", "yes\n"),
-        ("x/secret.txt", "no\n"),
-        ("x/visible.txt", "yes\n"),
-        ("build/out", "no\n"),
-        ("sub/a/deep", "no\n"),
-        ("sub/a/shallow", "yes\n"),
-    ];
-    let t = same_as_docker(&b, "multi", body, &files, &[]);
+    let (body, files) = (MULTI_STAGE.dockerfile, MULTI_STAGE.files);
+    let t = same_as_docker(&b, "multi", body, files, &[]);
     assert!(t.iter().any(|l| l.starts_with("app/artifact ")));
     assert!(t.iter().any(|l| l.starts_with("ctx/keep.log ")));
     assert!(!t.iter().any(|l| l.starts_with("ctx/a.log")
         || l.contains("secret")
         || l.starts_with("ctx/build/")));
     // --target builds only what that stage needs (the failing stage is never run).
-    let t = same_as_docker(&b, "multitarget", body, &files, &["--target", "tester"]);
+    let t = same_as_docker(&b, "multitarget", body, files, MULTI_STAGE_TARGET.args);
     assert!(t.iter().any(|l| l.starts_with("out/tested ")));
 }
 
@@ -242,18 +49,13 @@ COPY . /ctx/
 fn run_mounts_match_docker_build_and_leave_nothing() {
     let b = Base::new("bmnt");
     let secret = b.k.dir.path().join("token.txt");
-    std::fs::write(&secret, "s3cr3t-value\n").unwrap();
-    let body = r#"FROM BASE
-RUN --mount=type=cache,id=CACHEID,target=/var/cache/app echo cached >> /var/cache/app/log && cat /var/cache/app/log > /cache-seen
-RUN --mount=type=tmpfs,target=/scratch echo t > /scratch/t && ls /scratch > /tmpfs-seen
-RUN --mount=type=bind,source=files,target=/mnt/files cat /mnt/files/f > /bind-seen
-RUN --mount=type=secret,id=token wc -c < /run/secrets/token > /secret-len
-"#;
+    std::fs::write(&secret, RUN_MOUNTS.secrets[0].1).unwrap();
+    let body = RUN_MOUNTS.dockerfile;
     // A fresh cache id: Docker's cache mounts outlive this test.
     let body = body.replace("CACHEID", &unique("cache"));
-    let files = [("files/f", "from the context\n")];
+    let files = RUN_MOUNTS.files;
     let secret_arg = format!("id=token,src={}", secret.display());
-    let t = same_as_docker(&b, "mounts", &body, &files, &["--secret", &secret_arg]);
+    let t = same_as_docker(&b, "mounts", &body, files, &["--secret", &secret_arg]);
     for absent in [
         "var/cache/app/log",
         "scratch/t",
@@ -305,20 +107,7 @@ fn kiln_gunzip(bytes: &[u8]) -> Option<Vec<u8>> {
 #[test]
 fn add_archives_and_heredocs() {
     let b = Base::new("badd");
-    let ctx = b.context(
-        "add",
-        "FROM BASE\nADD bundle.tar.gz /opt/\nRUN <<EOF\necho from heredoc > /heredoc.txt\nEOF\nCOPY <<EOT /etc/app.conf\nkey=value\nEOT\n",
-        &[],
-    );
-    let src = b.k.dir.path().join("bundle");
-    std::fs::create_dir_all(src.join("pkg")).unwrap();
-    std::fs::write(src.join("pkg/mod.py"), "x = 1\n").unwrap();
-    run(Command::new("tar")
-        .arg("-C")
-        .arg(&src)
-        .arg("-czf")
-        .arg(ctx.join("bundle.tar.gz"))
-        .arg("pkg"));
+    let ctx = b.case_context(&ADD_ARCHIVE_HEREDOCS, "add", "");
     kiln_build(&b.k, &ctx, "add:v1", &[]);
     let t = kiln_tree(&b.k, "add:v1");
     assert!(
@@ -341,12 +130,8 @@ fn add_archives_and_heredocs() {
 #[test]
 fn cache_rebuilds_from_the_first_changed_step() {
     let b = Base::new("bc");
-    let body = "FROM BASE\nRUN echo deps > /deps\nCOPY requirements.txt /app/\nRUN cat /app/requirements.txt > /app/installed\nCOPY app.py /app/\nCMD [\"cat\", \"/app/app.py\"]\n";
-    let ctx = b.context(
-        "cache",
-        body,
-        &[("requirements.txt", "numpy\n"), ("app.py", "v1\n")],
-    );
+    let body = CACHE_STEPS.dockerfile;
+    let ctx = b.context("cache", body, CACHE_STEPS.files);
     let first = kiln_build(&b.k, &ctx, "c:v1", &[]);
     assert!(!first.contains("CACHED"), "{first}");
     let second = kiln_build(&b.k, &ctx, "c:v2", &[]);
@@ -388,10 +173,9 @@ fn cache_rebuilds_from_the_first_changed_step() {
 #[test]
 fn same_context_in_two_directories_gives_the_same_digest() {
     let b = Base::new("brepro");
-    let body = "FROM BASE\nCOPY . /src/\nRUN ls -la /src > /listing && echo built > /marker\nENV A=1\nCMD [\"sh\"]\n";
-    let files = [("a.txt", "a\n"), ("dir/b.txt", "b\n")];
-    let c1 = b.context("r1", body, &files);
-    let c2 = b.context("r2", body, &files);
+    let (body, files) = (REPRODUCIBLE.dockerfile, REPRODUCIBLE.files);
+    let c1 = b.context("r1", body, files);
+    let c2 = b.context("r2", body, files);
     // Different file times in the two copies.
     run(Command::new("touch")
         .args(["-d", "2001-01-01"])
@@ -447,25 +231,25 @@ fn bad_input_names_the_line_and_leaves_no_image() {
     };
     check(
         "syntax",
-        "FROM BASE\nRUN true\nCOPY\n",
+        BAD_SYNTAX.dockerfile,
         &[],
         &["Dockerfile:3", "COPY"],
     );
     check(
         "unknown",
-        "FROM BASE\nFROBNICATE now\n",
+        BAD_UNKNOWN.dockerfile,
         &[],
         &["Dockerfile:2", "FROBNICATE"],
     );
     check(
         "missing",
-        "FROM BASE\nCOPY nothere.txt /x\n",
+        BAD_MISSING.dockerfile,
         &[],
         &["Dockerfile:2", "nothere.txt"],
     );
     check(
         "failing",
-        "FROM BASE\nRUN echo first-line && echo about-to-fail >&2 && exit 3\n",
+        BAD_FAILING.dockerfile,
         &[],
         &["Dockerfile:2", "exit code 3", "about-to-fail"],
     );
@@ -484,11 +268,7 @@ fn bad_input_names_the_line_and_leaves_no_image() {
 #[test]
 fn interrupted_build_leaves_the_store_consistent() {
     let b = Base::new("bint");
-    let ctx = b.context(
-        "int",
-        "FROM BASE\nRUN echo a > /a\nRUN echo started && sleep 30\n",
-        &[],
-    );
+    let ctx = b.context("int", INTERRUPTED.dockerfile, INTERRUPTED.files);
     let mut child =
         b.k.cmd()
             .args([
@@ -552,9 +332,9 @@ fn run_steps_default_to_a_private_network() {
             );
         }
     });
-    let body = format!(
-        "FROM BASE\nRUN (printf 'GET / HTTP/1.0\\r\\n\\r\\n' | busybox nc 127.0.0.1 {port} | busybox tail -n 1 > /got) 2>/dev/null; [ -s /got ] || echo unreachable > /got\nCMD [\"cat\", \"/got\"]\n"
-    );
+    let body = PRIVATE_NETWORK
+        .dockerfile
+        .replace("PORT", &port.to_string());
     let ctx = b.context("net", &body, &[]);
     let out =
         b.k.cmd()
@@ -588,8 +368,7 @@ fn run_steps_default_to_a_private_network() {
 #[test]
 fn local_cache_export_and_import() {
     let b = Base::new("bcache");
-    let body = "FROM BASE\nCOPY data.txt /data.txt\nRUN cat /data.txt > /copy.txt\nRUN echo done > /done\n";
-    let ctx = b.context("cx", body, &[("data.txt", "payload\n")]);
+    let ctx = b.context("cx", LOCAL_CACHE.dockerfile, LOCAL_CACHE.files);
     let dir = b.k.dir.path().join("ci-cache");
     let dest = format!("type=local,dest={}", dir.display());
     kiln_build(&b.k, &ctx, "cx:v1", &["--cache-to", &dest]);
@@ -651,11 +430,7 @@ fn host_ca_reaches_run_steps_and_no_layer() {
         "-----BEGIN CERTIFICATE-----\nkiln-test-ca-marker\n-----END CERTIFICATE-----\n",
     )
     .unwrap();
-    let ctx = b.context(
-        "ca",
-        "FROM BASE\nRUN cat \"$SSL_CERT_FILE\" | grep -c 'BEGIN CERT' > /seen && echo \"$PIP_CERT $REQUESTS_CA_BUNDLE\" > /vars\n",
-        &[],
-    );
+    let ctx = b.context("ca", HOST_CA.dockerfile, HOST_CA.files);
     let out =
         b.k.cmd()
             .env("SSL_CERT_FILE", &ca)
@@ -704,8 +479,7 @@ fn host_ca_reaches_run_steps_and_no_layer() {
 fn directives_shell_healthcheck_onbuild_match_docker_build() {
     let b = Base::new("bdir");
     // A parent with ONBUILD triggers, built by both.
-    let parent_body = "FROM BASE\nONBUILD RUN echo fired > /onbuild.txt\nONBUILD COPY trigger.txt /from-trigger.txt\n";
-    let pctx = b.context("parent", parent_body, &[]);
+    let pctx = b.context("parent", ONBUILD_PARENT, &[]);
     let parent = format!("{}:v1", unique("parent"));
     docker_build(&pctx, &parent, &[]);
     kiln_build(&b.k, &pctx, &parent, &[]);
@@ -716,23 +490,7 @@ fn directives_shell_healthcheck_onbuild_match_docker_build() {
         kparent, dparent,
         "ONBUILD triggers are recorded as Docker records them"
     );
-    let body = format!(
-        "# escape=`\nARG TAG=v1\nARG SRC=BASE\nFROM ${{SRC}} AS src\nRUN mkdir -p /payload && echo p > /payload/p\nFROM {parent}\nSHELL [\"/bin/sh\", \"-e\", \"-c\"]\nRUN echo one `\n    two > /continued.txt\nADD bundle.tar /opt/\nCOPY --from=src /payload /payload\nCOPY --from=BASE /bin/busybox /copied-busybox\nHEALTHCHECK --interval=30s --timeout=3s --retries=2 CMD cat /continued.txt\nENTRYPOINT echo entry\nCMD echo cmd\n"
-    );
-    let src = b.k.dir.path().join("bundle-src");
-    std::fs::create_dir_all(src.join("pkg/sub")).unwrap();
-    std::fs::write(src.join("pkg/sub/mod.py"), "x = 1\n").unwrap();
-    let ctx = b.context(
-        "directives",
-        &body,
-        &[("trigger.txt", "from the trigger\n")],
-    );
-    run(Command::new("tar")
-        .args(["--owner=0", "--group=0", "-C"])
-        .arg(&src)
-        .arg("-cf")
-        .arg(ctx.join("bundle.tar"))
-        .arg("pkg"));
+    let ctx = b.case_context(&DIRECTIVES, "directives", &parent);
     let tag = format!("{}:v1", unique("dir"));
     docker_build(&ctx, &tag, &[]);
     kiln_build(&b.k, &ctx, &tag, &[]);
@@ -789,8 +547,13 @@ fn add_url_with_checksum() {
         use sha2::Digest as _;
         format!("sha256:{}", hex::encode(sha2::Sha256::digest(b"weights\n")))
     };
-    let good =
-        format!("FROM BASE\nADD --checksum={real} http://127.0.0.1:{port}/models/w.bin /models/\n");
+    let url_dockerfile = |sum: &str| {
+        ADD_URL
+            .dockerfile
+            .replace("SUM", sum)
+            .replace("PORT", &port.to_string())
+    };
+    let good = url_dockerfile(&real);
     let ctx = b.context("url", &good, &[]);
     kiln_build(&b.k, &ctx, "url:v1", &[]);
     let t = kiln_tree(&b.k, "url:v1");
@@ -799,8 +562,7 @@ fn add_url_with_checksum() {
             .any(|l| l.starts_with("models/w.bin Regular 600 0:0")),
         "{t:#?}"
     );
-    let bad =
-        format!("FROM BASE\nADD --checksum={sum} http://127.0.0.1:{port}/models/w.bin /models/\n");
+    let bad = url_dockerfile(sum);
     let ctx = b.context("urlbad", &bad, &[]);
     let out =
         b.k.cmd()
@@ -823,16 +585,8 @@ fn copy_exclude_and_parents() {
     let b = Base::new("bcx");
     let ctx = b.context(
         "cx",
-        "FROM BASE\nCOPY --exclude=*.tmp --exclude=cache/ src/ /app/\nCOPY --parents a/*/conf.yaml /etc/svc/\n",
-        &[
-            ("src/main.py", "m\n"),
-            ("src/junk.tmp", "j\n"),
-            ("src/cache/x", "c\n"),
-            ("src/pkg/mod.py", "p\n"),
-            ("a/one/conf.yaml", "1\n"),
-            ("a/two/conf.yaml", "2\n"),
-            ("a/two/other.txt", "o\n"),
-        ],
+        COPY_EXCLUDE_PARENTS.dockerfile,
+        COPY_EXCLUDE_PARENTS.files,
     );
     kiln_build(&b.k, &ctx, "cx:v1", &[]);
     let names: Vec<String> = kiln_tree(&b.k, "cx:v1")
@@ -905,11 +659,7 @@ fn ml_dockerfile_cold_then_app_edit_rebuilds_only_the_last_layer() {
     ]);
     let ctx = k.dir.path().join("ml");
     std::fs::create_dir_all(&ctx).unwrap();
-    std::fs::write(
-        ctx.join("Dockerfile"),
-        "FROM pybase:bookworm\nRUN pip install --break-system-packages --no-cache-dir --progress-bar off scikit-learn\nWORKDIR /app\nCOPY app.py ./\nCMD [\"python3\", \"app.py\"]\n",
-    )
-    .unwrap();
+    std::fs::write(ctx.join("Dockerfile"), ML.dockerfile).unwrap();
     let app = "from sklearn.linear_model import LinearRegression\nm = LinearRegression().fit([[0], [1], [2]], [0, 2, 4])\nprint('slope', round(float(m.coef_[0]), 3))\n";
     std::fs::write(ctx.join("app.py"), app).unwrap();
     let out = k
@@ -966,8 +716,7 @@ fn ml_dockerfile_cold_then_app_edit_rebuilds_only_the_last_layer() {
 #[test]
 fn independent_stages_build_in_parallel() {
     let b = Base::new("bpar");
-    let body = "FROM BASE AS a\nRUN cat /proc/uptime > /start && sleep 2 && cat /proc/uptime > /end\nFROM BASE AS b\nRUN cat /proc/uptime > /start && sleep 2 && cat /proc/uptime > /end\nFROM BASE\nCOPY --from=a /start /a-start\nCOPY --from=a /end /a-end\nCOPY --from=b /start /b-start\nCOPY --from=b /end /b-end\n";
-    let ctx = b.context("par", body, &[]);
+    let ctx = b.context("par", PARALLEL_STAGES.dockerfile, PARALLEL_STAGES.files);
     for (tag, extra) in [("par:v1", vec![]), ("par:v2", vec!["--no-cache"])] {
         let out = kiln_build(&b.k, &ctx, tag, &extra);
         assert!(out.contains("in parallel"), "{out}");
@@ -998,21 +747,9 @@ fn independent_stages_build_in_parallel() {
 #[test]
 fn scratch_containerfile_labels_output_and_json_progress() {
     let b = Base::new("bscr");
-    let ctx = b.k.dir.path().join("scratch-ctx");
-    std::fs::create_dir_all(ctx.join("bin")).unwrap();
-    std::fs::copy(
-        busybox_rootfs().join("bin/busybox"),
-        ctx.join("bin/busybox"),
-    )
-    .unwrap();
-    std::fs::write(ctx.join("notes.txt"), "ignored\n").unwrap();
-    std::fs::write(ctx.join(".dockerignore"), "bin\n").unwrap(); // loses to the next file
-    std::fs::write(ctx.join("Containerfile.dockerignore"), "notes.txt\n").unwrap();
-    std::fs::write(
-        ctx.join("Containerfile"),
-        "FROM scratch\nCOPY . /\nENTRYPOINT [\"/bin/busybox\", \"echo\"]\nCMD [\"from scratch\"]\n",
-    )
-    .unwrap();
+    // The table's context: a Containerfile, bin/busybox, notes.txt, a .dockerignore
+    // ("bin") that loses to Containerfile.dockerignore ("notes.txt").
+    let ctx = b.case_context(&SCRATCH_CONTAINERFILE, "scratch-ctx", "");
     let archive = b.k.dir.path().join("scratch-oci.tar");
     let out =
         b.k.cmd()

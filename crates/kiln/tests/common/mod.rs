@@ -2,6 +2,7 @@
 //! peers (Docker, Podman, skopeo, umoci) with private state, and a busybox root filesystem.
 //! A missing peer fails the test with the command that installs it: never a silent skip.
 #![allow(dead_code)]
+pub mod builds;
 pub mod registry;
 
 use std::path::{Path, PathBuf};
