@@ -54,6 +54,13 @@ pub struct PullReport {
     pub id: Digest,
     pub layers: Vec<BlobReport>,
     pub downloaded_bytes: u64,
+    /// The artifacts of the image (SBOM, provenance) brought with it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub referrers: Vec<Digest>,
+    /// Artifacts listed by the registry that could not be brought (the image is
+    /// pulled all the same).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub referrer_errors: Vec<String>,
 }
 
 /// Pulls `reference` from the first of `repos` (mirrors first) that has it.
@@ -207,6 +214,11 @@ fn pull_from(
         .filter(|l| l.status == "downloaded")
         .map(|l| l.size)
         .sum();
+    let mut subjects = vec![top_digest.clone()];
+    if manifest_desc.digest != top_digest {
+        subjects.push(manifest_desc.digest.clone());
+    }
+    let (referrers, referrer_errors) = pull_referrers(store, repo, &subjects);
     Ok(PullReport {
         reference: reference.to_string(),
         digest: top_digest,
@@ -214,7 +226,86 @@ fn pull_from(
         id: manifest.config.digest.clone(),
         layers,
         downloaded_bytes,
+        referrers,
+        referrer_errors,
     })
+}
+
+/// The most artifacts of one subject a pull brings.
+const MAX_REFERRERS: usize = 64;
+/// The largest artifact blob (an SBOM of a big image is a few MB).
+const MAX_ARTIFACT_BLOB: u64 = 64 << 20;
+
+/// Brings the artifacts whose subject is one of `subjects` (the referrers API, else the
+/// fallback tag `sha256-<hex>`), each manifest and blob verified against its digest, and
+/// registers them in the store ([`Store::add_referrer_manifest`]). Best effort: what
+/// fails is reported, the image stays pulled.
+fn pull_referrers(store: &Store, repo: &Repo, subjects: &[Digest]) -> (Vec<Digest>, Vec<String>) {
+    let mut got = Vec::new();
+    let mut errors = Vec::new();
+    for subject in subjects {
+        let index = match repo.referrers(subject, None) {
+            Ok(i) => i,
+            Err(e) => {
+                errors.push(format!("referrers of {subject}: {e}"));
+                continue;
+            }
+        };
+        for d in index.manifests.iter().take(MAX_REFERRERS) {
+            if media::kind(&d.media_type) != Some(Kind::Manifest) {
+                continue;
+            }
+            match pull_artifact(store, repo, &d.digest, subject) {
+                Ok(()) => got.push(d.digest.clone()),
+                Err(e) => errors.push(format!("artifact {} of {subject}: {e}", d.digest)),
+            }
+        }
+    }
+    (got, errors)
+}
+
+fn pull_artifact(store: &Store, repo: &Repo, digest: &Digest, subject: &Digest) -> Result<()> {
+    let (bytes, _, _) = repo.get_manifest(&digest.to_string())?;
+    let m: Manifest = parse(repo, &bytes, "artifact manifest")?;
+    if m.subject.as_ref().map(|s| &s.digest) != Some(subject) {
+        return Err(repo.protocol(format!(
+            "artifact {digest} does not name {subject} as its subject"
+        )));
+    }
+    for b in std::iter::once(&m.config).chain(&m.layers) {
+        if store.has_blob_held(&b.digest) {
+            continue;
+        }
+        if b.size > MAX_ARTIFACT_BLOB {
+            return Err(repo.protocol(format!(
+                "blob {} of artifact {digest} is {} bytes, more than {}: refused",
+                b.digest,
+                b.size,
+                human(MAX_ARTIFACT_BLOB)
+            )));
+        }
+        let mut buf = Vec::new();
+        let mut reader = repo.get_blob(&b.digest, b.size)?;
+        if let Err(e) = reader.read_to_end(&mut buf) {
+            return Err(if reader.oversized() {
+                reader.oversized_error()
+            } else {
+                repo.protocol(format!("blob {}: {e}", b.digest))
+            });
+        }
+        let actual = Digest::of_bytes(&buf);
+        if actual != b.digest {
+            return Err(RegistryError::DigestMismatch {
+                registry: repo.registry().to_string(),
+                digest: b.digest.to_string(),
+                actual: actual.to_string(),
+            });
+        }
+        write_small(store, &buf, &b.digest)?;
+    }
+    write_small(store, &bytes, digest)?;
+    store.add_referrer_manifest(digest)?;
+    Ok(())
 }
 
 fn parse<T: serde::de::DeserializeOwned>(repo: &Repo, bytes: &[u8], what: &str) -> Result<T> {

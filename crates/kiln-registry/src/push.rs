@@ -54,6 +54,10 @@ pub struct PushReport {
     pub blobs: Vec<BlobReport>,
     /// Bytes of blobs sent (manifests not counted).
     pub uploaded_bytes: u64,
+    /// The artifacts (SBOM, provenance) pushed with the image, as the registry names
+    /// them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub referrers: Vec<Digest>,
 }
 
 fn cache_dir(store: &Store, what: &str) -> PathBuf {
@@ -242,6 +246,8 @@ pub fn push(
         ));
     }
     let mut pushed_manifests = Vec::new();
+    // (stored digest, descriptor as pushed): the subjects whose referrers follow.
+    let mut subjects: Vec<(Digest, Descriptor)> = Vec::new();
     let mut blobs: Vec<Descriptor> = Vec::new();
     for (desc, m, bytes) in plan {
         let (m2, b2, mt) = manifest_for_push(store, &m, bytes, &desc.media_type, opts.compression)?;
@@ -253,6 +259,7 @@ pub fn push(
         let mut nd = Descriptor::new(&mt, Digest::of_bytes(&b2), b2.len() as u64);
         nd.platform = desc.platform.clone();
         nd.annotations = desc.annotations.clone();
+        subjects.push((desc.digest.clone(), nd.clone()));
         pushed_manifests.push((nd, b2));
     }
     for b in &blobs {
@@ -285,6 +292,8 @@ pub fn push(
             };
             let d = Digest::of_bytes(&bytes);
             put_manifest(repo, tag.as_deref().unwrap_or(&d.to_string()), &bytes, &mt)?;
+            let pushed = Descriptor::new(&mt, d.clone(), bytes.len() as u64);
+            subjects.push((image.descriptor.digest.clone(), pushed));
             (d, bytes.len() as u64)
         }
         None => {
@@ -301,6 +310,7 @@ pub fn push(
     for b in &blobs {
         record_source(store, &b.digest, repo.registry(), repo.repository());
     }
+    let referrers = push_referrers(store, repo, &subjects, opts)?;
     let uploaded_bytes = reports
         .iter()
         .filter(|r| r.status == "pushed")
@@ -312,7 +322,134 @@ pub fn push(
         size,
         blobs: reports,
         uploaded_bytes,
+        referrers,
     })
+}
+
+/// Pushes, after the image, the artifacts of the store whose subject is one of the
+/// manifests pushed (`subjects`: stored digest, descriptor as pushed): each artifact's
+/// blobs and manifest, then, on a registry without the referrers API (distribution
+/// 2.x), the fallback tag `sha256-<hex>` of the subject: its index of referrers is
+/// fetched, the artifacts added, and put back. A manifest pushed with other bytes than
+/// stored (layers recompressed) gets artifacts whose `subject` (and an in-toto
+/// statement's subject digest) name what the registry has; their documents are the same.
+fn push_referrers(
+    store: &Store,
+    repo: &Repo,
+    subjects: &[(Digest, Descriptor)],
+    opts: &PushOptions<'_>,
+) -> Result<Vec<Digest>> {
+    let mut pushed = Vec::new();
+    for (local, remote) in subjects {
+        let refs = store.referrers(local, None)?;
+        if refs.is_empty() {
+            continue;
+        }
+        let mut descs = Vec::new();
+        for r in refs {
+            let (m, bytes) = if *local == remote.digest {
+                (r.manifest.clone(), store.read_blob(&r.descriptor.digest)?)
+            } else {
+                resubject(store, &r.manifest, local, remote)?
+            };
+            let blobs: Vec<Descriptor> = std::iter::once(&m.config)
+                .chain(&m.layers)
+                .cloned()
+                .collect();
+            push_blobs(store, repo, &blobs, opts)?;
+            let digest = Digest::of_bytes(&bytes);
+            put_manifest(repo, &digest.to_string(), &bytes, media::OCI_MANIFEST)?;
+            let mut d = Descriptor::new(media::OCI_MANIFEST, digest.clone(), bytes.len() as u64);
+            d.artifact_type = m.artifact_type.clone();
+            d.annotations = m.annotations.clone();
+            descs.push(d);
+            pushed.push(digest);
+        }
+        if !has_referrers_api(repo, &remote.digest)? {
+            update_referrers_tag(repo, &remote.digest, descs)?;
+        }
+    }
+    Ok(pushed)
+}
+
+/// An artifact of `local` made an artifact of `remote`: the manifest's subject, and the
+/// subject digest of an in-toto statement that named `local`.
+fn resubject(
+    store: &Store,
+    manifest: &Manifest,
+    local: &Digest,
+    remote: &Descriptor,
+) -> Result<(Manifest, Vec<u8>)> {
+    let mut m = manifest.clone();
+    m.subject = Some(Descriptor::new(
+        &remote.media_type,
+        remote.digest.clone(),
+        remote.size,
+    ));
+    for l in &mut m.layers {
+        if l.media_type != "application/vnd.in-toto+json" {
+            continue;
+        }
+        let mut doc: serde_json::Value = store.read_json(&l.digest)?;
+        let mut changed = false;
+        if let Some(subs) = doc.get_mut("subject").and_then(|s| s.as_array_mut()) {
+            for s in subs {
+                if let Some(h) = s.pointer_mut("/digest/sha256") {
+                    if h.as_str() == Some(local.hex()) {
+                        *h = remote.digest.hex().into();
+                        changed = true;
+                    }
+                }
+            }
+        }
+        if changed {
+            let mut bytes = serde_json::to_vec_pretty(&doc).expect("JSON values serialize");
+            bytes.push(b'\n');
+            l.digest = store.write_blob(&bytes)?;
+            l.size = bytes.len() as u64;
+        }
+    }
+    let bytes = to_canonical_json(&m);
+    Ok((m, bytes))
+}
+
+/// Whether the registry answers the referrers API (distribution spec 1.1).
+fn has_referrers_api(repo: &Repo, digest: &Digest) -> Result<bool> {
+    let resp = repo.execute(Req {
+        method: Method::GET,
+        url: repo.url(&format!("referrers/{digest}")),
+        headers: vec![(header::ACCEPT, media::OCI_INDEX.into())],
+        body: Body::Empty,
+        idempotent: true,
+    })?;
+    Ok(resp.status().is_success()
+        && resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.starts_with(media::OCI_INDEX)))
+}
+
+/// Adds `descs` to the referrers fallback tag of `digest` (GET, add, PUT).
+fn update_referrers_tag(repo: &Repo, digest: &Digest, descs: Vec<Descriptor>) -> Result<()> {
+    let tag = crate::client::referrers_tag(digest);
+    let mut index: Index = match repo.get_manifest(&tag) {
+        Ok((bytes, _, _)) => serde_json::from_slice(&bytes)
+            .map_err(|e| repo.protocol(format!("referrers tag {tag}: {e}")))?,
+        Err(RegistryError::NotFound { .. }) => Index::default(),
+        Err(e) => return Err(e),
+    };
+    let before = index.manifests.len();
+    for d in descs {
+        if !index.manifests.iter().any(|m| m.digest == d.digest) {
+            index.manifests.push(d);
+        }
+    }
+    if index.manifests.len() != before || before == 0 {
+        index.media_type = Some(media::OCI_INDEX.into());
+        put_manifest(repo, &tag, &to_canonical_json(&index), media::OCI_INDEX)?;
+    }
+    Ok(())
 }
 
 fn push_blobs(

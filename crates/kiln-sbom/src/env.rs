@@ -1,0 +1,613 @@
+//! The [`Environment`] of an image: its model (stable JSON, documented in `docs/env.md`)
+//! and its assembly from the files the layer reader found.
+
+use crate::reader::{interpreter_version, Files};
+use crate::{apk, conda, dpkg, license, python};
+use kiln_oci::types::ImageConfig;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// The schema name of the JSON document; bumped on incompatible changes.
+pub const SCHEMA: &str = "kiln.env/v1";
+
+/// Everything kiln found about an image's environment.
+#[derive(Clone, Debug, Serialize)]
+pub struct Environment {
+    /// Always [`SCHEMA`].
+    pub schema: &'static str,
+    pub image: ImageSummary,
+    /// From `/etc/os-release`; `null` when the image has none.
+    pub distribution: Option<OsRelease>,
+    pub config: RunConfig,
+    /// Python interpreters (`bin/python3.X` files), by path.
+    pub python: Vec<Interpreter>,
+    /// dpkg and apk packages, by name.
+    pub os_packages: Vec<OsPackage>,
+    /// Python distributions (dist-info and egg-info), by normalized name.
+    pub python_packages: Vec<PythonPackage>,
+    /// conda packages (`conda-meta/*.json`), by name.
+    pub conda_packages: Vec<CondaPackage>,
+    /// CUDA, cuDNN and NCCL versions found in packages or the config.
+    pub accelerators: Vec<Accelerator>,
+    /// What kiln could not find or had to guess.
+    pub notes: Vec<String>,
+}
+
+/// Which image this is.
+#[derive(Clone, Debug, Serialize)]
+pub struct ImageSummary {
+    /// The name it was asked for by, if a name.
+    pub name: Option<String>,
+    /// The manifest digest.
+    pub digest: String,
+    /// The config digest (Docker's image ID).
+    pub id: String,
+    pub created: Option<String>,
+    pub os: String,
+    pub architecture: String,
+    pub variant: Option<String>,
+}
+
+/// The distribution, from os-release.
+#[derive(Clone, Debug, Serialize)]
+pub struct OsRelease {
+    /// `ID`: `debian`, `ubuntu`, `alpine`...
+    pub id: String,
+    pub version_id: Option<String>,
+    pub version_codename: Option<String>,
+    pub pretty_name: Option<String>,
+}
+
+/// How containers of the image start, from its config.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RunConfig {
+    pub entrypoint: Vec<String>,
+    pub cmd: Vec<String>,
+    pub working_dir: String,
+    pub user: String,
+    /// `NAME=value`, in the config's order.
+    pub env: Vec<String>,
+    /// `8000/tcp`..., sorted.
+    pub exposed_ports: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A Python interpreter.
+#[derive(Clone, Debug, Serialize)]
+pub struct Interpreter {
+    /// Absolute path in the image.
+    pub path: String,
+    /// The full version when a package or the config says it, else `X.Y`.
+    pub version: String,
+}
+
+/// An OS package.
+#[derive(Clone, Debug, Serialize)]
+pub struct OsPackage {
+    /// `dpkg` or `apk`.
+    pub manager: &'static str,
+    pub name: String,
+    pub version: String,
+    pub architecture: String,
+    /// The source package (dpkg's `Source`, apk's origin), when known.
+    pub source: Option<String>,
+    /// The source version, when it differs from `version`.
+    pub source_version: Option<String>,
+    /// License names as declared (Debian copyright `License:` lines, apk `L:`).
+    pub licenses: Vec<String>,
+    /// SPDX license expression, when known.
+    pub license: Option<String>,
+    pub purl: String,
+}
+
+/// A Python distribution.
+#[derive(Clone, Debug, Serialize)]
+pub struct PythonPackage {
+    /// As its metadata spells it.
+    pub name: String,
+    pub version: String,
+    /// The `INSTALLER` file's content (`pip`, `uv`, `conda`...), when present.
+    pub installer: Option<String>,
+    /// The site directory holding it (`/usr/local/lib/python3.11/dist-packages`).
+    pub location: String,
+    /// `dist-info` or `egg-info`.
+    pub metadata: &'static str,
+    pub licenses: Vec<String>,
+    pub license: Option<String>,
+    pub purl: String,
+}
+
+/// A conda package.
+#[derive(Clone, Debug, Serialize)]
+pub struct CondaPackage {
+    pub name: String,
+    pub version: String,
+    pub build: Option<String>,
+    pub channel: Option<String>,
+    pub subdir: Option<String>,
+    /// The environment's prefix (`/opt/conda`).
+    pub location: String,
+    pub licenses: Vec<String>,
+    pub license: Option<String>,
+    pub sha256: Option<String>,
+    pub md5: Option<String>,
+    pub purl: String,
+}
+
+/// A GPU library version.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Accelerator {
+    /// `cuda`, `cudnn` or `nccl`.
+    pub name: &'static str,
+    pub version: String,
+    /// Where it was read: `python nvidia-cudnn-cu12`, `dpkg libcudnn8`, `env CUDA_VERSION`.
+    pub from: String,
+}
+
+/// Percent-encodes a purl component (everything but unreserved characters).
+pub(crate) fn pct(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn os_release(text: &str) -> Option<OsRelease> {
+    let mut kv = BTreeMap::new();
+    for line in text.lines() {
+        if let Some((k, v)) = line.split_once('=') {
+            let v = v.trim().trim_matches('"').trim_matches('\'').to_string();
+            kv.insert(k.trim().to_string(), v);
+        }
+    }
+    Some(OsRelease {
+        id: kv.remove("ID")?,
+        version_id: kv.remove("VERSION_ID"),
+        version_codename: kv.remove("VERSION_CODENAME"),
+        pretty_name: kv.remove("PRETTY_NAME"),
+    })
+}
+
+/// Debian's upstream part of a version: no epoch, no revision.
+fn upstream(version: &str) -> &str {
+    let v = version.split_once(':').map_or(version, |(_, v)| v);
+    v.rsplit_once('-').map_or(v, |(u, _)| u)
+}
+
+fn parent_dir(path: &str) -> &str {
+    path.rsplit_once('/').map_or("", |(p, _)| p)
+}
+
+/// Assembles the environment from the files found and the image's config.
+pub fn assemble(files: &Files, image: ImageSummary, config: &ImageConfig) -> Environment {
+    let mut notes = Vec::new();
+    let distribution = files
+        .content("etc/os-release")
+        .or_else(|| files.content("usr/lib/os-release"))
+        .and_then(|b| os_release(&String::from_utf8_lossy(b)));
+    let distro_q = distribution.as_ref().and_then(|d| {
+        d.version_id
+            .as_ref()
+            .or(d.version_codename.as_ref())
+            .map(|v| format!("{}-{}", d.id, v))
+    });
+    let cc = config.config.clone().unwrap_or_default();
+    let run = RunConfig {
+        entrypoint: cc.entrypoint.unwrap_or_default(),
+        cmd: cc.cmd.unwrap_or_default(),
+        working_dir: cc.working_dir.unwrap_or_default(),
+        user: cc.user.unwrap_or_default(),
+        env: cc.env.unwrap_or_default(),
+        exposed_ports: cc.exposed_ports.unwrap_or_default().into_keys().collect(),
+        labels: cc.labels.unwrap_or_default(),
+    };
+    let env_var = |k: &str| {
+        run.env
+            .iter()
+            .find_map(|e| e.strip_prefix(k).and_then(|r| r.strip_prefix('=')))
+            .map(str::to_string)
+    };
+
+    // OS packages.
+    let mut os_packages = Vec::new();
+    let mut have_db = false;
+    let mut debs: Vec<dpkg::DebPackage> = Vec::new();
+    for (path, _) in files.map.range("var/lib/dpkg/".to_string()..) {
+        if !path.starts_with("var/lib/dpkg/") {
+            break;
+        }
+        if let Some(b) = files.content(path) {
+            have_db = true;
+            debs.extend(dpkg::parse_status(&String::from_utf8_lossy(b)));
+        }
+    }
+    let deb_ns = distribution
+        .as_ref()
+        .map_or("debian".to_string(), |d| d.id.to_ascii_lowercase());
+    for d in debs {
+        let names = files
+            .copyright(&d.name)
+            .map(|b| license::debian_copyright(&String::from_utf8_lossy(&b)))
+            .unwrap_or_default();
+        let expr = license::and_all(
+            names
+                .iter()
+                .map(|n| license::debian_expression(n))
+                .collect(),
+        );
+        let mut q = vec![format!("arch={}", pct(&d.architecture))];
+        if let Some(dq) = &distro_q {
+            q.push(format!("distro={}", pct(dq)));
+        }
+        let purl = format!(
+            "pkg:deb/{deb_ns}/{}@{}?{}",
+            pct(&d.name),
+            pct(&d.version),
+            q.join("&")
+        );
+        let source_version = d.source_version.filter(|v| *v != d.version);
+        os_packages.push(OsPackage {
+            manager: "dpkg",
+            name: d.name,
+            version: d.version,
+            architecture: d.architecture,
+            source: d.source,
+            source_version,
+            licenses: names,
+            license: expr,
+            purl,
+        });
+    }
+    if let Some(b) = files.content("lib/apk/db/installed") {
+        have_db = true;
+        let ns = distribution
+            .as_ref()
+            .map_or("alpine".to_string(), |d| d.id.to_ascii_lowercase());
+        for p in apk::parse_installed(&String::from_utf8_lossy(b)) {
+            let mut q = vec![format!("arch={}", pct(&p.architecture))];
+            if let Some(dq) = &distro_q {
+                q.push(format!("distro={}", pct(dq)));
+            }
+            let purl = format!(
+                "pkg:apk/{ns}/{}@{}?{}",
+                pct(&p.name),
+                pct(&p.version),
+                q.join("&")
+            );
+            let license = p.license.as_deref().map(license::expression_of);
+            os_packages.push(OsPackage {
+                manager: "apk",
+                name: p.name,
+                version: p.version,
+                architecture: p.architecture,
+                source: p.origin,
+                source_version: None,
+                licenses: p.license.into_iter().collect(),
+                license,
+                purl,
+            });
+        }
+    }
+    os_packages.sort_by(|a, b| {
+        (a.manager, &a.name, &a.architecture, &a.version).cmp(&(
+            b.manager,
+            &b.name,
+            &b.architecture,
+            &b.version,
+        ))
+    });
+
+    // Python distributions and conda packages.
+    let mut python_packages = Vec::new();
+    let mut conda_packages = Vec::new();
+    let mut interpreters = Vec::new();
+    for (path, node) in &files.map {
+        let dir = parent_dir(path);
+        let name = path.rsplit('/').next().unwrap_or(path);
+        if dir.ends_with(".dist-info") && name == "METADATA"
+            || dir.ends_with(".egg-info") && name == "PKG-INFO"
+            || name.ends_with(".egg-info") && matches!(node, crate::reader::Node::File(_))
+        {
+            let Some(meta) = files.content(path) else {
+                continue;
+            };
+            let Some(dist) = python::parse_metadata(&String::from_utf8_lossy(meta)) else {
+                continue;
+            };
+            let (site, kind) = if name.ends_with(".egg-info") {
+                (dir, "egg-info")
+            } else if dir.ends_with(".egg-info") {
+                (parent_dir(dir), "egg-info")
+            } else {
+                (parent_dir(dir), "dist-info")
+            };
+            let installer = if kind == "dist-info" {
+                files
+                    .content(&format!("{dir}/INSTALLER"))
+                    .map(|b| String::from_utf8_lossy(b).trim().to_string())
+                    .filter(|s| !s.is_empty())
+            } else {
+                None
+            };
+            let purl = format!(
+                "pkg:pypi/{}@{}",
+                pct(&python::normalize(&dist.name)),
+                pct(&dist.version)
+            );
+            python_packages.push(PythonPackage {
+                name: dist.name,
+                version: dist.version,
+                installer,
+                location: format!("/{site}"),
+                metadata: kind,
+                licenses: dist.licenses,
+                license: dist.license,
+                purl,
+            });
+        } else if dir.ends_with("conda-meta") && name.ends_with(".json") {
+            let Some(r) = files.content(path).and_then(conda::parse_record) else {
+                continue;
+            };
+            let channel = r.channel.as_deref().map(|c| {
+                let c = c.trim_end_matches('/');
+                let c = r
+                    .subdir
+                    .as_deref()
+                    .and_then(|s| c.strip_suffix(s))
+                    .unwrap_or(c);
+                c.trim_end_matches('/')
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or(c)
+                    .to_string()
+            });
+            let mut q = Vec::new();
+            for (k, v) in [
+                ("build", &r.build),
+                ("channel", &channel),
+                ("subdir", &r.subdir),
+            ] {
+                if let Some(v) = v {
+                    q.push(format!("{k}={}", pct(v)));
+                }
+            }
+            let purl = format!(
+                "pkg:conda/{}@{}{}{}",
+                pct(&r.name),
+                pct(&r.version),
+                if q.is_empty() { "" } else { "?" },
+                q.join("&")
+            );
+            let license = r
+                .license
+                .as_deref()
+                .filter(|l| !l.is_empty())
+                .map(license::expression_of);
+            conda_packages.push(CondaPackage {
+                name: r.name,
+                version: r.version,
+                build: r.build,
+                channel,
+                subdir: r.subdir,
+                location: format!("/{}", parent_dir(dir)),
+                licenses: r.license.into_iter().filter(|l| !l.is_empty()).collect(),
+                license,
+                sha256: r.sha256,
+                md5: r.md5,
+                purl,
+            });
+        } else if dir.ends_with("bin") && matches!(node, crate::reader::Node::File(_)) {
+            if let Some(v) = interpreter_version(name) {
+                interpreters.push((path.clone(), v.to_string()));
+            }
+        }
+    }
+    python_packages.sort_by(|a, b| {
+        (python::normalize(&a.name), &a.version, &a.location).cmp(&(
+            python::normalize(&b.name),
+            &b.version,
+            &b.location,
+        ))
+    });
+    conda_packages.sort_by(|a, b| {
+        (&a.name, &a.version, &a.location).cmp(&(&b.name, &b.version, &b.location))
+    });
+
+    // Interpreter versions: the package that installed it, else the official images' env.
+    let python = interpreters
+        .into_iter()
+        .map(|(path, short)| {
+            let prefix = parent_dir(parent_dir(&path));
+            let from_pkg = os_packages
+                .iter()
+                .find(|p| {
+                    (p.manager == "dpkg"
+                        && (p.name == format!("python{short}-minimal")
+                            || p.name == format!("python{short}")))
+                        || (p.manager == "apk" && p.name == "python3")
+                })
+                .filter(|_| prefix == "usr")
+                .map(|p| upstream(&p.version).to_string());
+            let from_conda = conda_packages
+                .iter()
+                .find(|c| c.name == "python" && c.location == format!("/{prefix}"))
+                .map(|c| c.version.clone());
+            let from_env = env_var("PYTHON_VERSION").filter(|_| prefix == "usr/local");
+            let version = from_pkg
+                .or(from_conda)
+                .or(from_env)
+                .filter(|v| v == &short || v.starts_with(&format!("{short}.")))
+                .unwrap_or(short);
+            Interpreter {
+                path: format!("/{path}"),
+                version,
+            }
+        })
+        .collect();
+
+    let accelerators = accelerators(
+        &os_packages,
+        &python_packages,
+        &conda_packages,
+        env_var("CUDA_VERSION"),
+    );
+
+    if !have_db {
+        notes.push("no OS package database (dpkg status, apk installed) in the image".to_string());
+    }
+    if distribution.is_none() {
+        notes.push(
+            "no os-release file (etc/os-release, usr/lib/os-release) in the image".to_string(),
+        );
+    }
+    Environment {
+        schema: SCHEMA,
+        image,
+        distribution,
+        config: run,
+        python,
+        os_packages,
+        python_packages,
+        conda_packages,
+        accelerators,
+        notes,
+    }
+}
+
+fn accelerators(
+    os: &[OsPackage],
+    py: &[PythonPackage],
+    conda: &[CondaPackage],
+    cuda_env: Option<String>,
+) -> Vec<Accelerator> {
+    let mut out = Vec::new();
+    for p in py {
+        let n = python::normalize(&p.name);
+        let name = if n.starts_with("nvidia-cuda-runtime-cu") {
+            "cuda"
+        } else if n.starts_with("nvidia-cudnn-cu") {
+            "cudnn"
+        } else if n.starts_with("nvidia-nccl-cu") {
+            "nccl"
+        } else {
+            continue;
+        };
+        out.push(Accelerator {
+            name,
+            version: p.version.clone(),
+            from: format!("python {n}"),
+        });
+    }
+    for p in os.iter().filter(|p| p.manager == "dpkg") {
+        let name = if p.name.starts_with("cuda-cudart-") && !p.name.contains("-dev") {
+            "cuda"
+        } else if p.name.starts_with("libcudnn")
+            && !p.name.contains("-dev")
+            && !p.name.contains("-samples")
+        {
+            "cudnn"
+        } else if p.name == "libnccl2" {
+            "nccl"
+        } else {
+            continue;
+        };
+        out.push(Accelerator {
+            name,
+            version: upstream(&p.version).to_string(),
+            from: format!("dpkg {}", p.name),
+        });
+    }
+    for c in conda {
+        let name = match c.name.as_str() {
+            "cuda-cudart" | "cudatoolkit" => "cuda",
+            "cudnn" => "cudnn",
+            "nccl" => "nccl",
+            _ => continue,
+        };
+        out.push(Accelerator {
+            name,
+            version: c.version.clone(),
+            from: format!("conda {}", c.name),
+        });
+    }
+    if let Some(v) = cuda_env {
+        if !out.iter().any(|a| a.name == "cuda") {
+            out.push(Accelerator {
+                name: "cuda",
+                version: v,
+                from: "env CUDA_VERSION".into(),
+            });
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn purl_encoding_and_versions() {
+        assert_eq!(pct("1:2.3+dfsg-1"), "1%3A2.3%2Bdfsg-1");
+        assert_eq!(upstream("1:8.9.0.131-1+cuda12.1"), "8.9.0.131");
+        assert_eq!(upstream("3.11.2-6+deb12u2"), "3.11.2");
+        let r = os_release(
+            "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\n",
+        )
+        .unwrap();
+        assert_eq!(r.id, "debian");
+        assert_eq!(r.version_id.as_deref(), Some("12"));
+    }
+
+    #[test]
+    fn accelerator_versions() {
+        let py = |n: &str, v: &str| PythonPackage {
+            name: n.into(),
+            version: v.into(),
+            installer: None,
+            location: "/x".into(),
+            metadata: "dist-info",
+            licenses: vec![],
+            license: None,
+            purl: String::new(),
+        };
+        let os = |n: &str, v: &str| OsPackage {
+            manager: "dpkg",
+            name: n.into(),
+            version: v.into(),
+            architecture: "amd64".into(),
+            source: None,
+            source_version: None,
+            licenses: vec![],
+            license: None,
+            purl: String::new(),
+        };
+        let a = accelerators(
+            &[
+                os("libcudnn8", "8.9.0.131-1+cuda12.1"),
+                os("libnccl2", "2.18.3-1+cuda12.1"),
+                os("cuda-cudart-12-1", "12.1.105-1"),
+            ],
+            &[py("nvidia_cudnn_cu12", "8.9.2.26"), py("six", "1.16.0")],
+            &[],
+            Some("12.1.1".into()),
+        );
+        let got: Vec<(&str, &str)> = a.iter().map(|a| (a.name, a.version.as_str())).collect();
+        assert_eq!(
+            got,
+            [
+                ("cuda", "12.1.105"),
+                ("cudnn", "8.9.0.131"),
+                ("cudnn", "8.9.2.26"),
+                ("nccl", "2.18.3")
+            ]
+        );
+    }
+}

@@ -1,0 +1,132 @@
+//! `kiln env`: an image's environment, read from its layers (docs/env.md).
+
+use anyhow::{Context, Result};
+use kiln_sbom::{Environment, Source};
+use std::path::Path;
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The image (name, ID or digest)
+    image: String,
+    /// Print the stable JSON document (docs/env.md)
+    #[arg(long)]
+    json: bool,
+    /// Read the unpacked snapshots or the layer blobs (default: snapshots when all exist)
+    #[arg(long, value_enum, default_value = "auto", hide = true)]
+    pub read: Read,
+}
+
+/// Where `kiln env` and `kiln sbom` read the image's files from.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Read {
+    Auto,
+    Snapshots,
+    Layers,
+}
+
+/// Resolves `image` and reads its environment.
+pub fn read(root: &Path, image: &str, from: Read) -> Result<Environment> {
+    let store = super::open_store(root)?;
+    let resolved = super::resolve(&store, image)?;
+    let info = store.image(&resolved.descriptor)?;
+    let source = match from {
+        Read::Auto => Source::Auto,
+        Read::Snapshots => Source::Snapshots,
+        Read::Layers => Source::Layers,
+    };
+    let name = resolved.name.as_deref().or(Some(image));
+    let (env, _) = kiln_sbom::read_environment(&store, &info, name, source)
+        .with_context(|| format!("cannot read the environment of {image}"))?;
+    Ok(env)
+}
+
+pub fn run(root: &Path, args: Args) -> Result<ExitCode> {
+    let env = read(root, &args.image, args.read)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&env)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let i = &env.image;
+    println!(
+        "image         {} ({})",
+        i.name.as_deref().unwrap_or("-"),
+        i.digest
+    );
+    println!(
+        "platform      {}/{}{}",
+        i.os,
+        i.architecture,
+        i.variant
+            .as_ref()
+            .map(|v| format!("/{v}"))
+            .unwrap_or_default()
+    );
+    if let Some(d) = &env.distribution {
+        println!(
+            "distribution  {}",
+            d.pretty_name.clone().unwrap_or_else(|| d.id.clone())
+        );
+    }
+    for p in &env.python {
+        println!("python        {} ({})", p.version, p.path);
+    }
+    for a in &env.accelerators {
+        println!("{:<13} {} ({})", a.name, a.version, a.from);
+    }
+    let count = |m: &str| env.os_packages.iter().filter(|p| p.manager == m).count();
+    println!(
+        "packages      {} dpkg, {} apk, {} python, {} conda",
+        count("dpkg"),
+        count("apk"),
+        env.python_packages.len(),
+        env.conda_packages.len()
+    );
+    let shown: Vec<String> = env
+        .python_packages
+        .iter()
+        .map(|p| format!("{}=={}", p.name, p.version))
+        .collect();
+    if !shown.is_empty() {
+        println!("python pkgs   {}", shown.join(" "));
+    }
+    let c = &env.config;
+    let words = |v: &[String]| {
+        if v.is_empty() {
+            "-".to_string()
+        } else {
+            v.join(" ")
+        }
+    };
+    println!("entrypoint    {}", words(&c.entrypoint));
+    println!("cmd           {}", words(&c.cmd));
+    println!(
+        "workdir       {}",
+        if c.working_dir.is_empty() {
+            "/"
+        } else {
+            &c.working_dir
+        }
+    );
+    println!(
+        "user          {}",
+        if c.user.is_empty() {
+            "root (default)"
+        } else {
+            &c.user
+        }
+    );
+    if !c.exposed_ports.is_empty() {
+        println!("ports         {}", c.exposed_ports.join(" "));
+    }
+    for e in &c.env {
+        println!("env           {e}");
+    }
+    for (k, v) in &c.labels {
+        println!("label         {k}={v}");
+    }
+    for n in &env.notes {
+        println!("note          {n}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
