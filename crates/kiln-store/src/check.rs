@@ -91,6 +91,10 @@ impl Store {
             Ok(index) => {
                 let mut seen = BTreeSet::new();
                 for d in &index.manifests {
+                    if crate::referrers::is_referrer(d) {
+                        report.problems.extend(self.check_referrer(d));
+                        continue;
+                    }
                     let what = d
                         .annotation(media::ANNOTATION_REF_NAME)
                         .map(|n| format!("image {n}"))
@@ -102,6 +106,15 @@ impl Store {
         }
         report.problems.sort();
         report.problems.dedup();
+        // The tag history is append-only: a line a killed kiln cut short is a fact worth
+        // knowing, not damage (`kiln history` skips it).
+        let (_, bad) = self.history()?;
+        for b in bad {
+            report.notes.push(format!(
+                "history/tags.jsonl:{}: not a history record ({}); `kiln history` skips it",
+                b.line, b.reason
+            ));
+        }
         Ok(report)
     }
 

@@ -7,6 +7,7 @@
 //! without annotations (Docker's dangling `<none>:<none>`), so its blobs stay referenced.
 
 use crate::error::{Result, StoreError};
+use crate::history::Move;
 use crate::lease::Held;
 use crate::store::Store;
 use kiln_oci::media::{self, Kind, ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME};
@@ -76,14 +77,15 @@ fn drop_name(index: &mut Index, familiar: &str) -> Option<Digest> {
     Some(old.digest)
 }
 
-fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
 impl Store {
     /// Gives `reference` to the image `desc` (a manifest or index already in the store),
     /// moving the name from any other image. Records the move in the history.
     pub fn tag(&self, desc: &Descriptor, reference: &Reference) -> Result<()> {
+        self.tag_as(desc, reference, "tag")
+    }
+
+    /// [`Store::tag`], recorded in the history as `action` (`rollback`).
+    pub fn tag_as(&self, desc: &Descriptor, reference: &Reference, action: &str) -> Result<()> {
         let familiar = reference.familiar();
         let _gc = self.ensure_complete(desc)?;
         let previous = self.update_index(|index| {
@@ -95,13 +97,13 @@ impl Store {
             Ok(previous)
         })?;
         if previous.as_ref() != Some(&desc.digest) {
-            self.record_history(&serde_json::json!({
-                "time": now_rfc3339(),
-                "action": "tag",
-                "name": familiar,
-                "digest": desc.digest.to_string(),
-                "previous": previous.map(|p| p.to_string()),
-            }))?;
+            self.record_move(Move {
+                action: action.into(),
+                name: familiar,
+                digest: Some(desc.digest.to_string()),
+                previous: previous.map(|p| p.to_string()),
+                ..Default::default()
+            })?;
         }
         Ok(())
     }
@@ -204,12 +206,12 @@ impl Store {
                 reference: familiar.clone(),
             })
         })?;
-        self.record_history(&serde_json::json!({
-            "time": now_rfc3339(),
-            "action": "untag",
-            "name": familiar,
-            "previous": removed.to_string(),
-        }))?;
+        self.record_move(Move {
+            action: "untag".into(),
+            name: familiar,
+            previous: Some(removed.to_string()),
+            ..Default::default()
+        })?;
         Ok(removed)
     }
 
@@ -226,14 +228,46 @@ impl Store {
             Ok(names)
         })?;
         for name in &names {
-            self.record_history(&serde_json::json!({
-                "time": now_rfc3339(),
-                "action": "untag",
-                "name": name,
-                "previous": digest.to_string(),
-            }))?;
+            self.record_move(Move {
+                action: "untag".into(),
+                name: name.clone(),
+                previous: Some(digest.to_string()),
+                ..Default::default()
+            })?;
         }
         Ok(names)
+    }
+
+    /// The index.json entry of the image `digest` (named or dangling), or, for an image
+    /// no entry refers to any more but whose blob is here, a descriptor made from the blob.
+    pub fn descriptor_of(&self, digest: &Digest) -> Result<Option<Descriptor>> {
+        if let Some(d) = self
+            .index()?
+            .manifests
+            .into_iter()
+            .find(|d| d.digest == *digest)
+        {
+            return Ok(Some(dangling(&d)));
+        }
+        if !self.has_blob(digest) {
+            return Ok(None);
+        }
+        let bytes = self.read_blob(digest)?;
+        let doc: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|source| StoreError::Json {
+                what: format!("blob {digest}"),
+                source,
+            })?;
+        let media_type = match doc.get("mediaType").and_then(|m| m.as_str()) {
+            Some(m) => m.to_string(),
+            None if doc.get("manifests").is_some() => media::OCI_INDEX.to_string(),
+            None => media::OCI_MANIFEST.to_string(),
+        };
+        Ok(Some(Descriptor::new(
+            &media_type,
+            digest.clone(),
+            bytes.len() as u64,
+        )))
     }
 
     /// The names of the image `digest`, sorted, from index.json alone (no blob is read).
@@ -254,6 +288,9 @@ impl Store {
         let index = self.index()?;
         let mut out: Vec<ImageInfo> = Vec::new();
         for d in &index.manifests {
+            if crate::referrers::is_referrer(d) {
+                continue; // an SBOM or provenance of an image, not an image
+            }
             if let Some(existing) = out.iter_mut().find(|i| i.descriptor.digest == d.digest) {
                 if let Some(n) = entry_name(d) {
                     existing.names.push(n.to_string());
@@ -358,7 +395,7 @@ impl Store {
         if is_hex {
             let mut hits: Vec<&Descriptor> = Vec::new();
             for d in &index.manifests {
-                if hits.iter().any(|h| h.digest == d.digest) {
+                if hits.iter().any(|h| h.digest == d.digest) || crate::referrers::is_referrer(d) {
                     continue;
                 }
                 let id_matches = self

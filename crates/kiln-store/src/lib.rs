@@ -9,16 +9,20 @@
 
 pub mod check;
 pub mod compose;
+pub mod diff;
 pub mod error;
+pub mod history;
 pub mod images;
 pub mod lease;
 pub mod lock;
 pub mod progress;
 pub mod prune;
+pub mod referrers;
 pub mod snapshot;
 mod store;
 
 pub use error::{Result, StoreError};
 pub use images::{ImageInfo, Resolved};
+pub use prune::{PruneOptions, PruneReport};
 pub use progress::{NoProgress, Progress};
 pub use store::{BlobWriter, Store};

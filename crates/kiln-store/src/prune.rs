@@ -20,6 +20,22 @@ pub struct PruneReport {
     pub expired_leases: u64,
     /// Unreferenced content kept because something uses it.
     pub kept: Vec<Kept>,
+    /// Old versions of tags (beyond `--keep-history`) whose index entries were dropped.
+    pub old_versions: u64,
+}
+
+/// How much of the tag history prune keeps.
+#[derive(Clone, Copy, Debug)]
+pub struct PruneOptions {
+    /// The most recent versions of each tag kept (their images stay, untagged, for
+    /// `kiln rollback`); older ones go.
+    pub keep_history: usize,
+}
+
+impl Default for PruneOptions {
+    fn default() -> Self {
+        Self { keep_history: 10 }
+    }
 }
 
 /// One blob or snapshot prune kept, and who uses it.
@@ -62,11 +78,75 @@ fn disk_usage(path: &Path) -> u64 {
 }
 
 impl Store {
-    /// Every blob reachable from index.json, and the chain IDs of every image.
-    fn reachable(&self) -> Result<(BTreeSet<Digest>, BTreeSet<Digest>)> {
+    /// Drops the untagged index entries of versions that every tag's history has moved
+    /// more than `keep` versions past. Images that were never tagged (loaded or pulled
+    /// without a name) stay, as before.
+    fn drop_old_versions(&self, keep: usize) -> Result<u64> {
+        let (moves, _) = self.history()?;
+        let mut names: Vec<&str> = moves.iter().map(|m| m.name.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        let mut seen = BTreeSet::new();
+        let mut recent = BTreeSet::new();
+        for name in names {
+            let mut versions = crate::history::versions(&moves, name);
+            // Most recently pointed to first (a version rolled back to is recent).
+            versions.sort_by_key(|v| std::cmp::Reverse(v.last.line));
+            for (i, v) in versions.into_iter().enumerate() {
+                if i < keep {
+                    recent.insert(v.digest.clone());
+                }
+                seen.insert(v.digest);
+            }
+        }
+        self.update_index(|index| {
+            let before = index.manifests.len();
+            index.manifests.retain(|d| {
+                let digest = d.digest.to_string();
+                let named = d.annotation(kiln_oci::media::ANNOTATION_REF_NAME).is_some();
+                named || !seen.contains(&digest) || recent.contains(&digest)
+            });
+            Ok((before - index.manifests.len()) as u64)
+        })
+    }
+
+    /// Every blob reachable from index.json, the chain IDs of every image, and the
+    /// index.json entries of artifacts whose subject is not reachable (see
+    /// [`crate::referrers`]: an artifact is reachable while its subject is).
+    fn reachable(&self) -> Result<(BTreeSet<Digest>, BTreeSet<Digest>, Vec<Digest>)> {
         let mut blobs = BTreeSet::new();
         let mut chains = BTreeSet::new();
-        let mut stack: Vec<_> = self.index()?.manifests;
+        let (mut stack, mut artifacts) = (Vec::new(), Vec::new());
+        for d in self.index()?.manifests {
+            let subject = (media::kind(&d.media_type) == Some(Kind::Manifest))
+                .then(|| self.read_json::<Manifest>(&d.digest).ok()?.subject)
+                .flatten();
+            match subject {
+                Some(s) => artifacts.push((d, s.digest)),
+                None => stack.push(d),
+            }
+        }
+        loop {
+            self.walk(stack, &mut blobs, &mut chains)?;
+            let (ready, rest): (Vec<_>, Vec<_>) =
+                artifacts.into_iter().partition(|(_, s)| blobs.contains(s));
+            artifacts = rest;
+            if ready.is_empty() {
+                break;
+            }
+            stack = ready.into_iter().map(|(d, _)| d).collect();
+        }
+        let orphans = artifacts.into_iter().map(|(d, _)| d.digest).collect();
+        Ok((blobs, chains, orphans))
+    }
+
+    /// Adds what `stack` reaches to `blobs` and `chains`.
+    fn walk(
+        &self,
+        mut stack: Vec<kiln_oci::types::Descriptor>,
+        blobs: &mut BTreeSet<Digest>,
+        chains: &mut BTreeSet<Digest>,
+    ) -> Result<()> {
         while let Some(d) = stack.pop() {
             if !blobs.insert(d.digest.clone()) || !self.has_blob(&d.digest) {
                 continue;
@@ -84,18 +164,32 @@ impl Store {
                 _ => {}
             }
         }
-        Ok((blobs, chains))
+        Ok(())
     }
 
     /// Removes what no image, container or running kiln process uses. Running loads,
     /// builds and pulls hold the GC lock shared while they add content and register what
     /// they use in their lease ([`Store::hold`]); containers are GC roots.
     pub fn prune(&self) -> Result<PruneReport> {
+        self.prune_with(PruneOptions::default())
+    }
+
+    /// [`Store::prune`] keeping `opts.keep_history` versions of each tag.
+    pub fn prune_with(&self, opts: PruneOptions) -> Result<PruneReport> {
         let _gc = self.gc_lock(true)?;
-        let (blobs, chains) = self.reachable()?;
+        let old_versions = self.drop_old_versions(opts.keep_history)?;
+        let (blobs, chains, orphans) = self.reachable()?;
+        if !orphans.is_empty() {
+            // Artifacts of images that are gone: their entries go, then their blobs.
+            self.update_index(|index| {
+                index.manifests.retain(|d| !orphans.contains(&d.digest));
+                Ok(())
+            })?;
+        }
         let used = self.in_use()?;
         let mut report = PruneReport {
             expired_leases: used.expired_leases,
+            old_versions,
             ..Default::default()
         };
         let dir = self.root().join("blobs/sha256");

@@ -299,20 +299,6 @@ impl Store {
         }
         Ok(out)
     }
-
-    /// Appends one record to the tag history (`history/tags.jsonl`), for `rollback`.
-    pub fn record_history(&self, record: &serde_json::Value) -> Result<()> {
-        let p = self.root.join("history/tags.jsonl");
-        let mut f = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&p)
-            .map_err(StoreError::io(&p))?;
-        let mut line = serde_json::to_vec(record).expect("json values serialize");
-        line.push(b'\n');
-        f.write_all(&line).map_err(StoreError::io(&p))?;
-        f.sync_data().map_err(StoreError::io(&p))
-    }
 }
 
 /// fsync of a directory, so a rename in it survives a power cut.

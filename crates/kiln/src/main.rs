@@ -31,6 +31,12 @@ enum Command {
     Tag(commands::tag::TagArgs),
     /// Remove names and images
     Rmi(commands::tag::RmiArgs),
+    /// The versions of a tag (or with --layers, the steps that made an image)
+    History(commands::history::HistoryArgs),
+    /// Move a tag (in the store or on a registry) back to an earlier version
+    Rollback(commands::history::RollbackArgs),
+    /// What changed between two images: config, layers, size, files
+    Diff(commands::diff::Args),
     /// Delete blobs and snapshots no image refers to
     Prune(commands::store::PruneArgs),
     /// Verify every blob against its digest and every reference in the store
@@ -75,6 +81,10 @@ enum Command {
     Copy(commands::copy::Args),
     /// Build a base image straight from a distribution's archive
     Base(commands::base::Args),
+    /// Show an image's environment: distribution, packages, Python, CUDA, config
+    Env(commands::env::Args),
+    /// Write an image's software bill of materials (SPDX or CycloneDX)
+    Sbom(commands::sbom::Args),
 }
 
 fn main() -> ExitCode {
@@ -90,6 +100,7 @@ fn main() -> ExitCode {
             | Command::Exec(_)
             | Command::Pull(_)
             | Command::Push(_)
+            | Command::Rollback(_)
             | Command::Login(_)
             | Command::Logout(_)
             | Command::Copy(_)
@@ -106,6 +117,9 @@ fn main() -> ExitCode {
         Command::Inspect(a) => commands::inspect::run(&root, a),
         Command::Tag(a) => commands::tag::run_tag(&root, a),
         Command::Rmi(a) => commands::tag::run_rmi(&root, a),
+        Command::History(a) => commands::history::run_history(&root, a),
+        Command::Rollback(a) => commands::history::run_rollback(&root, a),
+        Command::Diff(a) => commands::diff::run(&root, a),
         Command::Prune(a) => commands::store::run_prune(&root, a),
         Command::Check(a) => commands::store::run_check(&root, a),
         Command::Load(a) => commands::load::run(&root, a),
@@ -128,6 +142,8 @@ fn main() -> ExitCode {
         Command::Logout(a) => commands::registry::run_logout(a),
         Command::Copy(a) => commands::copy::run(&root, a),
         Command::Base(a) => commands::base::run(&root, a),
+        Command::Env(a) => commands::env::run(&root, a),
+        Command::Sbom(a) => commands::sbom::run(&root, a),
     };
     match result {
         Ok(code) => code,

@@ -75,6 +75,9 @@ pub struct Args {
     /// Add a label `KEY=VALUE` to the image
     #[arg(long)]
     label: Vec<String>,
+    /// A message recorded with this version in the tag's history (`kiln history`)
+    #[arg(short, long)]
+    message: Option<String>,
     /// Also write the image as an archive: `type=oci|docker,dest=FILE`
     #[arg(long)]
     output: Option<String>,
@@ -97,6 +100,12 @@ pub struct Args {
     /// Pull base images: `missing`, `always` or `never`
     #[arg(long, value_enum, default_value = "missing")]
     pull: PullPolicy,
+    /// Attach an SBOM (SPDX JSON) and SLSA provenance to the image as OCI artifacts
+    #[arg(long)]
+    sbom: bool,
+    /// With --sbom: attach the provenance too (`--provenance=false` leaves it out)
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    provenance: bool,
     #[command(flatten)]
     registry: RegistryFlags,
     /// (internal) Build only the stage with this index: a helper building it ahead
@@ -284,21 +293,12 @@ fn local_cache_dir(spec: &str, key: &str) -> Result<PathBuf> {
 
 /// SOURCE_DATE_EPOCH: the variable, else the last commit's time when the context is a
 /// git checkout, else 0 (the epoch).
-fn epoch(context: &Path) -> Result<i64> {
+/// SOURCE_DATE_EPOCH, else the time of the context's git commit, else 0.
+fn epoch(git: Option<&kiln_build::git::GitInfo>) -> Result<i64> {
     if let Some(e) = super::source_date_epoch()? {
         return Ok(e);
     }
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(context)
-        .args(["log", "-1", "--format=%ct"])
-        .stderr(std::process::Stdio::null())
-        .output();
-    Ok(out
-        .ok()
-        .filter(|o| o.status.success())
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(0))
+    Ok(git.and_then(|g| g.time).unwrap_or(0))
 }
 
 pub fn run(root: &Path, args: Args) -> Result<ExitCode> {
@@ -344,10 +344,26 @@ pub fn run(root: &Path, args: Args) -> Result<ExitCode> {
         };
     }
     let mut labels = BTreeMap::new();
+    // A git checkout names the commit and where it comes from (labels given win).
+    let git = kiln_build::git::describe(&context);
+    if let Some(g) = &git {
+        labels.insert(
+            "org.opencontainers.image.revision".to_string(),
+            g.commit.clone(),
+        );
+        if let Some(s) = &g.source {
+            labels.insert("org.opencontainers.image.source".to_string(), s.clone());
+        }
+    }
     for l in &args.label {
         let (k, v) = key_value(l, "label")?;
         labels.insert(k, v);
     }
+    // What `kiln history` shows of this build.
+    kiln_store::history::set_inputs(serde_json::json!({
+        "git": git.as_ref().map(|g| serde_json::json!({"commit": g.commit, "dirty": g.dirty})),
+        "message": args.message,
+    }));
     let mut secrets = BTreeMap::new();
     for s in &args.secret {
         let mut id = None;
@@ -398,10 +414,12 @@ pub fn run(root: &Path, args: Args) -> Result<ExitCode> {
     };
     let opts = BuildOptions {
         context: context.clone(),
-        dockerfile_name: file
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
+        // The whole path: `-f build/App.Dockerfile` uses
+        // `build/App.Dockerfile.dockerignore` when it exists (as Docker does).
+        dockerfile_name: std::path::absolute(&file)
+            .unwrap_or_else(|_| file.clone())
+            .to_string_lossy()
+            .into_owned(),
         build_args,
         target: args.target.clone(),
         no_cache: args.no_cache,
@@ -420,7 +438,7 @@ pub fn run(root: &Path, args: Args) -> Result<ExitCode> {
         },
         labels,
         secrets,
-        source_date_epoch: epoch(&context)?,
+        source_date_epoch: epoch(git.as_ref())?,
         platform,
         host_ca,
         stage_index: None,
@@ -521,6 +539,18 @@ pub fn run(root: &Path, args: Args) -> Result<ExitCode> {
     }
     if tags.is_empty() {
         store.add_untagged(&result.descriptor)?;
+    }
+    if args.sbom {
+        let inputs = kiln_sbom::provenance::BuildInputs {
+            name: tags.first().map(|t| t.familiar()),
+            context: context.clone(),
+            dockerfile: std::path::absolute(&file).unwrap_or_else(|_| file.clone()),
+            build_args: opts.build_args.clone(),
+            secret_ids: opts.secrets.keys().cloned().collect(),
+            target: args.target.clone(),
+            provenance: args.provenance,
+        };
+        kiln_sbom::attach::attach(&store, &result.descriptor, &inputs)?;
     }
     if let Some(f) = &args.iidfile {
         std::fs::write(f, result.id.to_string())

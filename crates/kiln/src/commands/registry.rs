@@ -307,6 +307,16 @@ pub fn push_image(
         },
     )
     .map_err(registry_error)
+    .and_then(|report| {
+        // The registry's tag moved: recorded for `kiln history` and `kiln rollback`.
+        store.record_move(kiln_store::history::Move {
+            action: "push".into(),
+            name: kiln_store::history::remote_name(dest),
+            digest: Some(report.digest.to_string()),
+            ..Default::default()
+        })?;
+        Ok(report)
+    })
 }
 
 pub fn run_push(root: &Path, args: PushArgs) -> Result<ExitCode> {

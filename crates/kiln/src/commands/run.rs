@@ -755,6 +755,83 @@ struct Validated {
     env_args: Vec<String>,
 }
 
+/// Looks the command up as the container will see it, after every mount (as runc does
+/// inside the container): a candidate path under a bind mount's destination is looked up
+/// in its source, one under a tmpfs is not there; the rest in the root filesystem.
+fn find_after_mounts(
+    rootfs: &Path,
+    mounts: &[UserMount],
+    cmd: &str,
+    path_env: &str,
+    cwd: &str,
+) -> Lookup {
+    let candidates: Vec<String> = if cmd.contains('/') {
+        vec![if cmd.starts_with('/') {
+            cmd.to_string()
+        } else {
+            format!("{}/{cmd}", cwd.trim_end_matches('/'))
+        }]
+    } else {
+        path_env
+            .split(':')
+            .filter(|d| !d.is_empty())
+            .map(|d| format!("{}/{cmd}", d.trim_end_matches('/')))
+            .collect()
+    };
+    let under = |path: &str, dest: &str| -> Option<String> {
+        let dest = dest.trim_end_matches('/');
+        if path == dest {
+            Some(String::new())
+        } else {
+            path.strip_prefix(dest)
+                .and_then(|r| r.strip_prefix('/'))
+                .map(str::to_string)
+        }
+    };
+    let mut not_executable = false;
+    for c in candidates {
+        // The last mount over the path wins, as in the container.
+        let over = mounts.iter().rev().find_map(|m| match m {
+            UserMount::Bind {
+                source,
+                destination,
+                ..
+            } => under(&c, destination).map(|rest| Some((source.clone(), rest))),
+            UserMount::Tmpfs { destination, .. } => under(&c, destination).map(|_| None),
+        });
+        let found = match over {
+            None => container::find_executable(rootfs, &c, "", "/"),
+            Some(None) => Lookup::NotFound,
+            Some(Some((source, rest))) if rest.is_empty() => {
+                // A file mounted on the path itself.
+                let src = Path::new(&source);
+                match (src.parent(), src.file_name()) {
+                    (Some(dir), Some(name)) => container::find_executable(
+                        dir,
+                        &format!("/{}", name.to_string_lossy()),
+                        "",
+                        "/",
+                    ),
+                    _ => Lookup::NotFound,
+                }
+            }
+            Some(Some((source, rest))) => {
+                container::find_executable(Path::new(&source), &format!("/{rest}"), "", "/")
+            }
+        };
+        match found {
+            Lookup::Found => return Lookup::Found,
+            Lookup::NotExecutable => not_executable = true,
+            Lookup::NotFound => {}
+        }
+    }
+    if not_executable {
+        Lookup::NotExecutable
+    } else {
+        Lookup::NotFound
+    }
+}
+
 /// Mounts the root filesystem, builds the spec and runs the container to its end, then
 /// records its exit (and removes it with `--rm`).
 #[allow(clippy::too_many_arguments)]
@@ -865,7 +942,7 @@ fn supervise(
             .find_map(|e| e.strip_prefix("PATH="))
             .unwrap_or(DEFAULT_PATH)
             .to_string();
-        match container::find_executable(&rootfs, &argv[0], &path_env, &cwd) {
+        match find_after_mounts(&rootfs, &mounts, &argv[0], &path_env, &cwd) {
             Lookup::Found => {}
             Lookup::NotFound => {
                 return Err(ExecError {

@@ -13,6 +13,9 @@ pub struct PruneArgs {
     /// List what was kept although no image refers to it, and who uses it
     #[arg(short, long)]
     verbose: bool,
+    /// Versions of each tag kept for `kiln rollback` (the most recent N); older ones go
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    keep_history: usize,
 }
 
 #[derive(clap::Args)]
@@ -24,13 +27,16 @@ pub struct CheckArgs {
 
 pub fn run_prune(root: &Path, args: PruneArgs) -> Result<ExitCode> {
     let store = super::open_store(root)?;
-    let r = store.prune()?;
+    let r = store.prune_with(kiln_store::PruneOptions {
+        keep_history: args.keep_history,
+    })?;
     if args.json {
         println!(
             "{}",
             serde_json::json!({
                 "blobs": r.blobs, "snapshots": r.snapshots, "reclaimed": r.bytes,
                 "expired_leases": r.expired_leases, "kept": r.kept,
+                "old_versions": r.old_versions,
             })
         );
     } else {

@@ -1,0 +1,254 @@
+//! Tag history: every move of a name (build, tag, pull, load, import, commit, base,
+//! rollback, push to a registry), appended to `history/tags.jsonl`, one JSON object per
+//! line, never rewritten.
+//!
+//! A line: `time`, `action` (`tag`, `untag`, `rollback`, `push`), `name` (the familiar
+//! name, or the full remote reference for a push), `digest` (where the name points now),
+//! `previous` (where it pointed before), `user`, `command` (the kiln command line) and, for
+//! a build, `inputs` (git commit and dirty flag of the context, a message). Appends are
+//! single `O_APPEND` writes, so processes moving tags at once lose no record; a line cut
+//! short by a killed kiln is reported with its number and the rest stays readable.
+
+use crate::error::{Result, StoreError};
+use crate::store::Store;
+use serde::{Deserialize, Serialize};
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::sync::Mutex;
+
+/// One move of a name.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Move {
+    pub time: String,
+    pub action: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// What a build was made from (`git`: commit and dirty flag, `message`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<serde_json::Value>,
+    /// The line of `history/tags.jsonl` it was read from (1-based; not written).
+    #[serde(skip)]
+    pub line: usize,
+}
+
+/// A line that is not a move (cut short by a killed kiln, or edited by hand).
+#[derive(Clone, Debug, PartialEq)]
+pub struct BadLine {
+    pub line: usize,
+    pub reason: String,
+}
+
+/// One version of a name: an image it pointed to, and the move that first brought it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Version {
+    pub digest: String,
+    /// The first move that pointed the name here.
+    pub first: Move,
+    /// The last move that pointed the name here.
+    pub last: Move,
+}
+
+/// What this process records with each move besides the move itself: build inputs.
+static INPUTS: Mutex<Option<serde_json::Value>> = Mutex::new(None);
+
+/// Sets the inputs recorded with the moves this process makes from now on (a build's
+/// git commit and message).
+pub fn set_inputs(inputs: serde_json::Value) {
+    *INPUTS.lock().expect("inputs lock") = Some(inputs);
+}
+
+fn user() -> Option<String> {
+    std::env::var("SUDO_USER")
+        .ok()
+        .or_else(|| std::env::var("USER").ok())
+        .filter(|u| !u.is_empty())
+        .or_else(|| Some(format!("uid {}", rustix::process::getuid().as_raw())))
+}
+
+fn command() -> String {
+    let mut args = std::env::args();
+    let mut out = vec!["kiln".to_string()];
+    args.next();
+    let mut after_creds = false;
+    for a in args {
+        // A password given on the command line never lands in the history.
+        let masked = match a.strip_prefix("--creds=") {
+            Some(c) => Some(format!("--creds={}", mask(c))),
+            None if after_creds => Some(mask(&a)),
+            None => None,
+        };
+        after_creds = a == "--creds";
+        out.push(masked.unwrap_or(a));
+    }
+    out.join(" ")
+}
+
+fn mask(creds: &str) -> String {
+    match creds.split_once(':') {
+        Some((user, _)) => format!("{user}:***"),
+        None => creds.to_string(),
+    }
+}
+
+/// Whether a file is empty or ends with a newline.
+fn ends_with_newline(f: &std::fs::File) -> bool {
+    use std::os::unix::fs::FileExt;
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut last = [b'\n'];
+    len == 0 || (f.read_at(&mut last, len - 1).is_ok() && last[0] == b'\n')
+}
+
+impl Store {
+    /// Appends one move to the history; `user`, `command` and this process's build inputs
+    /// are added.
+    pub fn record_move(&self, mut m: Move) -> Result<()> {
+        if m.time.is_empty() {
+            m.time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        }
+        m.user = m.user.or_else(user);
+        m.command = m.command.or_else(|| Some(command()));
+        if m.inputs.is_none() {
+            m.inputs = INPUTS.lock().expect("inputs lock").clone();
+        }
+        let p = self.root().join("history/tags.jsonl");
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .read(true)
+            .open(&p)
+            .map_err(StoreError::io(&p))?;
+        // A line cut short by a killed kiln must not swallow this one: start afresh.
+        let mut line = Vec::new();
+        if !ends_with_newline(&f) {
+            line.push(b'\n');
+        }
+        line.extend(serde_json::to_vec(&m).expect("moves serialize"));
+        line.push(b'\n');
+        // One write: concurrent appends never interleave.
+        f.write_all(&line).map_err(StoreError::io(&p))?;
+        f.sync_data().map_err(StoreError::io(&p))
+    }
+
+    /// Every move, oldest first, and the lines that are not moves.
+    pub fn history(&self) -> Result<(Vec<Move>, Vec<BadLine>)> {
+        let p = self.root().join("history/tags.jsonl");
+        let text = match std::fs::read(&p) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(StoreError::io(p)(e)),
+        };
+        let mut moves = Vec::new();
+        let mut bad = Vec::new();
+        for (i, line) in text.split(|b| *b == b'\n').enumerate() {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            match serde_json::from_slice::<Move>(line) {
+                Ok(mut m) if !m.name.is_empty() => {
+                    m.line = i + 1;
+                    moves.push(m);
+                }
+                Ok(_) => bad.push(BadLine {
+                    line: i + 1,
+                    reason: "no `name`".into(),
+                }),
+                Err(e) => bad.push(BadLine {
+                    line: i + 1,
+                    reason: e.to_string(),
+                }),
+            }
+        }
+        Ok((moves, bad))
+    }
+}
+
+/// The name pushes to a registry are recorded under (`docker://REF`, as skopeo writes a
+/// registry reference), so a registry's tag and a local image of the same name keep
+/// separate histories.
+pub fn remote_name(reference: &kiln_oci::Reference) -> String {
+    format!("docker://{reference}")
+}
+
+/// The versions of `name`, oldest first: each image it pointed to, in the order it first
+/// did (a rollback brings back an older version, it does not make a new one).
+pub fn versions(moves: &[Move], name: &str) -> Vec<Version> {
+    let mut out: Vec<Version> = Vec::new();
+    for m in moves.iter().filter(|m| m.name == name) {
+        let Some(d) = &m.digest else { continue };
+        match out.iter_mut().find(|v| &v.digest == d) {
+            Some(v) => v.last = m.clone(),
+            None => out.push(Version {
+                digest: d.clone(),
+                first: m.clone(),
+                last: m.clone(),
+            }),
+        }
+    }
+    out
+}
+
+/// Where `name` points according to its history (None after an untag).
+pub fn current(moves: &[Move], name: &str) -> Option<String> {
+    moves
+        .iter()
+        .rev()
+        .find(|m| m.name == name)
+        .and_then(|m| m.digest.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mv(action: &str, name: &str, digest: Option<&str>) -> Move {
+        Move {
+            action: action.into(),
+            name: name.into(),
+            digest: digest.map(str::to_string),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn versions_follow_first_appearance() {
+        let moves = vec![
+            mv("tag", "app:v", Some("a")),
+            mv("tag", "other:v", Some("x")),
+            mv("tag", "app:v", Some("b")),
+            mv("tag", "app:v", Some("c")),
+            mv("rollback", "app:v", Some("b")),
+        ];
+        let v = versions(&moves, "app:v");
+        assert_eq!(
+            v.iter().map(|v| v.digest.as_str()).collect::<Vec<_>>(),
+            ["a", "b", "c"]
+        );
+        assert_eq!(v[1].last.action, "rollback");
+        assert_eq!(current(&moves, "app:v").as_deref(), Some("b"));
+    }
+
+    #[test]
+    fn bad_lines_are_reported_and_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.record_move(mv("tag", "a:1", Some("d1"))).unwrap();
+        let p = dir.path().join("history/tags.jsonl");
+        let mut text = std::fs::read_to_string(&p).unwrap();
+        text.push_str("{\"time\": \"cut sh\n");
+        std::fs::write(&p, text).unwrap();
+        store.record_move(mv("tag", "a:1", Some("d2"))).unwrap();
+        let (moves, bad) = store.history().unwrap();
+        assert_eq!(moves.len(), 2);
+        assert_eq!(moves[1].line, 3);
+        assert_eq!(bad.len(), 1);
+        assert_eq!(bad[0].line, 2);
+        assert!(moves[0].command.is_some() && moves[0].user.is_some());
+    }
+}
