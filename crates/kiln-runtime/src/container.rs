@@ -275,7 +275,7 @@ pub fn run_foreground(
     on_start: impl FnOnce(i32),
 ) -> Result<Exit> {
     let lib = |e| lib_error(dirs, e);
-    adapt_for_libcontainer(dirs)?;
+    let filter = prepare_config(dirs)?;
     become_subreaper()?;
     let mut builder = ContainerBuilder::new(id.to_string(), SyscallType::default());
     let mut console_path = None;
@@ -298,7 +298,10 @@ pub fn run_foreground(
         None
     };
     let mut container = builder
-        .with_executor(DefaultExecutor {})
+        .with_executor(Confined {
+            filter,
+            rlimits: Vec::new(),
+        })
         .with_root_path(dirs.state())
         .map_err(lib)?
         .as_init(dirs.bundle())
@@ -596,22 +599,75 @@ pub fn process_alive(pid: i32) -> bool {
         .is_some_and(|zombie| !zombie)
 }
 
+/// The store a container directory (`<store>/containers/<id>`) belongs to.
+fn store_root(dirs: &ContainerDirs) -> Option<&Path> {
+    let containers = dirs.dir.parent()?;
+    (containers.file_name()? == "containers")
+        .then(|| containers.parent())
+        .flatten()
+}
+
+/// Where the container's seccomp profile is kept (as the runtime spec wrote it) when
+/// kiln, not libcontainer, loads it: `kiln exec` reads it there.
+fn saved_seccomp(dirs: &ContainerDirs) -> PathBuf {
+    dirs.dir.join("seccomp.json")
+}
+
+fn invalid_json(path: &Path, e: serde_json::Error) -> RuntimeError {
+    RuntimeError::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(e.to_string()),
+    }
+}
+
 /// Rewrites the bundle's config.json for the built-in runtime (an external one gets it as
-/// written): see [`crate::seccomp::for_libcontainer`].
-fn adapt_for_libcontainer(dirs: &ContainerDirs) -> Result<()> {
+/// written) and says which filter the container's process loads itself.
+///
+/// With no-new-privileges (the default) and a profile without `SCMP_ACT_NOTIFY`, the
+/// filter is the program compiled once into the store's cache ([`crate::bpf`]), loaded
+/// right before the command is executed; `linux.seccomp` leaves config.json (libcontainer
+/// would build the same filter again, ~8 ms at every start) and is kept in
+/// `seccomp.json` for `kiln exec`. Otherwise libcontainer loads it as before, given the
+/// operands it expects ([`crate::seccomp::for_libcontainer`]).
+fn prepare_config(dirs: &ContainerDirs) -> Result<Filter> {
     let path = dirs.bundle().join("config.json");
     let bytes = fs::read(&path).map_err(RuntimeError::io(&path))?;
     let mut config: serde_json::Value =
-        serde_json::from_slice(&bytes).map_err(|e| RuntimeError::Io {
-            path: path.clone(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
-    crate::seccomp::for_libcontainer(&mut config);
+        serde_json::from_slice(&bytes).map_err(|e| invalid_json(&path, e))?;
+    let no_new_privileges =
+        config.pointer("/process/noNewPrivileges") == Some(&serde_json::Value::Bool(true));
+    let profile = config
+        .pointer("/linux/seccomp")
+        .filter(|_| no_new_privileges)
+        .and_then(|v| serde_json::from_value::<oci_spec::runtime::LinuxSeccomp>(v.clone()).ok())
+        .filter(crate::bpf::cacheable);
+    let filter = match profile {
+        Some(profile) => {
+            let program = crate::bpf::program(store_root(dirs), &profile)?;
+            let saved = saved_seccomp(dirs);
+            let tmp = dirs.dir.join(".seccomp.json.tmp");
+            fs::write(
+                &tmp,
+                serde_json::to_vec(&profile).expect("seccomp profiles serialize"),
+            )
+            .and_then(|_| fs::rename(&tmp, &saved))
+            .map_err(RuntimeError::io(&saved))?;
+            if let Some(linux) = config.get_mut("linux").and_then(|l| l.as_object_mut()) {
+                linux.remove("seccomp");
+            }
+            Filter::Program(program)
+        }
+        None => {
+            crate::seccomp::for_libcontainer(&mut config);
+            Filter::None
+        }
+    };
     fs::write(
         &path,
         serde_json::to_vec(&config).expect("JSON values serialize"),
     )
-    .map_err(RuntimeError::io(&path))
+    .map_err(RuntimeError::io(&path))?;
+    Ok(filter)
 }
 
 /// Runs a further process in a running container (`kiln exec`): it joins the container's
@@ -630,8 +686,25 @@ pub fn exec(
         path: config.clone(),
         source: std::io::Error::other(e.to_string()),
     })?;
+    // The container's own filter: the compiled program when kiln loaded it into the
+    // first process, else what libcontainer loaded (config.json, adapted for it).
+    let saved = saved_seccomp(dirs);
+    let filter = match fs::read(&saved) {
+        Ok(bytes) => {
+            let profile: oci_spec::runtime::LinuxSeccomp =
+                serde_json::from_slice(&bytes).map_err(|e| invalid_json(&saved, e))?;
+            Filter::Program(crate::bpf::program(store_root(dirs), &profile)?)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            match spec.linux().as_ref().and_then(|l| l.seccomp().clone()) {
+                Some(s) => Filter::Libcontainer(s),
+                None => Filter::None,
+            }
+        }
+        Err(e) => return Err(RuntimeError::io(saved)(e)),
+    };
     let confined = Confined {
-        seccomp: spec.linux().as_ref().and_then(|l| l.seccomp().clone()),
+        filter,
         rlimits: spec
             .process()
             .as_ref()
@@ -668,15 +741,30 @@ pub fn exec(
     }
 }
 
-/// What `kiln exec` adds to libcontainer's tenant process so that it is confined exactly
-/// as the container's first process. libcontainer 0.7 gives a tenant the container's
-/// namespaces, cgroup, capabilities and no-new-privileges, but rebuilds the spec's
-/// `linux` section without the seccomp filter and the process without its rlimits: this
-/// executor applies both in the new process, right before it executes the command (after
-/// capabilities are dropped, which the filter allows under no-new-privileges).
+/// A seccomp filter the container's process loads itself, right before it executes its
+/// command (after capabilities are dropped, which a filter allows under
+/// no-new-privileges).
+#[derive(Clone)]
+enum Filter {
+    /// None, or libcontainer loads it (`kiln run` without no-new-privileges or with
+    /// `SCMP_ACT_NOTIFY`).
+    None,
+    /// The program compiled ahead ([`crate::bpf`]), read before the process was forked.
+    Program(crate::bpf::Program),
+    /// Built by libcontainer's own code in the process (`kiln exec` into a container
+    /// whose filter libcontainer loaded: the profile as config.json holds it).
+    Libcontainer(oci_spec::runtime::LinuxSeccomp),
+}
+
+/// libcontainer's executor with what kiln adds to the process before it executes the
+/// command: the seccomp filter kiln loads itself (`kiln run`, build steps, `kiln exec`)
+/// and rlimits (`kiln exec`). libcontainer 0.7 gives a tenant the container's namespaces,
+/// cgroup, capabilities and no-new-privileges, but rebuilds the spec's `linux` section
+/// without the seccomp filter and the process without its rlimits: this executor applies
+/// both so that it is confined exactly as the container's first process.
 #[derive(Clone)]
 struct Confined {
-    seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
+    filter: Filter,
     rlimits: Vec<oci_spec::runtime::PosixRlimit>,
 }
 
@@ -702,18 +790,28 @@ impl libcontainer::workload::Executor for Confined {
                 .map_err(|e| ExecutorError::Other(format!("setrlimit {:?}: {e}", r.typ())))?;
             }
         }
-        if let Some(filter) = &self.seccomp {
-            // Without no-new-privileges (`--security-opt no-new-privileges=false`) the
-            // process may not load a filter any more: it gets no-new-privileges for
-            // itself, stricter than the container's first process, never looser.
+        if !matches!(self.filter, Filter::None) {
+            // A process without no-new-privileges may not load a filter any more (its
+            // capabilities are dropped): it gets no-new-privileges for itself. A first
+            // process has it already (kiln loads its filter only then); an exec'd one
+            // into a `no-new-privileges=false` container is stricter than the
+            // container's first process, never looser.
             if !rustix::thread::no_new_privs().unwrap_or(false) {
                 rustix::thread::set_no_new_privs(true).map_err(|e| {
                     ExecutorError::Other(format!("cannot set no-new-privileges: {e}"))
                 })?;
             }
-            libcontainer::seccomp::initialize_seccomp(filter).map_err(|e| {
+        }
+        match &self.filter {
+            Filter::None => {}
+            Filter::Program(program) => program.load().map_err(|e| {
                 ExecutorError::Other(format!("cannot load the seccomp filter: {e}"))
-            })?;
+            })?,
+            Filter::Libcontainer(filter) => {
+                libcontainer::seccomp::initialize_seccomp(filter).map_err(|e| {
+                    ExecutorError::Other(format!("cannot load the seccomp filter: {e}"))
+                })?;
+            }
         }
         DefaultExecutor {}.exec(spec)
     }

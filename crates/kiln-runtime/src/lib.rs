@@ -1,6 +1,7 @@
 //! Running containers from images: snapshots (each layer unpacked once, keyed by chain
 //! ID), the OCI runtime spec with secure defaults, and youki's libcontainer in-process.
 
+pub mod bpf;
 pub mod cdi;
 pub mod cgroupfs;
 pub mod container;

@@ -690,8 +690,9 @@ pub fn profile_for(caps: &[String], arch: &str, kernel: Option<(u32, u32)>) -> V
 /// argument must equal. Given Docker's clone rule as written (mask 2114060288, result 0)
 /// it builds a rule with mask 0, which libseccomp reduces to "always": clone with any
 /// namespace flag passes the filter. Swapping the two values gives libcontainer the rule
-/// the spec means. Apply it to the config.json the built-in runtime runs, never to the
-/// one an external runtime (runc) gets.
+/// the spec means. Apply it to the config.json the built-in runtime runs when
+/// libcontainer loads the filter, never to the one an external runtime (runc) gets. (The
+/// program kiln compiles itself, [`crate::bpf`], reads the spec's meaning directly.)
 pub fn for_libcontainer(config: &mut Value) {
     let Some(rules) = config
         .pointer_mut("/linux/seccomp/syscalls")
