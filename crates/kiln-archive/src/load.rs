@@ -353,7 +353,10 @@ fn read_entries(
             // lines of text, that must not reach the terminal.
             // The guard's refusal of an oversized extension member is a message of its
             // own, and says which member it was.
-            if n == 0 && e.kind() == std::io::ErrorKind::InvalidData && e.to_string().starts_with("tar: ") {
+            if n == 0
+                && e.kind() == std::io::ErrorKind::InvalidData
+                && e.to_string().starts_with("tar: ")
+            {
                 ArchiveError::NotATar {
                     archive: archive.to_string(),
                     reason: e.to_string(),

@@ -110,12 +110,20 @@ mod tests {
         std::fs::write(dir.path().join("a"), "1").unwrap();
         run(&["add", "a"]);
         run(&["commit", "-q", "-m", "one"]);
-        run(&["remote", "add", "origin", "https://tok:en@example.com/team/app.git"]);
+        run(&[
+            "remote",
+            "add",
+            "origin",
+            "https://tok:en@example.com/team/app.git",
+        ]);
         let g = describe(dir.path()).unwrap();
         assert_eq!(g.commit.len(), 40);
         assert!(!g.dirty);
         assert_eq!(g.time, Some(1_700_000_000));
-        assert_eq!(g.source.as_deref(), Some("https://example.com/team/app.git"));
+        assert_eq!(
+            g.source.as_deref(),
+            Some("https://example.com/team/app.git")
+        );
         std::fs::write(dir.path().join("a"), "2").unwrap();
         assert!(describe(dir.path()).unwrap().dirty);
     }

@@ -7,6 +7,6 @@ pub mod cache;
 pub mod dockerfile;
 pub mod dockerignore;
 pub mod exec;
-pub mod git;
 mod fsutil;
+pub mod git;
 pub mod plan;

@@ -23,6 +23,6 @@ mod store;
 
 pub use error::{Result, StoreError};
 pub use images::{ImageInfo, Resolved};
-pub use prune::{PruneOptions, PruneReport};
 pub use progress::{NoProgress, Progress};
+pub use prune::{PruneOptions, PruneReport};
 pub use store::{BlobWriter, Store};

@@ -124,8 +124,8 @@ pub fn run_history(root: &Path, args: HistoryArgs) -> Result<ExitCode> {
     }
     println!("{name}");
     println!(
-        "  {:<14} {:<22} {:>9}  {:<10} {:<10} {}",
-        "DIGEST", "CREATED", "SIZE", "HOW", "COMMIT", "MESSAGE"
+        "  {:<14} {:<22} {:>9}  {:<10} {:<10} MESSAGE",
+        "DIGEST", "CREATED", "SIZE", "HOW", "COMMIT"
     );
     for r in &rows {
         let commit = r["commit"].as_str().map(|c| {

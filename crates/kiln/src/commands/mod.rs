@@ -16,8 +16,8 @@ pub mod load;
 pub mod ps;
 pub mod registry;
 pub mod run;
-pub mod sbom;
 pub mod save;
+pub mod sbom;
 pub mod store;
 pub mod tag;
 
