@@ -19,7 +19,7 @@ mkdir -p "$WORK" "$CTX" "$(dirname "$BASE_TAR")"
 if [[ ! -s $BASE_TAR ]]; then
   command -v mmdebstrap >/dev/null || die "mmdebstrap is missing: apt-get install mmdebstrap"
   log "making the python base with mmdebstrap (once; cached at $BASE_TAR)"
-  mmdebstrap --quiet --variant=minbase --include=python3,python3-pip,ca-certificates bookworm "$BASE_TAR.tmp" http://deb.debian.org/debian
+  mmdebstrap --quiet --format=tar --variant=minbase --include=python3,python3-pip,ca-certificates bookworm "$BASE_TAR.tmp" http://deb.debian.org/debian
   mv "$BASE_TAR.tmp" "$BASE_TAR"
 fi
 "$KILN_BIN" --root "$KROOT" import "$BASE_TAR" -t "$BASE" >/dev/null

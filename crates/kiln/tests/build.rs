@@ -627,11 +627,17 @@ fn python_base_tar() -> PathBuf {
     if tar.is_file() {
         return tar;
     }
+    // An earlier version of this test left a directory there (mmdebstrap chose its
+    // output format from a `.tar.PID` name): make the tar again.
+    if tar.is_dir() {
+        std::fs::remove_dir_all(&tar).unwrap();
+    }
     std::fs::create_dir_all(&dir).unwrap();
     let tmp = dir.join(format!("pybase-bookworm.tar.{}", std::process::id()));
     let mm = Command::new("mmdebstrap")
         .args([
             "--quiet",
+            "--format=tar",
             "--variant=minbase",
             "--include=python3,python3-pip,ca-certificates",
             "bookworm",
