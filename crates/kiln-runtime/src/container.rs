@@ -413,10 +413,10 @@ pub fn remove_dirs(dirs: &ContainerDirs) -> Result<()> {
     }
 }
 
-/// Finds `cmd` the way execvp will inside the container: as a path, or in `PATH`.
-/// Resolution stays inside `rootfs` (symlinks resolved as if it were `/`).
-pub fn find_executable(rootfs: &Path, cmd: &str, path_env: &str, cwd: &str) -> Lookup {
-    let candidates: Vec<String> = if cmd.contains('/') {
+/// The paths execvp tries for `cmd`, in order: the path itself (relative to `cwd`), or
+/// each directory of `PATH`.
+pub fn exec_candidates(cmd: &str, path_env: &str, cwd: &str) -> Vec<String> {
+    if cmd.contains('/') {
         vec![if cmd.starts_with('/') {
             cmd.to_string()
         } else {
@@ -428,7 +428,13 @@ pub fn find_executable(rootfs: &Path, cmd: &str, path_env: &str, cwd: &str) -> L
             .filter(|d| !d.is_empty())
             .map(|d| format!("{}/{cmd}", d.trim_end_matches('/')))
             .collect()
-    };
+    }
+}
+
+/// Finds `cmd` the way execvp will inside the container: as a path, or in `PATH`.
+/// Resolution stays inside `rootfs` (symlinks resolved as if it were `/`).
+pub fn find_executable(rootfs: &Path, cmd: &str, path_env: &str, cwd: &str) -> Lookup {
+    let candidates = exec_candidates(cmd, path_env, cwd);
     let Ok(root) = rustix::fs::open(
         rootfs,
         rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY,

@@ -765,19 +765,7 @@ fn find_after_mounts(
     path_env: &str,
     cwd: &str,
 ) -> Lookup {
-    let candidates: Vec<String> = if cmd.contains('/') {
-        vec![if cmd.starts_with('/') {
-            cmd.to_string()
-        } else {
-            format!("{}/{cmd}", cwd.trim_end_matches('/'))
-        }]
-    } else {
-        path_env
-            .split(':')
-            .filter(|d| !d.is_empty())
-            .map(|d| format!("{}/{cmd}", d.trim_end_matches('/')))
-            .collect()
-    };
+    let candidates = container::exec_candidates(cmd, path_env, cwd);
     let under = |path: &str, dest: &str| -> Option<String> {
         let dest = dest.trim_end_matches('/');
         if path == dest {
