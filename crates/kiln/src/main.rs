@@ -85,6 +85,8 @@ enum Command {
     Env(commands::env::Args),
     /// Write an image's software bill of materials (SPDX or CycloneDX)
     Sbom(commands::sbom::Args),
+    /// Write Kubernetes objects (Deployment, Service, autoscaler, ...) for an image
+    Deploy(Box<commands::deploy::Args>),
 }
 
 fn main() -> ExitCode {
@@ -105,6 +107,7 @@ fn main() -> ExitCode {
             | Command::Logout(_)
             | Command::Copy(_)
             | Command::Base(_)
+            | Command::Deploy(_)
     ) {
         // SAFETY: setting a signal disposition before any thread starts.
         unsafe {
@@ -144,6 +147,7 @@ fn main() -> ExitCode {
         Command::Base(a) => commands::base::run(&root, a),
         Command::Env(a) => commands::env::run(&root, a),
         Command::Sbom(a) => commands::sbom::run(&root, a),
+        Command::Deploy(a) => commands::deploy::run(&root, *a),
     };
     match result {
         Ok(code) => code,

@@ -4,6 +4,7 @@ pub mod base;
 pub mod build;
 pub mod commit;
 pub mod copy;
+pub mod deploy;
 pub mod diff;
 pub mod env;
 pub mod export;

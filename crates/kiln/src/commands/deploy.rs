@@ -1,0 +1,288 @@
+//! `kiln deploy`: Kubernetes objects for an image in the store (kiln-deploy writes them;
+//! this pushes first with `--push` and finds the digest the registry serves).
+
+use super::registry::{push_image, RegistryFlags};
+use crate::output::{with_hint, Reporter};
+use anyhow::{anyhow, Context, Result};
+use kiln_oci::Reference;
+use kiln_store::Store;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// The output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Yaml,
+    Json,
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Image in the store (name, ID or digest)
+    image: String,
+    /// Push the image here first (`registry.example.com/team/name[:tag]`); the objects
+    /// reference the digest the registry serves
+    #[arg(long, value_name = "REGISTRY/NAME[:TAG]")]
+    push: Option<String>,
+    /// Fixed number of pods (default 1)
+    #[arg(long, value_name = "N")]
+    replicas: Option<i32>,
+    /// Fewest pods the autoscaler keeps (needs --max)
+    #[arg(long, value_name = "N")]
+    min: Option<i32>,
+    /// Most pods the autoscaler makes: writes a HorizontalPodAutoscaler
+    #[arg(long, value_name = "N")]
+    max: Option<i32>,
+    /// CPU utilization the autoscaler aims at, in percent of the CPU request (default 80)
+    #[arg(long, value_name = "PCT")]
+    cpu_target: Option<i32>,
+    /// NVIDIA GPUs per pod (`nvidia.com/gpu`), with the matching toleration
+    #[arg(long, value_name = "N")]
+    gpus: Option<u32>,
+    /// Run only on nodes with this label (repeatable)
+    #[arg(long, value_name = "KEY=VALUE")]
+    node_selector: Vec<String>,
+    /// Namespace of the objects (default: kubectl's current one)
+    #[arg(long, short = 'n', value_name = "NS")]
+    namespace: Option<String>,
+    /// Name of the objects (default: the last part of the image's name)
+    #[arg(long)]
+    name: Option<String>,
+    /// Port the application serves (default: the image's exposed ports)
+    #[arg(long, value_name = "PORT")]
+    port: Option<u16>,
+    /// CPU request and limit (`500m`, `2`)
+    #[arg(long, value_name = "QUANTITY")]
+    cpu: Option<String>,
+    /// Memory request and limit (`512Mi`, `4Gi`)
+    #[arg(long, value_name = "QUANTITY")]
+    memory: Option<String>,
+    /// Output format
+    #[arg(short = 'o', long = "output", value_enum, default_value = "yaml")]
+    format: Format,
+    /// Write one file per object into this directory (default: standard output)
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// A Job that runs to completion instead of a Deployment and a Service
+    #[arg(long)]
+    job: bool,
+    /// Allow an image that runs as root (the pod is then not runAsNonRoot)
+    #[arg(long)]
+    allow_root: bool,
+    #[command(flatten)]
+    registry: RegistryFlags,
+}
+
+/// The registry name and digest of the image, as Kubernetes will pull it.
+struct Pullable {
+    /// `registry/repository@sha256:...`
+    reference: String,
+    repository: String,
+    tag: Option<String>,
+}
+
+/// A name in a registry: not one kiln made up for a local image (`docker.io/library/x`
+/// for `x:v1`), which no registry serves unless it was pulled from there.
+fn registry_name(familiar: &str) -> Option<Reference> {
+    let r = Reference::parse(familiar).ok()?;
+    let first = familiar.split('/').next().unwrap_or("");
+    let explicit = familiar.contains('/')
+        && (first.contains('.') || first.contains(':') || first == "localhost");
+    explicit.then_some(r)
+}
+
+fn no_registry_name(image: &str) -> anyhow::Error {
+    with_hint(
+        anyhow!("`{image}` has no registry name: Kubernetes pulls images from a registry"),
+        &format!(
+            "push it as you deploy it: `kiln deploy {image} --push registry.example.com/team/name:tag`"
+        ),
+    )
+}
+
+/// Finds what the cluster pulls for an image already in a registry: a registry name of
+/// the image (it was pulled, or named so), or a push of its manifest recorded in the
+/// history.
+fn pullable(
+    store: &Store,
+    image: &str,
+    resolved: &kiln_store::Resolved,
+    info: &kiln_store::ImageInfo,
+) -> Result<Pullable> {
+    let digest = &resolved.descriptor.digest;
+    let mut names: Vec<String> = resolved.name.iter().cloned().collect();
+    names.extend(store.names_of(digest)?);
+    if let Some(r) = names.iter().find_map(|n| registry_name(n)) {
+        return Ok(Pullable {
+            reference: format!("{}@{digest}", r.full_name()),
+            repository: r.repository().to_string(),
+            tag: r.tag().map(str::to_string),
+        });
+    }
+    // `kiln push` leaves the manifest as it is unless it recompresses: the same digest.
+    let (moves, _) = store.history()?;
+    let pushed = moves.iter().rev().find(|m| {
+        m.action == "push"
+            && m.digest.as_deref().is_some_and(|d| {
+                d == digest.to_string() || d == info.manifest_descriptor.digest.to_string()
+            })
+    });
+    if let Some(m) = pushed {
+        let name = m.name.strip_prefix("docker://").unwrap_or(&m.name);
+        if let Ok(r) = Reference::parse(name) {
+            return Ok(Pullable {
+                reference: format!("{}@{}", r.full_name(), m.digest.as_deref().unwrap_or("")),
+                repository: r.repository().to_string(),
+                tag: r.tag().map(str::to_string),
+            });
+        }
+    }
+    Err(no_registry_name(image))
+}
+
+pub fn run(root: &Path, args: Args) -> Result<ExitCode> {
+    let store = super::open_store(root)?;
+    let resolved = store.resolve(&args.image).map_err(|e| match e {
+        kiln_store::StoreError::ImageNotFound { .. } => with_hint(
+            e,
+            "kiln deploys images from its store: build, pull or load it first (`kiln images` lists them)",
+        ),
+        other => super::resolve(&store, &args.image)
+            .err()
+            .unwrap_or_else(|| other.into()),
+    })?;
+    let info = store.image(&resolved.descriptor)?;
+    // Refuse bad options before pushing anything.
+    let mut node_selector = BTreeMap::new();
+    for s in &args.node_selector {
+        let (k, v) = kiln_deploy::parse_node_selector(s).map_err(deploy_error)?;
+        node_selector.insert(k, v);
+    }
+    let mut opts = kiln_deploy::Options {
+        name: String::new(),
+        namespace: args.namespace.clone(),
+        replicas: args.replicas,
+        min: args.min,
+        max: args.max,
+        cpu_target: args.cpu_target,
+        gpus: args.gpus,
+        node_selector,
+        port: args.port,
+        cpu: args.cpu.clone(),
+        memory: args.memory.clone(),
+        job: args.job,
+        allow_root: args.allow_root,
+    };
+    let pull = match &args.push {
+        Some(dest) => {
+            let dest = super::parse_reference(dest)?;
+            opts.name = default_name(&args.name, dest.repository());
+            // Check everything that does not depend on the digest before pushing.
+            dry_run(&info, &opts)?;
+            store.hold_image(&info)?;
+            let progress = Reporter::new(false);
+            let report = push_image(
+                &store,
+                &info,
+                &dest,
+                None,
+                u64::MAX,
+                &args.registry,
+                &progress,
+            )
+            .with_context(|| format!("cannot push `{}` to {dest}", args.image))?;
+            eprintln!("Pushed {dest}@{}", report.digest);
+            Pullable {
+                reference: format!("{}@{}", dest.full_name(), report.digest),
+                repository: dest.repository().to_string(),
+                tag: dest.tag().map(str::to_string),
+            }
+        }
+        None => {
+            let p = pullable(&store, &args.image, &resolved, &info)?;
+            opts.name = default_name(&args.name, &p.repository);
+            p
+        }
+    };
+    let version = pull.tag.clone().or_else(|| {
+        Reference::parse(&args.image)
+            .ok()
+            .and_then(|r| r.tag().map(str::to_string))
+    });
+    let objects = kiln_deploy::generate(
+        &kiln_deploy::Image {
+            reference: pull.reference,
+            version,
+            config: &info.config,
+        },
+        &opts,
+    )
+    .map_err(deploy_error)?;
+    for w in &objects.warnings {
+        eprintln!("warning: {w}");
+    }
+    let render = |o: &[kiln_deploy::Object]| match args.format {
+        Format::Yaml => kiln_deploy::to_yaml(o),
+        Format::Json => kiln_deploy::to_json(o),
+    };
+    match &args.out {
+        None => print!("{}", render(&objects.objects)),
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            let ext = match args.format {
+                Format::Yaml => "yaml",
+                Format::Json => "json",
+            };
+            for o in &objects.objects {
+                let path = dir.join(format!("{}.{ext}", o.kind.to_ascii_lowercase()));
+                let text = match args.format {
+                    Format::Yaml => kiln_deploy::to_yaml(std::slice::from_ref(o)),
+                    Format::Json => {
+                        let mut s = serde_json::to_string_pretty(&o.value)?;
+                        s.push('\n');
+                        s
+                    }
+                };
+                std::fs::write(&path, text)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                println!("{}", path.display());
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The objects' name: `--name`, or the last part of the repository.
+fn default_name(name: &Option<String>, repository: &str) -> String {
+    name.clone().unwrap_or_else(|| {
+        repository
+            .rsplit('/')
+            .next()
+            .unwrap_or(repository)
+            .to_string()
+    })
+}
+
+/// Generates once with a placeholder digest, so that bad options fail before a push.
+fn dry_run(info: &kiln_store::ImageInfo, opts: &kiln_deploy::Options) -> Result<()> {
+    kiln_deploy::generate(
+        &kiln_deploy::Image {
+            reference: String::new(),
+            version: None,
+            config: &info.config,
+        },
+        opts,
+    )
+    .map(|_| ())
+    .map_err(deploy_error)
+}
+
+fn deploy_error(e: kiln_deploy::Error) -> anyhow::Error {
+    let hint = e.hint().map(str::to_string);
+    match hint {
+        Some(h) => with_hint(e, &h),
+        None => e.into(),
+    }
+}
