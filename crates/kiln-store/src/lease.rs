@@ -88,6 +88,21 @@ pub(crate) fn process_alive(pid: u32, start: Option<u64>) -> bool {
 /// This process's lease file in each store it opened (one per store root).
 static LEASES: Mutex<BTreeMap<PathBuf, PathBuf>> = Mutex::new(BTreeMap::new());
 
+/// Ends this process's leases (at exit: what it wrote is tagged by now, or is garbage).
+/// A lease a forked child inherited names its parent, and stays for the parent to end.
+pub fn release_all() {
+    let leases = std::mem::take(&mut *LEASES.lock().expect("lease map lock"));
+    let mine = format!("{}-", std::process::id());
+    for path in leases.into_values() {
+        if path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with(&mine))
+        {
+            let _ = fs::remove_file(path);
+        }
+    }
+}
+
 fn write_lines(path: &Path, header: Option<&str>, items: &[Held]) -> Result<()> {
     let mut text = String::new();
     if let Some(h) = header {
@@ -293,8 +308,12 @@ pub(crate) fn tmp_entry_live(name: &str) -> bool {
 mod tests {
     use super::*;
 
+    /// The lease map is the process's: tests that look at leases take turns.
+    static LEASE_TESTS: Mutex<()> = Mutex::new(());
+
     #[test]
     fn leases_die_with_their_process() {
+        let _turn = LEASE_TESTS.lock().unwrap_or_else(|e| e.into_inner());
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let d = store.write_blob(b"held").unwrap();
@@ -315,6 +334,21 @@ mod tests {
         assert!(!used.blobs.contains_key(&Digest::of_bytes(b"x")));
         assert_eq!(used.expired_leases, 1);
         assert!(!dir.path().join("leases/1-999999999999").exists());
+    }
+
+    #[test]
+    fn a_process_ends_its_own_leases() {
+        let _turn = LEASE_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let d = store.write_blob(b"mine").unwrap();
+        assert!(store.in_use().unwrap().blobs.contains_key(&d));
+        release_all();
+        assert!(fs::read_dir(dir.path().join("leases"))
+            .unwrap()
+            .next()
+            .is_none());
+        assert!(!store.in_use().unwrap().blobs.contains_key(&d));
     }
 
     #[test]

@@ -149,6 +149,8 @@ fn main() -> ExitCode {
         Command::Sbom(a) => commands::sbom::run(&root, a),
         Command::Deploy(a) => commands::deploy::run(&root, *a),
     };
+    // What this process held, it is done with.
+    kiln_store::lease::release_all();
     match result {
         Ok(code) => code,
         Err(e) => {

@@ -105,6 +105,12 @@ fn a_container_keeps_its_image_through_rmi_and_prune() {
         "{report}"
     );
 
+    // Every kiln that ran has ended its lease: only the container's root holds.
+    assert!(
+        entries(&k, "leases").is_empty(),
+        "{:?}",
+        entries(&k, "leases")
+    );
     // The container still has every file, and still answers.
     assert_eq!(
         k.ok(&["exec", "c1", "cat", "/etc/hello.txt"]),
