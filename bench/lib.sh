@@ -164,6 +164,19 @@ IMAGE_TAR=$FIX/image.tar
 REF=localhost/kiln-bench/ml:latest
 # The fixture: a deterministic rootfs in three layers (base, Python env, model), committed layer by
 # layer with buildah on storage of its own, written as a docker-archive by `buildah push`. Made once.
+# The Debian bookworm python3 + pip root filesystem the ml and sbom scenarios build on, made
+# once by mmdebstrap and shared with the tests' cache (the ML build test makes the same tar).
+BASE_TAR=${KILN_TEST_CACHE:-/var/tmp/kiln-test-cache}/pybase-bookworm.tar
+make_python_base() {
+  [[ -f $BASE_TAR ]] && return 0
+  command -v mmdebstrap >/dev/null || die "mmdebstrap is missing: apt-get install mmdebstrap"
+  log "making the python base with mmdebstrap (once; cached at $BASE_TAR)"
+  mkdir -p "$(dirname "$BASE_TAR")"
+  rm -rf "$BASE_TAR"
+  mmdebstrap --quiet --format=tar --variant=minbase --include=python3,python3-pip,ca-certificates bookworm "$BASE_TAR.tmp" http://deb.debian.org/debian
+  mv "$BASE_TAR.tmp" "$BASE_TAR"
+}
+
 make_fixture() {
   [[ -s $IMAGE_TAR ]] && return 0
   log "making the fixture $IMAGE_TAR (once; cached under $CACHE)"

@@ -11,17 +11,11 @@ WORK=$CACHE/sbom
 KROOT=$WORK/kiln-root
 CTX=$WORK/ctx
 BASE=localhost/kiln-bench/pybase:bookworm
-BASE_TAR=${KILN_TEST_CACHE:-/var/tmp/kiln-test-cache}/pybase-bookworm.tar
 CA=${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}
 RUNS=${KILN_BENCH_SBOM_RUNS:-10}
 rm -rf "$WORK"
-mkdir -p "$WORK" "$CTX" "$(dirname "$BASE_TAR")"
-if [[ ! -s $BASE_TAR ]]; then
-  command -v mmdebstrap >/dev/null || die "mmdebstrap is missing: apt-get install mmdebstrap"
-  log "making the python base with mmdebstrap (once; cached at $BASE_TAR)"
-  mmdebstrap --quiet --format=tar --variant=minbase --include=python3,python3-pip,ca-certificates bookworm "$BASE_TAR.tmp" http://deb.debian.org/debian
-  mv "$BASE_TAR.tmp" "$BASE_TAR"
-fi
+mkdir -p "$WORK" "$CTX"
+make_python_base
 K="$KILN_BIN --root $KROOT"
 $K import "$BASE_TAR" -t "$BASE" >/dev/null
 cat >"$CTX/Dockerfile" <<DF

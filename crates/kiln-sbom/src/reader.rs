@@ -98,6 +98,23 @@ const SKIP_NAMES: &[&str] = &[
 /// `opt/conda/envs/NAME/lib/python3.X/site-packages/NAME.dist-info` is 8).
 const MAX_DEPTH: usize = 10;
 
+/// The largest package-database file read (a dpkg status of thousands of packages is a
+/// few MB): an image is untrusted, and a file named `METADATA` may be any size.
+const MAX_FILE: u64 = 64 << 20;
+
+/// Reads a wanted file, at most [`MAX_FILE`] bytes; a larger one is an error naming it.
+fn read_bounded(mut r: impl Read, what: &str) -> std::io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    r.by_ref().take(MAX_FILE + 1).read_to_end(&mut buf)?;
+    if buf.len() as u64 > MAX_FILE {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{what} is larger than {} MiB", MAX_FILE >> 20),
+        ));
+    }
+    Ok(buf)
+}
+
 fn is_site_dir(name: &str) -> bool {
     name == "site-packages" || name == "dist-packages"
 }
@@ -274,7 +291,9 @@ impl Files {
         let path = format!("{DOC}/{package}/copyright");
         if let Some(ov) = &self.overlay {
             return match ov.resolve(&path) {
-                Resolved::Other(l, ft) if ft.is_file() => fs::read(ov.layers[l].join(&path)).ok(),
+                Resolved::Other(l, ft) if ft.is_file() => fs::File::open(ov.layers[l].join(&path))
+                    .and_then(|f| read_bounded(f, &path))
+                    .ok(),
                 _ => None,
             };
         }
@@ -446,8 +465,9 @@ impl Overlay {
         if want == Want::Presence {
             return Ok(Some(Node::File(Vec::new())));
         }
+        let file = fs::File::open(&full).map_err(SbomError::io(&full))?;
         Ok(Some(Node::File(
-            fs::read(&full).map_err(SbomError::io(&full))?,
+            read_bounded(file, &full.to_string_lossy()).map_err(SbomError::io(&full))?,
         )))
     }
 
@@ -599,10 +619,11 @@ fn layer_ops(r: impl Read) -> std::io::Result<Vec<Op>> {
                         None => ops.push(Op::NonDir(path)),
                     }
                 } else if kind.is_file() || kind == tar::EntryType::Continuous {
-                    let mut buf = Vec::new();
-                    if want == Want::Content {
-                        e.read_to_end(&mut buf)?;
-                    }
+                    let buf = if want == Want::Content {
+                        read_bounded(&mut e, &path)?
+                    } else {
+                        Vec::new()
+                    };
                     ops.push(Op::Put(path, Node::File(buf)));
                 } else {
                     ops.push(Op::NonDir(path));
