@@ -13,6 +13,7 @@
 pub mod error;
 
 mod compress;
+mod entries;
 mod extract;
 mod flatten;
 mod guard;
@@ -20,6 +21,7 @@ mod tarfmt;
 mod write;
 
 pub use compress::{decompress, Compression, Compressor, GZIP_LEVEL, ZSTD_LEVEL};
+pub use entries::{EntryMeta, EntryWriter};
 pub use error::{LayerError, Result};
 pub use extract::{
     extract, extract_mapped, overlay_supported, ExtractOptions, ExtractStats, PathMap, PathRole,

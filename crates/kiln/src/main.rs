@@ -67,8 +67,12 @@ enum Command {
     Exec(commands::lifecycle::ExecArgs),
     /// Make an image of a container's changes
     Commit(commands::commit::Args),
-    /// Build an image from a Dockerfile
+    /// Build an image from a kiln project (kiln.toml) or a Dockerfile
     Build(Box<commands::build::Args>),
+    /// Write kiln.lock: every input of a kiln project pinned (base, Python wheels, weights)
+    Lock(commands::project::LockArgs),
+    /// Write kiln.toml and .kilnignore for an existing Python project, from what it detects
+    Init(commands::project::InitArgs),
     /// Download an image from a registry
     Pull(commands::registry::PullArgs),
     /// Upload an image to a registry
@@ -107,6 +111,7 @@ fn main() -> ExitCode {
             | Command::Logout(_)
             | Command::Copy(_)
             | Command::Base(_)
+            | Command::Lock(_)
             | Command::Deploy(_)
     ) {
         // SAFETY: setting a signal disposition before any thread starts.
@@ -139,6 +144,8 @@ fn main() -> ExitCode {
         Command::Exec(a) => commands::lifecycle::run_exec(&root, a),
         Command::Commit(a) => commands::commit::run(&root, a),
         Command::Build(a) => commands::build::run(&root, *a),
+        Command::Lock(a) => commands::project::run_lock(&root, a),
+        Command::Init(a) => commands::project::run_init(a),
         Command::Pull(a) => commands::registry::run_pull(&root, a),
         Command::Push(a) => commands::registry::run_push(&root, a),
         Command::Login(a) => commands::registry::run_login(a),

@@ -37,8 +37,11 @@ pub enum NetworkMode {
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Build context directory
+    /// Build context directory, or a kiln project (a directory with kiln.toml)
     context: PathBuf,
+    /// kiln project: fail if kiln.lock is missing or out of date instead of updating it
+    #[arg(long)]
+    locked: bool,
     /// Dockerfile (default: CONTEXT/Dockerfile, else CONTEXT/Containerfile)
     #[arg(short, long)]
     file: Option<PathBuf>,
@@ -310,6 +313,38 @@ pub fn run(root: &Path, args: Args) -> Result<ExitCode> {
         .with_context(|| format!("build context {}", args.context.display()))?;
     if !context.is_dir() {
         bail!("the build context {} is not a directory", context.display());
+    }
+    if args.file.is_none() && context.join(kiln_project::manifest::FILE).is_file() {
+        let labels = args
+            .label
+            .iter()
+            .map(|l| key_value(l, "label"))
+            .collect::<Result<Vec<_>>>()?;
+        return super::project::build(
+            root,
+            super::project::BuildArgs {
+                dir: context,
+                tags: args.tags.clone(),
+                locked: args.locked,
+                no_cache: args.no_cache,
+                quiet: args.quiet || matches!(args.progress, ProgressMode::Quiet),
+                json: matches!(args.progress, ProgressMode::Json),
+                message: args.message.clone(),
+                labels,
+                sbom: args.sbom,
+                provenance: args.provenance,
+                iidfile: args.iidfile.clone(),
+            },
+        );
+    }
+    if args.locked {
+        bail!(with_hint(
+            anyhow!(
+                "--locked is for kiln projects, and {} has no kiln.toml",
+                context.display()
+            ),
+            "`kiln init` writes a kiln.toml"
+        ));
     }
     let file = match &args.file {
         Some(f) => f.clone(),

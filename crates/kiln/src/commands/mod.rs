@@ -14,6 +14,7 @@ pub mod import;
 pub mod inspect;
 pub mod lifecycle;
 pub mod load;
+pub mod project;
 pub mod ps;
 pub mod registry;
 pub mod run;

@@ -403,7 +403,29 @@ impl std::fmt::Display for ExecError {
 }
 impl std::error::Error for ExecError {}
 
-fn prepare_and_run(root: &Path, args: Args) -> Result<ExitCode> {
+fn prepare_and_run(root: &Path, mut args: Args) -> Result<ExitCode> {
+    // `kiln run DIR` of a kiln project: built when stale, then run with its ports and
+    // resources (flags given win).
+    if let Some(dir) = args
+        .image_and_command
+        .first()
+        .and_then(|a| super::project::project_dir(a))
+    {
+        let (image, project) = super::project::build_for_run(root, &dir)?;
+        args.image_and_command[0] = image;
+        if args.publish.is_empty() && !matches!(args.network.as_str(), "none" | "host") {
+            args.publish = project.ports.iter().map(|p| format!("{p}:{p}")).collect();
+        }
+        if args.cpus.is_none() {
+            args.cpus = project.manifest.resources.cpus.map(|c| c.value());
+        }
+        if args.memory.is_none() {
+            args.memory = project.memory_bytes.map(|b| b.to_string());
+        }
+        if args.gpus.is_none() && project.manifest.resources.gpus > 0 {
+            args.gpus = Some(project.manifest.resources.gpus.to_string());
+        }
+    }
     let (image_ref, user_cmd) = args
         .image_and_command
         .split_first()

@@ -1,0 +1,1683 @@
+//! The project build: kiln.lock made fresh (or checked with `--locked`), then the image's
+//! layers, lowest first by how rarely they change:
+//!
+//! 1. weights: one uncompressed layer per file of 16 MiB or more, the rest of each entry
+//!    in one layer; fixed paths, owner root, mode 0644, mtime the image time. The same
+//!    bytes give the same layer in every version and every project;
+//! 2. OS: the Debian base built from the archive (kiln-debian), or the base image's layers;
+//! 3. env: the app user in /etc/passwd and /etc/group, its home, the venv skeleton
+//!    (/opt/venv: pyvenv.cfg and `bin/python` -> the base's interpreter), the workdir;
+//! 4. Python: each distribution whose wheel is 10 MB or more in a layer of its own, the
+//!    rest in one layer, installed by uv straight into /opt/venv/lib/pythonX.Y/site-packages
+//!    for the image's interpreter and platform. A layer of one distribution depends only
+//!    on its wheel and the interpreter's X.Y, so projects that install the same wheel share
+//!    it. No .pyc files are written (Python compiles in memory when site-packages is not
+//!    writable, as for the non-root user): byte-code would need the image's interpreter;
+//! 5. code: the application's files under the workdir, owned by root, mtime the image time.
+//!
+//! Then the config: user, workdir, command, ports, env, healthcheck, and labels with the
+//! project's metadata (ports, resources, healthcheck, weights, the kiln.lock digest).
+//! Every layer but the code is cached by its inputs; a build with nothing changed makes no
+//! network request.
+
+use crate::debian::{self, DebianImage};
+use crate::lockfile::{self, BaseLock, HashCache, KilnLock, PythonLock};
+use crate::manifest::{Base, Dependencies, Project};
+use crate::pylock::{self, LockedDist};
+use crate::uv::{self, Uv};
+use crate::{Error, Progress, Result};
+use kiln_build::exec::CacheEntry;
+use kiln_layer::{Compression, EntryMeta, EntryWriter, WriteOptions};
+use kiln_oci::media;
+use kiln_oci::types::{ContainerConfig, Descriptor, History, ImageConfig, Manifest, RootFs};
+use kiln_oci::Digest;
+use kiln_store::lease::Held;
+use kiln_store::{snapshot, Store};
+use sha2::{Digest as _, Sha256};
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// Where the virtual environment lives in the image.
+pub const VENV: &str = "/opt/venv";
+/// A distribution whose wheel is at least this large gets a layer of its own.
+pub const LARGE_WHEEL: u64 = 10_000_000;
+/// A weights file at least this large gets a layer of its own.
+pub const LARGE_WEIGHTS_FILE: u64 = 16 << 20;
+/// Label holding the project metadata (JSON) that `kiln env` and `kiln deploy` read.
+pub const PROJECT_LABEL: &str = "dev.kiln.project";
+
+/// What to do.
+#[derive(Clone, Debug, Default)]
+pub struct BuildRequest {
+    pub dir: PathBuf,
+    /// Fail when kiln.lock is missing or stale instead of updating it.
+    pub locked: bool,
+    /// Update kiln.lock and stop (`kiln lock`).
+    pub lock_only: bool,
+    /// Resolve again even when kiln.lock is fresh (`kiln lock --upgrade`).
+    pub refresh: bool,
+    /// Build every layer again.
+    pub no_cache: bool,
+    pub jobs: usize,
+    /// The image time; default: the base's time (the Debian lock's newest InRelease date,
+    /// or the base image's `created`), so the same kiln.lock gives the same digest any day.
+    pub source_date_epoch: Option<i64>,
+    /// Extra labels (the CLI adds git revision and source here).
+    pub labels: BTreeMap<String, String>,
+}
+
+/// One layer of the result.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct LayerReport {
+    /// weights | os | env | python | code
+    pub kind: &'static str,
+    pub name: String,
+    pub digest: String,
+    pub size: u64,
+    pub cached: bool,
+}
+
+/// What a build did.
+pub struct BuildOutcome {
+    pub project: Project,
+    pub lock: KilnLock,
+    /// kiln.lock was written (created or updated), with what changed.
+    pub lock_changes: Vec<String>,
+    /// None for `lock_only`.
+    pub descriptor: Option<Descriptor>,
+    pub layers: Vec<LayerReport>,
+}
+
+fn rfc3339(epoch: i64) -> String {
+    chrono::DateTime::from_timestamp(epoch, 0)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |e| Error::new(format!("{}: {e}", path.display()))
+}
+
+/// What the base gives: its interpreter, platform and time.
+struct Interp {
+    /// MAJOR.MINOR
+    version: String,
+    /// Full version for pyvenv.cfg.
+    full: String,
+    /// Absolute path in the image.
+    path: String,
+    /// uv's --python-platform.
+    platform: String,
+}
+
+fn arch_prefix(arch: &str) -> &'static str {
+    if arch == "arm64" {
+        "aarch64"
+    } else {
+        "x86_64"
+    }
+}
+
+/// `manylinux_2_M` for a glibc version (uv knows up to 2.40).
+fn platform_for(arch: &str, glibc: Option<(u32, u32)>) -> String {
+    let minor = glibc.map_or(28, |(_, m)| m.clamp(17, 40));
+    let minor = if (18..28).contains(&minor) { 17 } else { minor };
+    format!("{}-manylinux_2_{minor}", arch_prefix(arch))
+}
+
+/// `3.11.2-6+deb12u1` -> (3, 11, "3.11.2").
+fn upstream(v: &str) -> Option<(u32, u32, String)> {
+    let v = v.split_once(':').map_or(v, |(_, r)| r);
+    let up = v.split(['-', '+', '~']).next()?;
+    let mut it = up.split('.');
+    let a = it.next()?.parse().ok()?;
+    let b = it.next()?.parse().ok()?;
+    Some((a, b, up.to_string()))
+}
+
+fn interp_from_debian(lock: &kiln_debian::lock::Lock) -> Result<Interp> {
+    let find = |n: &str| lock.packages.iter().find(|p| p.name == n);
+    let py = lock
+        .packages
+        .iter()
+        .filter(|p| {
+            p.name.starts_with("python3.") && p.name[8..].chars().all(|c| c.is_ascii_digit())
+        })
+        .max_by_key(|p| p.name.len())
+        .ok_or_else(|| Error::new("the Debian base has no python3.X package"))?;
+    let (a, b, full) = upstream(&py.version).ok_or_else(|| {
+        Error::new(format!(
+            "cannot read the version of {} {}",
+            py.name, py.version
+        ))
+    })?;
+    let glibc = find("libc6")
+        .and_then(|p| upstream(&p.version))
+        .map(|(a, b, _)| (a, b));
+    Ok(Interp {
+        version: format!("{a}.{b}"),
+        full,
+        path: format!("/usr/bin/python{a}.{b}"),
+        platform: platform_for(&lock.architecture, glibc),
+    })
+}
+
+fn interp_from_image(store: &Store, info: &kiln_store::ImageInfo) -> Result<Interp> {
+    let (env, _) = kiln_sbom::read_environment(store, info, None, kiln_sbom::Source::Auto)
+        .map_err(|e| Error::new(format!("cannot read the base image: {e}")))?;
+    let prefer = ["/usr/local/bin/python3", "/usr/bin/python3"];
+    let py = env
+        .python
+        .iter()
+        .min_by_key(|i| {
+            prefer
+                .iter()
+                .position(|p| i.path.starts_with(p))
+                .unwrap_or(prefer.len())
+        })
+        .ok_or_else(|| {
+            Error::hint(
+                "the base image has no Python 3 interpreter",
+                "use a base with python3 (a python:3.X image), or debian:SUITE",
+            )
+        })?;
+    let (a, b, full) = upstream(&py.version)
+        .ok_or_else(|| Error::new(format!("cannot read the Python version `{}`", py.version)))?;
+    let glibc = env
+        .os_packages
+        .iter()
+        .find(|p| p.name == "libc6")
+        .and_then(|p| upstream(&p.version))
+        .map(|(a, b, _)| (a, b));
+    if env.os_packages.iter().any(|p| p.manager == "apk") {
+        return Err(Error::hint(
+            "the base image is musl-based (Alpine); kiln installs manylinux wheels",
+            "use a glibc base such as debian:bookworm or python:3.X-slim",
+        ));
+    }
+    let arch = if info.config.architecture == "arm64" {
+        "arm64"
+    } else {
+        "amd64"
+    };
+    Ok(Interp {
+        version: format!("{a}.{b}"),
+        full,
+        path: py.path.clone(),
+        platform: platform_for(arch, glibc),
+    })
+}
+
+/// The base, resolved: the Debian lock or the image.
+enum BaseNow {
+    Debian(kiln_debian::lock::Lock),
+    Image(kiln_store::ImageInfo),
+}
+
+fn debian_options(
+    p: &Project,
+    suite: &str,
+    lock_file: Option<PathBuf>,
+    epoch: Option<i64>,
+    jobs: usize,
+) -> kiln_debian::image::Options {
+    let mut packages = vec!["python3".to_string()];
+    packages.extend(p.packages.iter().cloned());
+    kiln_debian::image::Options {
+        suite: suite.to_string(),
+        arch: debian::host_arch().to_string(),
+        mirror: std::env::var("KILN_DEBIAN_MIRROR")
+            .unwrap_or_else(|_| kiln_debian::image::DEFAULT_MIRROR.to_string()),
+        security_mirror: match std::env::var("KILN_DEBIAN_SECURITY_MIRROR") {
+            Ok(v) if v == "none" => None,
+            Ok(v) => Some(v),
+            Err(_) => Some(kiln_debian::image::DEFAULT_SECURITY_MIRROR.to_string()),
+        },
+        updates: true,
+        components: vec!["main".into()],
+        packages,
+        keyrings: vec![],
+        lock: lock_file,
+        source_date_epoch: epoch,
+        jobs: jobs.max(1),
+    }
+}
+
+/// Index options for uv from `[python]` (and uv.lock's registries when it has them).
+fn index_args(p: &Project, registries: &[String]) -> Vec<String> {
+    let py = &p.manifest.python;
+    let mut a = Vec::new();
+    let mut extra = py.extra_index_url.clone();
+    match (&py.index_url, registries.split_first()) {
+        (Some(u), _) => {
+            a.extend(["--index-url".into(), u.clone()]);
+            extra.extend(registries.iter().filter(|r| *r != u).cloned());
+        }
+        (None, Some((first, rest))) => {
+            a.extend(["--index-url".into(), first.clone()]);
+            extra.extend(rest.iter().cloned());
+        }
+        (None, None) => {}
+    }
+    for e in extra {
+        if !a.contains(&e) {
+            a.extend(["--extra-index-url".into(), e]);
+        }
+    }
+    for f in &py.find_links {
+        let f = if f.contains("://") {
+            f.clone()
+        } else {
+            p.dir.join(f).display().to_string()
+        };
+        a.extend(["--find-links".into(), f]);
+    }
+    a
+}
+
+/// The line of `file` that names requirement `name` (for error messages).
+fn requirement_line(file: &Path, uv_message: &str) -> Option<String> {
+    let text = fs::read_to_string(file).ok()?;
+    let msg = uv_message.to_ascii_lowercase();
+    for (i, line) in text.lines().enumerate() {
+        let l = line.trim();
+        if l.is_empty() || l.starts_with('#') || l.starts_with('-') {
+            continue;
+        }
+        let name: String = l
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c))
+            .collect();
+        if !name.is_empty() && msg.contains(&pylock::normalize(&name)) {
+            return Some(format!("{}:{}", file.display(), i + 1));
+        }
+    }
+    None
+}
+
+/// Resolves the project's Python dependencies for `interp` with uv.
+fn resolve_python(uv: &Uv, p: &Project, interp: &Interp, tmp: &Path) -> Result<Vec<LockedDist>> {
+    let compile = |input: &Path, no_deps: bool, registries: &[String]| -> Result<Vec<LockedDist>> {
+        let out = tmp.join("pylock.toml");
+        let mut c = uv.command();
+        c.current_dir(&p.dir)
+            .args([
+                "pip",
+                "compile",
+                "--quiet",
+                "--format",
+                "pylock.toml",
+                "--only-binary",
+                ":all:",
+            ])
+            .args([
+                "--python-platform",
+                &interp.platform,
+                "--python-version",
+                &interp.version,
+            ])
+            .args(index_args(p, registries))
+            .arg("-o")
+            .arg(&out)
+            .arg(input);
+        if no_deps {
+            c.arg("--no-deps");
+        }
+        uv.run(c, "cannot resolve the Python dependencies", "")
+            .map_err(|e| {
+                let msg = e.to_string();
+                let at = match &p.deps {
+                    Dependencies::Requirements(r) => requirement_line(r, &msg),
+                    Dependencies::Inline(_) => p
+                        .manifest
+                        .python
+                        .packages
+                        .as_ref()
+                        .map(|s| {
+                            let text = fs::read_to_string(p.dir.join(crate::manifest::FILE)).unwrap_or_default();
+                            let (l, _) = crate::manifest::line_col(&text, s.span().start);
+                            format!("{}:{l}", p.dir.join(crate::manifest::FILE).display())
+                        }),
+                    _ => None,
+                };
+                let head = match at {
+                    Some(at) => format!("{at}: {msg}"),
+                    None => msg,
+                };
+                Error::hint(
+                    head,
+                    format!(
+                        "check the requirement's name and version on PyPI (or [python] index-url); kiln needs a wheel of each for Python {} on {}",
+                        interp.version, interp.platform
+                    ),
+                )
+            })?;
+        let text = fs::read_to_string(&out).map_err(io(&out))?;
+        pylock::read(&text, "uv pip compile")
+    };
+    match &p.deps {
+        Dependencies::None => Ok(vec![]),
+        Dependencies::Requirements(r) => compile(r, false, &[]),
+        Dependencies::Inline(list) => {
+            let f = tmp.join("requirements.in");
+            fs::write(&f, list.join("\n") + "\n").map_err(io(&f))?;
+            compile(&f, false, &[])
+        }
+        Dependencies::UvLock(lock_path) => {
+            let project_dir = lock_path.parent().unwrap_or(&p.dir);
+            let facts = pylock::read_uv_lock(lock_path)?;
+            let reqs = tmp.join("requirements.txt");
+            let mut c = uv.command();
+            c.current_dir(project_dir)
+                .args([
+                    "export",
+                    "--quiet",
+                    "--locked",
+                    "--format",
+                    "requirements-txt",
+                    "--no-dev",
+                    "--no-emit-workspace",
+                    "--no-hashes",
+                    "--no-header",
+                    "--no-annotate",
+                    "--output-file",
+                ])
+                .arg(&reqs);
+            uv.run(c, &format!("{}", lock_path.display()), "")
+                .map_err(|e| {
+                    let msg = e.to_string();
+                    if msg.contains("needs to be updated") {
+                        let pyproject = project_dir.join("pyproject.toml");
+                        let line = fs::read_to_string(&pyproject)
+                            .ok()
+                            .and_then(|t| {
+                                t.lines()
+                                    .position(|l| l.trim_start().starts_with("dependencies"))
+                            })
+                            .map_or(1, |i| i + 1);
+                        Error::hint(
+                            format!(
+                                "{}:{line}: uv.lock is out of date with pyproject.toml ({})",
+                                pyproject.display(),
+                                lock_path.display()
+                            ),
+                            "run `uv lock` in the project to update uv.lock, then build again",
+                        )
+                    } else {
+                        Error::hint(msg, "check that `uv lock --check` passes in the project")
+                    }
+                })?;
+            let dists = compile(&reqs, true, &facts.registries)?;
+            for d in &dists {
+                let allowed = facts.hashes.get(&(d.name.clone(), d.version.clone()));
+                if !allowed.is_some_and(|h| h.contains(&d.sha256)) {
+                    return Err(Error::hint(
+                        format!(
+                            "{}: the wheel {} (sha256 {}) is not one uv.lock allows for {} {}",
+                            lock_path.display(),
+                            d.filename(),
+                            d.sha256,
+                            d.name,
+                            d.version
+                        ),
+                        "the index serves other files than when uv.lock was written: run `uv lock` again",
+                    ));
+                }
+            }
+            Ok(dists)
+        }
+    }
+}
+
+/// Makes kiln.lock fresh (or checks it with `locked`). Returns the lock, the base as
+/// resolved now, the interpreter, and the lines that changed.
+fn ensure_lock(
+    store: &Store,
+    p: &Project,
+    req: &BuildRequest,
+    progress: &dyn Progress,
+    uv: &mut Option<Uv>,
+) -> Result<(KilnLock, BaseNow, Interp, Vec<String>)> {
+    let arch = debian::host_arch();
+    let lock_path = p.dir.join(lockfile::FILE);
+    let old = KilnLock::read(&lock_path)?;
+    if req.locked && old.is_none() {
+        return Err(Error::hint(
+            format!(
+                "{} does not exist, and --locked was given",
+                lock_path.display()
+            ),
+            "run `kiln lock` to write it",
+        ));
+    }
+    let mut hashes = HashCache::open(store.root().join("cache/project/hashes.json"));
+    let weights_now = lockfile::weights_now(p, &mut hashes)?;
+    hashes.save();
+    let fresh_base = old
+        .as_ref()
+        .filter(|o| !req.refresh && o.base.inputs == lockfile::base_inputs(p, arch))
+        .map(|o| o.base.clone());
+    let base_inputs = lockfile::base_inputs(p, arch);
+    // The base: from the lock when fresh, else resolved now.
+    let (base_lock, base_now) = match (&p.base, fresh_base) {
+        (Base::Debian { .. }, Some(b)) if b.debian.is_some() => {
+            let d = b.debian.clone().expect("checked");
+            (b, BaseNow::Debian(d))
+        }
+        (Base::Image(r), Some(b)) if b.digest.is_some() => {
+            let digest = b.digest.clone().expect("checked");
+            let info = resolve_image(store, &format!("{}@{digest}", strip_digest(r)))
+                .or_else(|_| resolve_image(store, r).and_then(|i| {
+                    if i.descriptor.digest.to_string() == digest {
+                        Ok(i)
+                    } else {
+                        Err(Error::hint(
+                            format!("kiln.lock pins the base {r} at {digest}, and the store has {}", i.descriptor.digest),
+                            format!("`kiln pull {}@{digest}`, or `kiln lock --upgrade` to move to the new base", strip_digest(r)),
+                        ))
+                    }
+                }))?;
+            (b, BaseNow::Image(info))
+        }
+        (Base::Debian { suite }, _) => {
+            if req.locked {
+                return Err(stale_error(&lock_path, &["[base] changed".to_string()]));
+            }
+            progress.note(&format!("resolving Debian {suite} packages"));
+            let opts = debian_options(p, suite, None, req.source_date_epoch, req.jobs);
+            let fetcher = kiln_debian::fetch::Fetcher::new();
+            let (lock, _) = kiln_debian::image::plan(
+                &opts,
+                &fetcher,
+                &store.root().join("cache/debian"),
+                progress,
+            )
+            .map_err(Error::new)?;
+            (
+                BaseLock {
+                    inputs: base_inputs.clone(),
+                    image: p.manifest.base.image.get_ref().trim().to_string(),
+                    digest: None,
+                    debian: Some(lock.clone()),
+                },
+                BaseNow::Debian(lock),
+            )
+        }
+        (Base::Image(r), _) => {
+            if req.locked {
+                return Err(stale_error(&lock_path, &["[base] changed".to_string()]));
+            }
+            let info = resolve_image(store, r)?;
+            let digest = info.descriptor.digest.to_string();
+            (
+                BaseLock {
+                    inputs: base_inputs.clone(),
+                    image: r.clone(),
+                    digest: Some(digest.clone()),
+                    debian: None,
+                },
+                BaseNow::Image(info),
+            )
+        }
+    };
+    let interp = match &base_now {
+        BaseNow::Debian(l) => interp_from_debian(l)?,
+        BaseNow::Image(info) => interp_from_image(store, info)?,
+    };
+    if let Some(want) = &p.python_version {
+        let ok = interp.version == *want
+            || interp.full == *want
+            || interp.full.starts_with(&format!("{want}."));
+        if !ok {
+            let span = p
+                .manifest
+                .python
+                .version
+                .as_ref()
+                .map(|s| s.span())
+                .unwrap_or(0..0);
+            let text = fs::read_to_string(p.dir.join(crate::manifest::FILE)).unwrap_or_default();
+            let (l, c) = crate::manifest::line_col(&text, span.start);
+            return Err(Error::hint(
+                format!(
+                    "{}:{l}:{c}: Python {want} was asked for, and the base {} gives Python {}",
+                    p.dir.join(crate::manifest::FILE).display(),
+                    p.manifest.base.image.get_ref(),
+                    interp.full
+                ),
+                match interp.version.as_str() {
+                    "3.11" => "debian:bookworm gives 3.11 and debian:trixie 3.13: set [base] image, or [python] version = \"3.11\"".to_string(),
+                    "3.13" => "debian:trixie gives 3.13 and debian:bookworm 3.11: set [base] image, or [python] version = \"3.13\"".to_string(),
+                    v => format!("set [python] version = \"{v}\", or use a base with Python {want}"),
+                },
+            ));
+        }
+    }
+    let interp_desc = format!("{} {}", interp.path, interp.version);
+    let py_inputs = lockfile::python_inputs(p, &interp_desc, &interp.platform)?;
+    let fresh_python = old
+        .as_ref()
+        .filter(|o| !req.refresh && o.python.inputs == py_inputs)
+        .map(|o| o.python.clone());
+    let mut changes = match &old {
+        Some(o) => lockfile::staleness(o, p, arch, Some(&py_inputs), &weights_now),
+        None => vec!["kiln.lock did not exist".to_string()],
+    };
+    if req.refresh && changes.is_empty() {
+        changes.push("resolved again (--upgrade)".into());
+    }
+    if req.locked && !changes.is_empty() {
+        return Err(stale_error(&lock_path, &changes));
+    }
+    let python = match fresh_python {
+        Some(py) => py,
+        None => {
+            let u = get_uv(store, uv, progress)?;
+            progress.note(&format!(
+                "resolving Python dependencies for Python {} on {} with {}",
+                interp.version,
+                interp.platform,
+                u.version().unwrap_or_else(|_| "uv".into())
+            ));
+            let tmp = tempdir(store, "resolve")?;
+            let packages = resolve_python(u, p, &interp, tmp.path())?;
+            PythonLock {
+                inputs: py_inputs,
+                source: match &p.deps {
+                    Dependencies::UvLock(_) => "uv.lock".into(),
+                    Dependencies::Requirements(r) => {
+                        r.strip_prefix(&p.dir).unwrap_or(r).display().to_string()
+                    }
+                    Dependencies::Inline(_) => "inline".into(),
+                    Dependencies::None => "none".into(),
+                },
+                version: interp.version.clone(),
+                interpreter: interp.path.clone(),
+                platform: interp.platform.clone(),
+                packages,
+            }
+        }
+    };
+    let lock = KilnLock {
+        version: lockfile::VERSION,
+        base: base_lock,
+        python,
+        weights: weights_now,
+    };
+    if old.as_ref() != Some(&lock) {
+        lock.write(&lock_path)?;
+    } else {
+        changes.clear();
+    }
+    Ok((lock, base_now, interp, changes))
+}
+
+fn stale_error(lock_path: &Path, changes: &[String]) -> Error {
+    Error::hint(
+        format!(
+            "{} is out of date (--locked):\n  - {}",
+            lock_path.display(),
+            changes.join("\n  - ")
+        ),
+        "run `kiln lock` to update it, or build without --locked",
+    )
+}
+
+fn strip_digest(r: &str) -> &str {
+    r.split_once('@').map_or(r, |(n, _)| n)
+}
+
+fn resolve_image(store: &Store, r: &str) -> Result<kiln_store::ImageInfo> {
+    let resolved = store.resolve(r).map_err(|e| {
+        Error::hint(
+            format!("the base image {r}: {e}"),
+            format!("`kiln pull {r}` first, or use a debian:SUITE base that kiln builds"),
+        )
+    })?;
+    store
+        .image(&resolved.descriptor)
+        .map_err(|e| Error::new(format!("the base image {r}: {e}")))
+}
+
+fn get_uv<'a>(store: &Store, uv: &'a mut Option<Uv>, progress: &dyn Progress) -> Result<&'a Uv> {
+    if uv.is_none() {
+        *uv = Some(uv::locate(&store.root().join("cache"), &|m| {
+            progress.note(m)
+        })?);
+    }
+    Ok(uv.as_ref().expect("set"))
+}
+
+fn tempdir(store: &Store, what: &str) -> Result<tempfile::TempDir> {
+    let base = store.root().join("tmp");
+    fs::create_dir_all(&base).map_err(io(&base))?;
+    tempfile::Builder::new()
+        .prefix(&format!("project-{what}-{}-", std::process::id()))
+        .tempdir_in(&base)
+        .map_err(io(&base))
+}
+
+/// The cached layer for `key`, held against prune; None when absent or pruned.
+fn cache_get(store: &Store, key: &str, no_cache: bool) -> Option<CacheEntry> {
+    if no_cache {
+        return None;
+    }
+    let p = store
+        .root()
+        .join("cache/project/layers")
+        .join(format!("{key}.json"));
+    let e: CacheEntry = serde_json::from_slice(&fs::read(p).ok()?).ok()?;
+    let missing = store.hold(&[Held::Blob(e.layer.digest.clone())]).ok()?;
+    missing.is_empty().then_some(e)
+}
+
+fn cache_put(store: &Store, key: &str, e: &CacheEntry) {
+    let dir = store.root().join("cache/project/layers");
+    let _ = fs::create_dir_all(&dir);
+    let _ = store.write_atomic(
+        &dir.join(format!("{key}.json")),
+        &serde_json::to_vec(e).expect("serializes"),
+    );
+}
+
+fn key_of(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_le_bytes());
+        h.update(p.as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
+/// Parent directories of `path` (absolute in the image), outermost first: `/a/b/c` ->
+/// `a`, `a/b`.
+fn parents(path: &str) -> Vec<String> {
+    let parts: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+    (1..parts.len()).map(|i| parts[..i].join("/")).collect()
+}
+
+/// Writes a layer of files placed at image paths: `(image path, source file, mode)`.
+fn write_placed(
+    store: &Store,
+    files: &[(String, PathBuf, u32)],
+    extra_dirs: &[String],
+    epoch: i64,
+    compression: Compression,
+) -> Result<CacheEntry> {
+    let mut dirs: std::collections::BTreeSet<String> = extra_dirs.iter().cloned().collect();
+    for (target, _, _) in files {
+        dirs.extend(parents(target));
+    }
+    // Sorted by path, parents before children (as write_dir does).
+    let mut entries: Vec<(String, Option<(&PathBuf, u32)>)> =
+        dirs.into_iter().map(|d| (d, None)).collect();
+    for (t, src, mode) in files {
+        entries.push((t.trim_start_matches('/').to_string(), Some((src, *mode))));
+    }
+    entries.sort_by(|a, b| a.0.split('/').cmp(b.0.split('/')));
+    let dir_meta = EntryMeta {
+        mode: 0o755,
+        uid: 0,
+        gid: 0,
+        mtime: epoch,
+    };
+    let _gc = store.gc_lock(false)?;
+    let layer = store
+        .write_layer(compression, |out| -> std::result::Result<(), Error> {
+            let mut w = EntryWriter::new(out);
+            for (path, src) in &entries {
+                match src {
+                    None => w
+                        .dir(path, dir_meta)
+                        .map_err(|e| Error::new(format!("{path}: {e}")))?,
+                    Some((src, mode)) => {
+                        let mut f = fs::File::open(src).map_err(io(src))?;
+                        let size = f.metadata().map_err(io(src))?.len();
+                        let m = EntryMeta {
+                            mode: *mode,
+                            ..dir_meta
+                        };
+                        w.file(path, m, size, &mut f)
+                            .map_err(|e| Error::new(format!("{}: {e}", src.display())))?;
+                    }
+                }
+            }
+            w.finish().map_err(|e| Error::new(e.to_string()))?;
+            Ok(())
+        })
+        .map_err(|e| match e {
+            kiln_store::compose::LayerWriteError::Produce(e) => e,
+            kiln_store::compose::LayerWriteError::Store(e) => Error::from(e),
+        })?;
+    Ok(CacheEntry {
+        layer: layer.descriptor,
+        diff_id: layer.diff_id,
+    })
+}
+
+/// Directories get the epoch as mtime, other entries keep theirs clamped to it, owner
+/// root unless `keep_owner` (the layer is then the same whatever the host did).
+fn normalize_tree(dir: &Path, epoch: i64) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let md = fs::symlink_metadata(dir)?;
+    let ts = libc::timespec {
+        tv_sec: epoch as libc::time_t,
+        tv_nsec: 0,
+    };
+    let set = |p: &Path| -> std::io::Result<()> {
+        let c = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str()))
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+        let times = [ts, ts];
+        // SAFETY: c is a valid C string; times has two entries.
+        let r = unsafe {
+            libc::utimensat(
+                libc::AT_FDCWD,
+                c.as_ptr(),
+                times.as_ptr(),
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        };
+        if r != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    };
+    if md.is_dir() {
+        for e in fs::read_dir(dir)? {
+            normalize_tree(&e?.path(), epoch)?;
+        }
+        set(dir)?;
+    } else if md.mtime() != epoch {
+        set(dir)?;
+    }
+    Ok(())
+}
+
+/// Writes the tree `dir` as a layer (mtimes normalized to `epoch`), then keeps `dir` as
+/// that layer's snapshot above `below` (it is exactly the layer, unpacked), so `kiln run`
+/// never unpacks it.
+fn write_tree(
+    store: &Store,
+    dir: &Path,
+    epoch: i64,
+    compression: Compression,
+) -> Result<CacheEntry> {
+    normalize_tree(dir, epoch).map_err(io(dir))?;
+    let opts = WriteOptions {
+        source_date_epoch: Some(epoch),
+        overlay_whiteouts: false,
+        exclude: vec![],
+    };
+    let _gc = store.gc_lock(false)?;
+    let layer = store
+        .write_layer(compression, |out| {
+            kiln_layer::write_dir(dir, out, &opts).map(|_| ())
+        })
+        .map_err(|e| Error::new(format!("cannot write the layer of {}: {e}", dir.display())))?;
+    Ok(CacheEntry {
+        layer: layer.descriptor,
+        diff_id: layer.diff_id,
+    })
+}
+
+/// URL-safe base64 without padding (the wheel RECORD's hash encoding). By hand: four
+/// lines, not worth a crate.
+fn b64(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for ch in bytes.chunks(3) {
+        let n = (u32::from(ch[0]) << 16)
+            | (u32::from(*ch.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*ch.get(2).unwrap_or(&0));
+        for i in 0..=ch.len() {
+            out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// Installs `dists` with uv into `root`/opt/venv (site-packages and bin), for `interp`.
+///
+/// uv writes console scripts with the host interpreter in their `#!` line, since it runs
+/// here and not in the image; kiln rewrites that line to the venv's interpreter and fixes
+/// the script's RECORD entry (uv has no option for a foreign interpreter path).
+fn install(
+    uv: &Uv,
+    dists: &[LockedDist],
+    interp: &Interp,
+    root: &Path,
+    scratch: &Path,
+) -> Result<()> {
+    let site = root.join(format!(
+        "opt/venv/lib/python{}/site-packages",
+        interp.version
+    ));
+    fs::create_dir_all(&site).map_err(io(&site))?;
+    fs::create_dir_all(scratch).map_err(io(scratch))?;
+    let lock = scratch.join("pylock.toml");
+    fs::write(&lock, pylock::write(dists)).map_err(io(&lock))?;
+    let mut c = uv.command();
+    c.args([
+        "pip",
+        "install",
+        "--quiet",
+        "--no-deps",
+        "--only-binary",
+        ":all:",
+    ])
+    .args([
+        "--python-platform",
+        &interp.platform,
+        "--python-version",
+        &interp.version,
+    ])
+    .arg("--target")
+    .arg(&site)
+    .arg("-r")
+    .arg(&lock);
+    let names: Vec<String> = dists
+        .iter()
+        .map(|d| format!("{} {}", d.name, d.version))
+        .collect();
+    uv.run(
+        c,
+        &format!("cannot install {}", names.join(", ")),
+        "uv needs a python3 on this host to run (the image gets the base's own interpreter)",
+    )?;
+    let _ = fs::remove_file(site.join(".lock"));
+    let bin_src = site.join("bin");
+    if bin_src.is_dir() {
+        let bin = root.join("opt/venv/bin");
+        fs::create_dir_all(&bin).map_err(io(&bin))?;
+        let mut renamed: BTreeMap<String, (String, usize)> = BTreeMap::new();
+        for e in fs::read_dir(&bin_src).map_err(io(&bin_src))? {
+            let e = e.map_err(io(&bin_src))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            let src = e.path();
+            let mut bytes = fs::read(&src).map_err(io(&src))?;
+            if bytes.starts_with(b"#!") {
+                let end = bytes
+                    .iter()
+                    .position(|b| *b == b'\n')
+                    .unwrap_or(bytes.len());
+                let first = String::from_utf8_lossy(&bytes[..end]).to_string();
+                if first.contains("python") {
+                    let mut fixed = format!("#!{VENV}/bin/python").into_bytes();
+                    fixed.extend_from_slice(&bytes[end..]);
+                    bytes = fixed;
+                }
+            }
+            let hash = b64(&Sha256::digest(&bytes));
+            let dest = bin.join(&name);
+            fs::write(&dest, &bytes).map_err(io(&dest))?;
+            let mode = fs::metadata(&src).map_err(io(&src))?.permissions();
+            fs::set_permissions(&dest, mode).map_err(io(&dest))?;
+            fs::remove_file(&src).map_err(io(&src))?;
+            renamed.insert(name, (hash, bytes.len()));
+        }
+        let _ = fs::remove_dir(&bin_src);
+        // RECORD paths are relative to site-packages: bin/X becomes ../../../bin/X.
+        for e in fs::read_dir(&site).map_err(io(&site))? {
+            let rec = e.map_err(io(&site))?.path().join("RECORD");
+            if !rec.is_file() {
+                continue;
+            }
+            let text = fs::read_to_string(&rec).map_err(io(&rec))?;
+            let mut changed = false;
+            let lines: Vec<String> = text
+                .lines()
+                .map(|l| {
+                    let path = l.split(',').next().unwrap_or("");
+                    if let Some(name) = path.strip_prefix("bin/") {
+                        if let Some((h, n)) = renamed.get(name) {
+                            changed = true;
+                            return format!("../../../bin/{name},sha256={h},{n}");
+                        }
+                    }
+                    l.to_string()
+                })
+                .collect();
+            if changed {
+                fs::write(&rec, lines.join("\n") + "\n").map_err(io(&rec))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The base's /etc/passwd and /etc/group (top layer first).
+fn base_file(lowers: &[PathBuf], rel: &str) -> Option<String> {
+    lowers
+        .iter()
+        .rev()
+        .find_map(|d| fs::read_to_string(d.join(rel)).ok())
+}
+
+/// Files of the code layer: (relative path, absolute path), sorted.
+fn code_files(p: &Project) -> Result<Vec<(String, PathBuf)>> {
+    let ignore_text = fs::read_to_string(p.dir.join(".kilnignore")).unwrap_or_default();
+    let ignore = kiln_build::dockerignore::Ignore::parse(&gitignore_to_dockerignore(&ignore_text));
+    let include = kiln_build::dockerignore::Ignore::parse(&p.files.join("\n"));
+    let weights: Vec<&str> = p.weights.iter().map(|w| w.rel.as_str()).collect();
+    let builtin = [
+        "kiln.toml",
+        "kiln.lock",
+        ".kilnignore",
+        ".git",
+        ".venv",
+        "__pycache__",
+        ".pytest_cache",
+        ".mypy_cache",
+        ".ruff_cache",
+    ];
+    let root = fs::canonicalize(&p.dir).map_err(io(&p.dir))?;
+    let mut out = Vec::new();
+    let mut stack = vec![(String::new(), p.dir.clone())];
+    let mut seen = 0usize;
+    while let Some((rel, dir)) = stack.pop() {
+        for e in fs::read_dir(&dir).map_err(io(&dir))? {
+            let e = e.map_err(io(&dir))?;
+            seen += 1;
+            if seen > 200_000 {
+                return Err(Error::hint(
+                    format!("{}: more than 200,000 files", p.dir.display()),
+                    "list the code in [app].files or exclude data directories in .kilnignore",
+                ));
+            }
+            let name = e.file_name().to_string_lossy().into_owned();
+            let r = if rel.is_empty() {
+                name.clone()
+            } else {
+                format!("{rel}/{name}")
+            };
+            if builtin.contains(&name.as_str()) || name.ends_with(".pyc") {
+                continue;
+            }
+            if weights
+                .iter()
+                .any(|w| r == *w || r.starts_with(&format!("{w}/")))
+            {
+                continue;
+            }
+            if ignore.is_excluded(&r) {
+                continue;
+            }
+            let path = e.path();
+            let ft = e.file_type().map_err(io(&path))?;
+            let real = if ft.is_symlink() {
+                match fs::canonicalize(&path) {
+                    Ok(real) if real.starts_with(&root) => real,
+                    _ => {
+                        return Err(Error::hint(
+                            format!("{}: a link that leaves the project", path.display()),
+                            "the image gets files inside the project only: copy the target in, or add the link to .kilnignore",
+                        ))
+                    }
+                }
+            } else {
+                path.clone()
+            };
+            if real.is_dir() {
+                if !ft.is_symlink() && (include.may_include_under(&r) || include.is_excluded(&r)) {
+                    stack.push((r, path));
+                }
+            } else if real.is_file() && include.is_excluded(&r) {
+                out.push((r, real));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// .kilnignore is gitignore syntax; kiln's matcher speaks .dockerignore: a pattern without
+/// an inner slash matches at any depth (`**/`), a leading slash anchors it, a trailing
+/// slash (directory only) is dropped.
+fn gitignore_to_dockerignore(text: &str) -> String {
+    let mut out = String::new();
+    for l in text.lines() {
+        let t = l.trim();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        let (neg, pat) = match t.strip_prefix('!') {
+            Some(p) => ("!", p),
+            None => ("", t),
+        };
+        let pat = pat.trim_end_matches('/');
+        let anchored = pat.starts_with('/') || pat.contains('/');
+        let pat = pat.trim_start_matches('/');
+        if anchored {
+            out.push_str(&format!("{neg}{pat}\n{neg}{pat}/**\n"));
+        } else {
+            out.push_str(&format!("{neg}**/{pat}\n{neg}**/{pat}/**\n"));
+        }
+    }
+    out
+}
+
+fn history(epoch: i64, by: String) -> History {
+    History {
+        created: Some(rfc3339(epoch)),
+        created_by: Some(by),
+        author: None,
+        comment: Some("kiln project".into()),
+        empty_layer: false,
+    }
+}
+
+/// Builds the project in `req.dir` (or only updates kiln.lock with `lock_only`).
+pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Result<BuildOutcome> {
+    let p = Project::load(&req.dir)?;
+    let mut uv: Option<Uv> = None;
+    let (lock, base_now, interp, lock_changes) = ensure_lock(store, &p, req, progress, &mut uv)?;
+    if !lock_changes.is_empty() {
+        progress.note(&format!("wrote kiln.lock ({})", lock_changes.join("; ")));
+    }
+    if req.lock_only {
+        return Ok(BuildOutcome {
+            project: p,
+            lock,
+            lock_changes,
+            descriptor: None,
+            layers: vec![],
+        });
+    }
+    let mut reports: Vec<LayerReport> = Vec::new();
+    let mut layers: Vec<CacheEntry> = Vec::new();
+    let mut hist: Vec<History> = Vec::new();
+
+    // The base first: its time is the image's time.
+    let (base_info, epoch) = match &base_now {
+        BaseNow::Debian(dlock) => {
+            let tmp = tempdir(store, "debian-lock")?;
+            let lf = tmp.path().join("debian.lock");
+            dlock.write(&lf).map_err(Error::new)?;
+            let suite = match &p.base {
+                Base::Debian { suite } => suite.clone(),
+                Base::Image(_) => unreachable!("a Debian lock for a Debian base"),
+            };
+            let opts = debian_options(&p, &suite, Some(lf), req.source_date_epoch, req.jobs);
+            let img: DebianImage = debian::build(store, &opts, progress)?;
+            (store.image(&img.descriptor)?, img.epoch)
+        }
+        BaseNow::Image(info) => {
+            let created = info
+                .config
+                .created
+                .as_deref()
+                .and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok())
+                .map_or(0, |t| t.timestamp());
+            (info.clone(), req.source_date_epoch.unwrap_or(created))
+        }
+    };
+    store.hold_image(&base_info)?;
+
+    // 1. Weights.
+    for (w, wl) in p.weights.iter().zip(&lock.weights) {
+        let files = lockfile::weights_files(&w.path)?;
+        let (big, small): (Vec<_>, Vec<_>) = files
+            .iter()
+            .zip(&wl.files)
+            .partition(|(_, f)| f.size >= LARGE_WEIGHTS_FILE);
+        let target_of = |rel: &str| {
+            if rel.is_empty() {
+                w.target.clone()
+            } else {
+                crate::manifest::image_join(&w.target, rel)
+            }
+        };
+        let mut groups: Vec<(String, Vec<(&(String, PathBuf), &lockfile::WeightsFile)>)> = big
+            .into_iter()
+            .map(|f| {
+                let shown = if f.0 .0.is_empty() {
+                    w.rel.clone()
+                } else {
+                    format!("{}/{}", w.rel, f.0 .0)
+                };
+                (shown, vec![f])
+            })
+            .collect();
+        if !small.is_empty() {
+            let shown = if small.len() == 1 && small[0].0 .0.is_empty() {
+                w.rel.clone()
+            } else {
+                format!("{} ({} files)", w.rel, small.len())
+            };
+            groups.push((shown, small));
+        }
+        for (shown, group) in groups {
+            let key_parts: Vec<String> = std::iter::once(format!("weights v1 {epoch}"))
+                .chain(
+                    group
+                        .iter()
+                        .map(|((rel, _), f)| format!("{} {} {}", target_of(rel), f.size, f.sha256)),
+                )
+                .collect();
+            let refs: Vec<&str> = key_parts.iter().map(String::as_str).collect();
+            let key = key_of(&refs);
+            let (entry, cached) = match cache_get(store, &key, req.no_cache) {
+                Some(e) => (e, true),
+                None => {
+                    progress.note(&format!("weights `{}`: {shown}", w.name));
+                    let placed: Vec<(String, PathBuf, u32)> = group
+                        .iter()
+                        .map(|((rel, abs), _)| (target_of(rel), abs.clone(), 0o644))
+                        .collect();
+                    let e = write_placed(store, &placed, &[], epoch, Compression::None)?;
+                    // What was read must be what was locked.
+                    cache_put(store, &key, &e);
+                    (e, false)
+                }
+            };
+            hist.push(history(
+                epoch,
+                format!("kiln weights {} {shown} -> {}", w.name, w.target),
+            ));
+            reports.push(LayerReport {
+                kind: "weights",
+                name: format!("{}: {shown}", w.name),
+                digest: entry.layer.digest.to_string(),
+                size: entry.layer.size,
+                cached,
+            });
+            layers.push(entry);
+        }
+    }
+
+    // 2. OS: the base's layers.
+    let base_layers = base_info.manifest.layers.clone();
+    let base_diffs = base_info.config.rootfs.diff_ids.clone();
+    let base_hist = base_info.config.history.clone().unwrap_or_default();
+    for (i, (l, d)) in base_layers.iter().zip(&base_diffs).enumerate() {
+        reports.push(LayerReport {
+            kind: "os",
+            name: format!("{} layer {}", lock.base.image, i + 1),
+            digest: l.digest.to_string(),
+            size: l.size,
+            cached: true,
+        });
+        layers.push(CacheEntry {
+            layer: l.clone(),
+            diff_id: d.clone(),
+        });
+    }
+    hist.extend(base_hist.into_iter().filter(|h| !h.empty_layer));
+    while hist.len() < layers.len() {
+        hist.push(history(epoch, "base layer".into()));
+    }
+
+    // 3. env: user, venv skeleton, workdir.
+    let base_manifest = Manifest::oci(
+        Descriptor::new(media::OCI_CONFIG, Digest::of_bytes(b""), 0),
+        base_layers.clone(),
+    );
+    let lowers = snapshot::prepare(store, &base_manifest, &base_info.config)?;
+    let passwd = base_file(&lowers, "etc/passwd").unwrap_or_default();
+    let group = base_file(&lowers, "etc/group").unwrap_or_default();
+    let (uid, gid, uname) = p.user.clone();
+    let env_key = key_of(&[
+        "env v1",
+        &epoch.to_string(),
+        &passwd,
+        &group,
+        &format!("{uid}:{gid}:{uname:?}"),
+        &interp.path,
+        &interp.full,
+        &p.workdir,
+        &p.manifest.app.writable.join("\n"),
+    ]);
+    let (env_entry, cached) = match cache_get(store, &env_key, req.no_cache) {
+        Some(e) => (e, true),
+        None => {
+            let tmp = tempdir(store, "env")?;
+            let root = tmp.path().join("root");
+            let e = env_layer(store, &root, &p, &interp, &passwd, &group, epoch)?;
+            cache_put(store, &env_key, &e);
+            (e, false)
+        }
+    };
+    reports.push(LayerReport {
+        kind: "env",
+        name: format!(
+            "user {}, {VENV} for Python {}",
+            uname.as_deref().unwrap_or(&uid.to_string()),
+            interp.full
+        ),
+        digest: env_entry.layer.digest.to_string(),
+        size: env_entry.layer.size,
+        cached,
+    });
+    hist.push(history(
+        epoch,
+        format!("kiln env: user {uid}:{gid}, {VENV} -> {}", interp.path),
+    ));
+    layers.push(env_entry);
+
+    // 4. Python.
+    let mut groups: Vec<(String, Vec<LockedDist>)> = Vec::new();
+    let mut rest = Vec::new();
+    for d in &lock.python.packages {
+        if d.size >= LARGE_WHEEL {
+            groups.push((format!("{} {}", d.name, d.version), vec![d.clone()]));
+        } else {
+            rest.push(d.clone());
+        }
+    }
+    if !rest.is_empty() {
+        groups.push((format!("{} packages", rest.len()), rest));
+    }
+    let mut todo = Vec::new();
+    let mut py_entries: Vec<Option<(CacheEntry, bool)>> = Vec::new();
+    for (i, (_, dists)) in groups.iter().enumerate() {
+        let mut parts = vec![
+            "python v1".to_string(),
+            epoch.to_string(),
+            interp.version.clone(),
+            interp.platform.clone(),
+            VENV.to_string(),
+        ];
+        parts.extend(
+            dists
+                .iter()
+                .map(|d| format!("{} {} {}", d.name, d.version, d.sha256)),
+        );
+        let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+        let key = key_of(&refs);
+        match cache_get(store, &key, req.no_cache) {
+            Some(e) => py_entries.push(Some((e, true))),
+            None => {
+                py_entries.push(None);
+                todo.push((i, key));
+            }
+        }
+    }
+    if !todo.is_empty() {
+        let u = get_uv(store, &mut uv, progress)?.clone();
+        let tmp = tempdir(store, "python")?;
+        let jobs = req.jobs.clamp(1, 4);
+        let results: std::sync::Mutex<Vec<(usize, Result<CacheEntry>)>> = Default::default();
+        let queue = std::sync::Mutex::new(todo.clone());
+        std::thread::scope(|s| {
+            for _ in 0..jobs.min(todo.len()) {
+                s.spawn(|| loop {
+                    let Some((i, key)) = queue.lock().expect("queue").pop() else {
+                        break;
+                    };
+                    let (label, dists) = &groups[i];
+                    progress.note(&format!("installing {label} with uv"));
+                    let root = tmp.path().join(format!("layer-{i}"));
+                    let scratch = tmp.path().join(format!("scratch-{i}"));
+                    let r = install(&u, dists, &interp, &root, &scratch).and_then(|_| {
+                        let e = write_tree(store, &root, epoch, Compression::Gzip)?;
+                        cache_put(store, &key, &e);
+                        Ok(e)
+                    });
+                    results.lock().expect("results").push((i, r));
+                });
+            }
+        });
+        for (i, r) in results.into_inner().expect("results") {
+            py_entries[i] = Some((r?, false));
+        }
+    }
+    for ((label, dists), e) in groups.iter().zip(py_entries) {
+        let (entry, cached) = e.expect("every group built or cached");
+        reports.push(LayerReport {
+            kind: "python",
+            name: label.clone(),
+            digest: entry.layer.digest.to_string(),
+            size: entry.layer.size,
+            cached,
+        });
+        let names: Vec<String> = dists
+            .iter()
+            .map(|d| format!("{}=={}", d.name, d.version))
+            .collect();
+        let by = if names.len() <= 8 {
+            names.join(" ")
+        } else {
+            format!(
+                "{} ... ({} distributions)",
+                names[..8].join(" "),
+                names.len()
+            )
+        };
+        hist.push(history(epoch, format!("kiln python: uv pip install {by}")));
+        layers.push(entry);
+    }
+
+    // 5. Code.
+    let files = code_files(&p)?;
+    if files.is_empty() {
+        progress.note("no code files matched [app].files: the image has no code layer");
+    } else {
+        let placed: Vec<(String, PathBuf, u32)> = files
+            .iter()
+            .map(|(rel, abs)| {
+                use std::os::unix::fs::PermissionsExt;
+                let exec = fs::metadata(abs)
+                    .map(|m| m.permissions().mode() & 0o100 != 0)
+                    .unwrap_or(false);
+                (
+                    crate::manifest::image_join(&p.workdir, rel),
+                    abs.clone(),
+                    if exec { 0o755 } else { 0o644 },
+                )
+            })
+            .collect();
+        let mut workdir_dirs = parents(&format!("{}/x", p.workdir));
+        workdir_dirs.retain(|d| !d.is_empty());
+        let e = write_placed(store, &placed, &workdir_dirs, epoch, Compression::Gzip)?;
+        reports.push(LayerReport {
+            kind: "code",
+            name: format!("{} files -> {}", files.len(), p.workdir),
+            digest: e.layer.digest.to_string(),
+            size: e.layer.size,
+            cached: false,
+        });
+        hist.push(history(
+            epoch,
+            format!("kiln code: {} files -> {}", files.len(), p.workdir),
+        ));
+        layers.push(e);
+    }
+
+    // Config.
+    let config = image_config(
+        &p,
+        &lock,
+        &base_info,
+        &interp,
+        epoch,
+        &layers,
+        hist,
+        &req.labels,
+    );
+    let (descriptor, _) =
+        store.write_image(&config, layers.iter().map(|e| e.layer.clone()).collect())?;
+    Ok(BuildOutcome {
+        project: p,
+        lock,
+        lock_changes,
+        descriptor: Some(descriptor),
+        layers: reports,
+    })
+}
+
+fn env_layer(
+    store: &Store,
+    root: &Path,
+    p: &Project,
+    interp: &Interp,
+    passwd: &str,
+    group: &str,
+    epoch: i64,
+) -> Result<CacheEntry> {
+    use std::os::unix::fs::{chown, symlink, PermissionsExt};
+    let mk = |rel: &str, mode: u32, owner: Option<(u32, u32)>| -> Result<PathBuf> {
+        let d = root.join(rel);
+        fs::create_dir_all(&d).map_err(io(&d))?;
+        fs::set_permissions(&d, fs::Permissions::from_mode(mode)).map_err(io(&d))?;
+        if let Some((u, g)) = owner {
+            chown(&d, Some(u), Some(g)).map_err(io(&d))?;
+        }
+        Ok(d)
+    };
+    let (uid, gid, uname) = p.user.clone();
+    let etc = mk("etc", 0o755, None)?;
+    if let Some(name) = uname.as_deref().filter(|n| *n != "root") {
+        let has_user = passwd.lines().any(|l| l.split(':').next() == Some(name));
+        let has_group = group.lines().any(|l| l.split(':').next() == Some(name));
+        let home = format!("/home/{name}");
+        if !has_user {
+            let mut pw = passwd.to_string();
+            if !pw.is_empty() && !pw.ends_with('\n') {
+                pw.push('\n');
+            }
+            pw.push_str(&format!("{name}:x:{uid}:{gid}::{home}:/bin/sh\n"));
+            fs::write(etc.join("passwd"), pw).map_err(io(&etc))?;
+            fs::set_permissions(etc.join("passwd"), fs::Permissions::from_mode(0o644))
+                .map_err(io(&etc))?;
+        }
+        if !has_group {
+            let mut gr = group.to_string();
+            if !gr.is_empty() && !gr.ends_with('\n') {
+                gr.push('\n');
+            }
+            gr.push_str(&format!("{name}:x:{gid}:\n"));
+            fs::write(etc.join("group"), gr).map_err(io(&etc))?;
+            fs::set_permissions(etc.join("group"), fs::Permissions::from_mode(0o644))
+                .map_err(io(&etc))?;
+        }
+        mk("home", 0o755, None)?;
+        mk(&format!("home/{name}"), 0o750, Some((uid, gid)))?;
+    }
+    let venv = mk("opt/venv", 0o755, None)?;
+    mk("opt/venv/bin", 0o755, None)?;
+    mk(
+        &format!("opt/venv/lib/python{}/site-packages", interp.version),
+        0o755,
+        None,
+    )?;
+    let home = Path::new(&interp.path)
+        .parent()
+        .map_or("/usr/bin".into(), |d| d.display().to_string());
+    fs::write(
+        venv.join("pyvenv.cfg"),
+        format!(
+            "home = {home}\ninclude-system-site-packages = false\nversion = {}\nexecutable = {}\n",
+            interp.full, interp.path
+        ),
+    )
+    .map_err(io(&venv))?;
+    fs::set_permissions(venv.join("pyvenv.cfg"), fs::Permissions::from_mode(0o644))
+        .map_err(io(&venv))?;
+    let bin = venv.join("bin");
+    symlink(&interp.path, bin.join("python")).map_err(io(&bin))?;
+    symlink("python", bin.join("python3")).map_err(io(&bin))?;
+    symlink("python", bin.join(format!("python{}", interp.version))).map_err(io(&bin))?;
+    mk(p.workdir.trim_start_matches('/'), 0o755, None)?;
+    for w in &p.manifest.app.writable {
+        let rel = crate::manifest::image_join("/", w);
+        if rel != "/" {
+            mk(rel.trim_start_matches('/'), 0o755, Some((uid, gid)))?;
+        }
+    }
+    write_tree(store, root, epoch, Compression::Gzip)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn image_config(
+    p: &Project,
+    lock: &KilnLock,
+    base: &kiln_store::ImageInfo,
+    interp: &Interp,
+    epoch: i64,
+    layers: &[CacheEntry],
+    hist: Vec<History>,
+    extra_labels: &BTreeMap<String, String>,
+) -> ImageConfig {
+    let base_cfg = base.config.config.clone().unwrap_or_default();
+    let base_env = base_cfg.env.clone().unwrap_or_default();
+    let path = base_env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        .to_string();
+    let mut env: Vec<(String, String)> = base_env
+        .iter()
+        .filter_map(|e| {
+            e.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
+        .filter(|(k, _)| k != "PATH")
+        .collect();
+    let mut set = |k: &str, v: String| {
+        env.retain(|(e, _)| e != k);
+        env.push((k.to_string(), v));
+    };
+    set("PATH", format!("{VENV}/bin:{path}"));
+    set("VIRTUAL_ENV", VENV.to_string());
+    set("PYTHONUNBUFFERED", "1".into());
+    set("LANG", "C.UTF-8".into());
+    if let Some(name) = p.user.2.as_deref().filter(|n| *n != "root") {
+        set("HOME", format!("/home/{name}"));
+    }
+    for (k, v) in p.env() {
+        set(&k, v);
+    }
+    let mut labels: BTreeMap<String, String> = base_cfg
+        .labels
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    labels.insert("org.opencontainers.image.title".into(), p.name.clone());
+    if let Some(v) = &p.version {
+        labels.insert("org.opencontainers.image.version".into(), v.clone());
+    }
+    if let Some(d) = &p.manifest.project.description {
+        labels.insert("org.opencontainers.image.description".into(), d.clone());
+    }
+    labels.insert("org.opencontainers.image.created".into(), rfc3339(epoch));
+    labels.remove("org.opencontainers.image.base.name");
+    labels.insert(
+        "org.opencontainers.image.base.name".into(),
+        lock.base.image.clone(),
+    );
+    labels.insert(
+        "org.opencontainers.image.base.digest".into(),
+        base.descriptor.digest.to_string(),
+    );
+    for (k, v) in extra_labels {
+        labels.insert(k.clone(), v.clone());
+    }
+    let meta = serde_json::json!({
+        "name": p.name,
+        "version": p.version,
+        "ports": p.ports,
+        "resources": p.manifest.resources,
+        "healthcheck": p.health.as_ref().map(|h| serde_json::json!({"path": h.http_path, "test": h.test})),
+        "weights": lock.weights.iter().map(|w| serde_json::json!({
+            "name": w.name,
+            "target": w.target,
+            "files": w.files.iter().map(|f| serde_json::json!({"path": f.path, "size": f.size, "sha256": f.sha256})).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "writable": p.manifest.app.writable,
+        "python": {"version": interp.full, "interpreter": interp.path, "platform": interp.platform, "venv": VENV},
+        "lock": lock.digest(),
+    });
+    labels.insert(
+        PROJECT_LABEL.into(),
+        serde_json::to_string(&meta).expect("serializes"),
+    );
+    let mut cfg = ContainerConfig {
+        user: Some(format!("{}:{}", p.user.0, p.user.1)),
+        env: Some(env.into_iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        working_dir: Some(p.workdir.clone()),
+        labels: Some(labels.into_iter().collect()),
+        ..Default::default()
+    };
+    if !p.ports.is_empty() {
+        cfg.exposed_ports = Some(
+            p.ports
+                .iter()
+                .map(|n| (format!("{n}/tcp"), serde_json::json!({})))
+                .collect(),
+        );
+    }
+    match (&p.entrypoint, &p.command) {
+        (Some(e), c) => {
+            cfg.entrypoint = Some(e.clone());
+            cfg.cmd = c.clone();
+        }
+        (None, Some(c)) => cfg.cmd = Some(c.clone()),
+        (None, None) => {
+            cfg.entrypoint = base_cfg.entrypoint.clone();
+            cfg.cmd = base_cfg
+                .cmd
+                .clone()
+                .or_else(|| Some(vec!["python3".into()]));
+        }
+    }
+    if let Some(h) = &p.health {
+        let mut hc = serde_json::json!({ "Test": h.test });
+        if let Some(v) = h.interval_ns {
+            hc["Interval"] = v.into();
+        }
+        if let Some(v) = h.timeout_ns {
+            hc["Timeout"] = v.into();
+        }
+        if let Some(v) = h.start_period_ns {
+            hc["StartPeriod"] = v.into();
+        }
+        if let Some(v) = h.retries {
+            hc["Retries"] = v.into();
+        }
+        cfg.extra.insert("Healthcheck".into(), hc);
+    }
+    ImageConfig {
+        created: Some(rfc3339(epoch)),
+        author: None,
+        architecture: base.config.architecture.clone(),
+        os: "linux".into(),
+        variant: base.config.variant.clone(),
+        config: Some(cfg),
+        rootfs: RootFs {
+            kind: "layers".into(),
+            diff_ids: layers.iter().map(|e| e.diff_id.clone()).collect(),
+        },
+        history: Some(hist),
+        extra: Default::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_hashes_are_urlsafe_base64_without_padding() {
+        assert_eq!(b64(b""), "");
+        assert_eq!(b64(b"f"), "Zg");
+        assert_eq!(b64(b"fo"), "Zm8");
+        assert_eq!(b64(b"foo"), "Zm9v");
+        assert_eq!(b64(&[0xfb, 0xff]), "-_8");
+    }
+
+    #[test]
+    fn versions_and_platforms() {
+        assert_eq!(upstream("3.11.2-6+deb12u1").unwrap().2, "3.11.2");
+        assert_eq!(
+            upstream("2.36-9+deb12u13").map(|v| (v.0, v.1)),
+            Some((2, 36))
+        );
+        assert_eq!(
+            platform_for("amd64", Some((2, 36))),
+            "x86_64-manylinux_2_36"
+        );
+        assert_eq!(
+            platform_for("amd64", Some((2, 41))),
+            "x86_64-manylinux_2_40"
+        );
+        assert_eq!(
+            platform_for("arm64", Some((2, 24))),
+            "aarch64-manylinux_2_17"
+        );
+        assert_eq!(parents("/app/models/x.bin"), ["app", "app/models"]);
+    }
+
+    #[test]
+    fn kilnignore_is_gitignore_syntax() {
+        let d = gitignore_to_dockerignore("# c\n__pycache__/\n/build\ndocs/*.md\n!keep.py\n");
+        let i = kiln_build::dockerignore::Ignore::parse(&d);
+        assert!(i.is_excluded("__pycache__"));
+        assert!(i.is_excluded("a/b/__pycache__/x.pyc"));
+        assert!(i.is_excluded("build/x"));
+        assert!(!i.is_excluded("src/build"));
+        assert!(i.is_excluded("docs/a.md"));
+    }
+}

@@ -1,0 +1,73 @@
+//! kiln projects: an ML application declared once in `kiln.toml` and built into a
+//! layered, reproducible OCI image without a container for the Python part.
+//!
+//! - [`manifest`]: kiln.toml, parsed strictly (errors name file:line:column);
+//! - [`lockfile`]: kiln.lock, every input pinned (Debian lock or base digest, each Python
+//!   distribution's wheel URL and sha256, each weights file's sha256);
+//! - [`uv`]: finding or installing the pinned uv, resolving and installing wheels with it;
+//! - [`build`]: the layers, lowest first by how rarely they change: weights, OS, an env
+//!   layer (user, venv skeleton), Python (large distributions alone), code; then config;
+//! - [`debian`]: the Debian base from the archive (shared with `kiln base debian`);
+//! - [`init`]: `kiln init` detection and the kiln.toml it writes.
+//!
+//! Libraries never print: progress goes through [`Progress`].
+
+pub mod build;
+pub mod debian;
+pub mod init;
+pub mod lockfile;
+pub mod manifest;
+pub mod pylock;
+pub mod uv;
+
+pub use build::{build, BuildOutcome, BuildRequest};
+pub use manifest::Project;
+
+/// An error with an optional hint (the CLI prints it as `hint: ...`).
+#[derive(Debug)]
+pub struct Error {
+    message: String,
+    hint: Option<String>,
+}
+
+impl Error {
+    pub fn new(message: impl Into<String>) -> Self {
+        Error {
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn hint(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Error {
+            message: message.into(),
+            hint: Some(hint.into()),
+        }
+    }
+
+    /// The hint, if any.
+    pub fn hint_text(&self) -> Option<&str> {
+        self.hint.as_deref()
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<kiln_store::StoreError> for Error {
+    fn from(e: kiln_store::StoreError) -> Self {
+        Error::new(e.to_string())
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Progress of a project build: notes, and the output of the container steps it runs.
+pub trait Progress: kiln_debian::image::Progress + kiln_build::exec::BuildProgress + Sync {}
+
+impl<T: kiln_debian::image::Progress + kiln_build::exec::BuildProgress + Sync> Progress for T {}
