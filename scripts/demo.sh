@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# kiln's main job on a small example, offline from any registry: package an application
-# (a busybox userland + an app script + "weights") into a reproducible OCI image, inspect
-# it, save it as an archive Docker/Podman load, load it into a fresh store, verify it.
+# kiln's main job, from nothing: build examples/iris (a scikit-learn model served by
+# FastAPI) into an OCI image — Debian from the archive, Python packages from PyPI through
+# uv, the model as its own layer — run it, and ask it for a prediction. No container
+# registry is needed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -9,28 +10,31 @@ scripts/install-deps.sh
 cargo build --release -p kiln
 kiln=$PWD/target/release/kiln
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
 export KILN_ROOT=$work/store
+cid=
+cleanup() {
+  [ -n "$cid" ] && "$kiln" rm -f "$cid" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+cp -r examples/iris "$work/iris"
 
-# The application's root filesystem.
-mkdir -p "$work/rootfs/bin" "$work/rootfs/app" "$work/rootfs/models"
-cp "$(command -v busybox)" "$work/rootfs/bin/busybox"
-for a in sh cat echo ls wc; do ln -s busybox "$work/rootfs/bin/$a"; done
-printf '#!/bin/sh\necho "iris classifier: $(wc -c < /models/iris.bin) bytes of weights"\n' > "$work/rootfs/app/serve.sh"
-chmod +x "$work/rootfs/app/serve.sh"
-head -c 100000 /dev/zero > "$work/rootfs/models/iris.bin"
-
-echo "== kiln import: one reproducible layer (SOURCE_DATE_EPOCH pins every time)"
-SOURCE_DATE_EPOCH=1700000000 "$kiln" import "$work/rootfs" -t iris:v1 \
-  -c 'CMD ["/app/serve.sh"]' -c 'ENV MODEL=iris' -c 'LABEL org.opencontainers.image.title=iris'
-"$kiln" images --digests
-echo "== kiln inspect"
-"$kiln" inspect iris:v1 --format 'digest={{.Digest}} cmd={{json .Config.Cmd}} env={{json .Config.Env}}'
-echo "== kiln save (loads in docker, podman, skopeo) and kiln load into a fresh store"
-"$kiln" save iris:v1 -o "$work/iris.tar"
-sha256sum "$work/iris.tar"
-KILN_ROOT=$work/store2 "$kiln" load -i "$work/iris.tar"
-echo "== kiln check: every blob verified against its digest"
-KILN_ROOT=$work/store2 "$kiln" check
-echo "== the store is a standard OCI layout:"
-umoci ls --layout "$work/store2"
+echo "== kiln build examples/iris: kiln.lock written, layers weights / OS / env / Python / code"
+"$kiln" build "$work/iris"
+"$kiln" images
+echo "== kiln run -d -p 8000: the app as the non-root user"
+port=${KILN_DEMO_PORT:-8000}
+cid=$("$kiln" run -d -p "127.0.0.1:$port:8000" iris:0.1.0)
+for _ in $(seq 1 120); do
+  curl -sf "http://127.0.0.1:$port/health" >/dev/null && break
+  sleep 0.25
+done
+echo "== POST /predict"
+curl -s -X POST "http://127.0.0.1:$port/predict" -H 'content-type: application/json' \
+  -d '{"features": [[5.1, 3.5, 1.4, 0.2]]}'
+echo
+echo "== kiln env: the image's exact environment, read from its layers"
+"$kiln" env iris:0.1.0 | head -20
+echo "== rebuilt after an edit: only the code layer changes"
+echo "# edited" >> "$work/iris/app.py"
+"$kiln" build "$work/iris" 2>&1 | grep -E "code|built"

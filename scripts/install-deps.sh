@@ -15,7 +15,8 @@ packages=(
   docker-registry  # the CNCF distribution server: registry tests (pull/push/login/copy)
   apache2-utils  # htpasswd: the registry tests' basic-auth users
   mmdebstrap     # a Debian python3 base for the ML Dockerfile build test; the peer of `kiln base debian`
-  curl           # fetches a real InRelease for the forged-index tests
+  curl           # fetches a real InRelease for the forged-index tests; the demo's HTTP requests
+  python3        # uv, the Python installer kiln projects use, runs with a host interpreter
   debian-archive-keyring  # the archive keys `kiln base debian` verifies with (and the tests' other keyrings)
   pkg-config libseccomp-dev  # build dependencies of the container runtime
   golang-github-docker-docker-dev  # moby's default seccomp profile (default.json), which kiln's own is compared with

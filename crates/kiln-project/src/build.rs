@@ -1149,7 +1149,7 @@ pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Resu
             groups.push((shown, small));
         }
         for (shown, group) in groups {
-            let key_parts: Vec<String> = std::iter::once(format!("weights v1 {epoch}"))
+            let key_parts: Vec<String> = std::iter::once("weights v2".to_string())
                 .chain(
                     group
                         .iter()
@@ -1166,7 +1166,9 @@ pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Resu
                         .iter()
                         .map(|((rel, abs), _)| (target_of(rel), abs.clone(), 0o644))
                         .collect();
-                    let e = write_placed(store, &placed, &[], epoch, Compression::None)?;
+                    // Time 0, not the image's: the same weights give the same layer in
+                    // every version and every project, whatever the base's date.
+                    let e = write_placed(store, &placed, &[], 0, Compression::None)?;
                     // What was read must be what was locked.
                     cache_put(store, &key, &e);
                     (e, false)
@@ -1273,8 +1275,7 @@ pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Resu
     let mut py_entries: Vec<Option<(CacheEntry, bool)>> = Vec::new();
     for (i, (_, dists)) in groups.iter().enumerate() {
         let mut parts = vec![
-            "python v1".to_string(),
-            epoch.to_string(),
+            "python v2".to_string(),
             interp.version.clone(),
             interp.platform.clone(),
             VENV.to_string(),
@@ -1311,7 +1312,9 @@ pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Resu
                     let root = tmp.path().join(format!("layer-{i}"));
                     let scratch = tmp.path().join(format!("scratch-{i}"));
                     let r = install(&u, dists, &interp, &root, &scratch).and_then(|_| {
-                        let e = write_tree(store, &root, epoch, Compression::Gzip)?;
+                        // Time 0 as for weights: a distribution's layer depends only on
+                        // its wheel and the interpreter's X.Y, so every project shares it.
+                        let e = write_tree(store, &root, 0, Compression::Gzip)?;
                         cache_put(store, &key, &e);
                         Ok(e)
                     });

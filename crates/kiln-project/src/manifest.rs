@@ -880,7 +880,7 @@ gpus = 1
         assert_eq!(p.ports, [8000]);
         assert_eq!(p.user, (1000, 1000, Some("app".into())));
         assert_eq!(p.command.as_ref().unwrap()[0], "/bin/sh");
-        let h = p.health.unwrap();
+        let h = p.health.clone().unwrap();
         assert_eq!(h.interval_ns, Some(90_000_000_000));
         assert!(h.test[3].contains("http://localhost:8000/health"));
         assert_eq!(p.memory_bytes, Some(2 << 30));

@@ -89,13 +89,13 @@ pub fn read(text: &str, origin: &str) -> Result<Vec<LockedDist>> {
                     "kiln installs wheels only (no compiler in the build): pick a version with a wheel for the image's Python and platform, or build a wheel and list its directory in [python] find-links",
                 ));
             }
-            _ => {
-                return Err(Error::new(format!(
-                    "{origin}: {} {version} has {} wheels; expected one for the platform",
-                    p.name,
-                    p.wheels.len()
-                )))
-            }
+            many => many
+                .iter()
+                .max_by_key(|w| {
+                    let name = w.url.as_deref().or(w.path.as_deref()).unwrap_or("");
+                    wheel_rank(name.rsplit('/').next().unwrap_or(name))
+                })
+                .expect("not empty"),
         };
         let url = match (&wheel.url, &wheel.path) {
             (Some(u), _) => u.clone(),
@@ -123,6 +123,59 @@ pub fn read(text: &str, origin: &str) -> Result<Vec<LockedDist>> {
     }
     out.sort();
     Ok(out)
+}
+
+/// How well a wheel fits, when uv lists several that are compatible with the platform
+/// (e.g. `cp39-abi3-manylinux2014` and `py3-none-any`): a platform wheel over a pure one,
+/// an interpreter-specific ABI over abi3 over none, the newer manylinux, the newer
+/// Python tag. This is the order of uv's and pip's tag priorities for the cases a
+/// platform-restricted lock can leave; kiln picks one so the lock names exactly one file.
+fn wheel_rank(filename: &str) -> (bool, u8, u32, u32) {
+    let stem = filename.strip_suffix(".whl").unwrap_or(filename);
+    let parts: Vec<&str> = stem.split('-').collect();
+    if parts.len() < 5 {
+        return (false, 0, 0, 0);
+    }
+    let (py, abi, plat) = (
+        parts[parts.len() - 3],
+        parts[parts.len() - 2],
+        parts[parts.len() - 1],
+    );
+    let platform_specific = plat != "any";
+    let abi_rank = if abi == "none" {
+        0
+    } else if abi == "abi3" {
+        1
+    } else {
+        2
+    };
+    let glibc = plat
+        .split('.')
+        .filter_map(|t| {
+            if let Some(rest) = t.strip_prefix("manylinux_2_") {
+                rest.split('_').next()?.parse().ok()
+            } else if t.starts_with("manylinux2014") {
+                Some(17)
+            } else if t.starts_with("manylinux2010") {
+                Some(12)
+            } else if t.starts_with("manylinux1") {
+                Some(5)
+            } else {
+                None
+            }
+        })
+        .max()
+        .unwrap_or(0);
+    let pyver = py
+        .split('.')
+        .filter_map(|t| {
+            t.trim_start_matches(|c: char| c.is_ascii_alphabetic())
+                .parse::<u32>()
+                .ok()
+        })
+        .max()
+        .unwrap_or(0);
+    (platform_specific, abi_rank, glibc, pyver)
 }
 
 fn toml_str(s: &str) -> String {
@@ -237,6 +290,24 @@ mod tests {
         );
         assert_eq!(normalize("Scikit_Learn"), "scikit-learn");
         assert_eq!(normalize("zope.interface"), "zope-interface");
+    }
+
+    #[test]
+    fn the_best_of_several_compatible_wheels_is_chosen() {
+        let mut v = vec![
+            "protobuf-7.36.2-py3-none-any.whl",
+            "protobuf-7.36.2-cp39-abi3-manylinux2014_x86_64.whl",
+        ];
+        v.sort_by_key(|f| wheel_rank(f));
+        assert_eq!(v[1], "protobuf-7.36.2-cp39-abi3-manylinux2014_x86_64.whl");
+        assert!(
+            wheel_rank("x-1-cp311-cp311-manylinux_2_28_x86_64.whl")
+                > wheel_rank("x-1-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl")
+        );
+        assert!(
+            wheel_rank("x-1-cp311-cp311-manylinux_2_17_x86_64.whl")
+                > wheel_rank("x-1-cp39-abi3-manylinux_2_28_x86_64.whl")
+        );
     }
 
     #[test]

@@ -709,6 +709,12 @@ pub fn exec(
         }
         Err(e) => return Err(RuntimeError::io(saved)(e)),
     };
+    // As `docker exec`: the container's user unless one is given.
+    let user = user.or_else(|| {
+        spec.process()
+            .as_ref()
+            .map(|p| (p.user().uid(), p.user().gid()))
+    });
     let confined = Confined {
         filter,
         rlimits: spec

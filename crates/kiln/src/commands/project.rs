@@ -343,7 +343,7 @@ pub fn run_init(a: InitArgs) -> Result<ExitCode> {
         eprintln!("  detected: {l}");
     }
     for l in &d.missing {
-        eprintln!("  not found: {l}");
+        eprintln!("  check: {l}");
     }
     eprintln!(
         "next: `kiln build {}` (then `kiln run {}`)",
