@@ -213,7 +213,7 @@ fn interp_from_image(store: &Store, info: &kiln_store::ImageInfo) -> Result<Inte
 /// The base, resolved: the Debian lock or the image.
 enum BaseNow {
     Debian(kiln_debian::lock::Lock),
-    Image(kiln_store::ImageInfo),
+    Image(Box<kiln_store::ImageInfo>),
 }
 
 fn debian_options(
@@ -479,7 +479,7 @@ fn ensure_lock(
                         ))
                     }
                 }))?;
-            (b, BaseNow::Image(info))
+            (b, BaseNow::Image(Box::new(info)))
         }
         (Base::Debian { suite }, _) => {
             if req.locked {
@@ -518,7 +518,7 @@ fn ensure_lock(
                     digest: Some(digest.clone()),
                     debian: None,
                 },
-                BaseNow::Image(info),
+                BaseNow::Image(Box::new(info)),
             )
         }
     };
@@ -1110,7 +1110,7 @@ pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Resu
                 .as_deref()
                 .and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok())
                 .map_or(0, |t| t.timestamp());
-            (info.clone(), req.source_date_epoch.unwrap_or(created))
+            ((**info).clone(), req.source_date_epoch.unwrap_or(created))
         }
     };
     store.hold_image(&base_info)?;
@@ -1129,7 +1129,11 @@ pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Resu
                 crate::manifest::image_join(&w.target, rel)
             }
         };
-        let mut groups: Vec<(String, Vec<(&(String, PathBuf), &lockfile::WeightsFile)>)> = big
+        type Group<'a> = (
+            String,
+            Vec<(&'a (String, PathBuf), &'a lockfile::WeightsFile)>,
+        );
+        let mut groups: Vec<Group> = big
             .into_iter()
             .map(|f| {
                 let shown = if f.0 .0.is_empty() {

@@ -294,7 +294,7 @@ mod tests {
 
     #[test]
     fn the_best_of_several_compatible_wheels_is_chosen() {
-        let mut v = vec![
+        let mut v = [
             "protobuf-7.36.2-py3-none-any.whl",
             "protobuf-7.36.2-cp39-abi3-manylinux2014_x86_64.whl",
         ];

@@ -60,7 +60,6 @@ fn build(k: &Kiln, dir: &Path, extra: &[&str]) -> Built {
 struct Fixture {
     k: Kiln,
     iris_dir: PathBuf,
-    onnx_dir: PathBuf,
     iris: Built,
     onnx: Built,
 }
@@ -77,7 +76,6 @@ fn fixture() -> &'static Fixture {
         Fixture {
             k,
             iris_dir,
-            onnx_dir,
             iris,
             onnx,
         }
@@ -551,14 +549,24 @@ fn uv_binary(k: &Kiln) -> PathBuf {
 
 /// `kiln init`, `kiln build`, `kiln run -d -p`: the body of GET `path`.
 fn init_build_serve(k: &Kiln, dir: &Path, port_in: u16, path: &str) -> String {
-    let out = k.cmd().args(["init", dir.to_str().unwrap()]).output().unwrap();
+    let out = k
+        .cmd()
+        .args(["init", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "kiln init: {err}");
     assert!(dir.join("kiln.toml").is_file() && dir.join(".kilnignore").is_file());
     k.ok(&["build", "-q", "-t", "initapp:1", dir.to_str().unwrap()]);
     let port = free_port();
     let id = k
-        .ok(&["run", "-d", "-p", &format!("127.0.0.1:{port}:{port_in}"), "initapp:1"])
+        .ok(&[
+            "run",
+            "-d",
+            "-p",
+            &format!("127.0.0.1:{port}:{port_in}"),
+            "initapp:1",
+        ])
         .trim()
         .to_string();
     let mut body = None;
@@ -599,7 +607,10 @@ fn init_then_build_serves_projects_kiln_has_never_seen() {
         "import os\nfrom fastapi import FastAPI\nimport uvicorn\n\nWEIGHTS = os.path.join(os.path.dirname(__file__), \"weights\", \"encoder.safetensors\")\napp = FastAPI()\n\n@app.get(\"/health\")\ndef health():\n    return {\"weights\": os.path.getsize(WEIGHTS)}\n\nif __name__ == \"__main__\":\n    uvicorn.run(app, host=\"0.0.0.0\", port=9000)\n",
     )
     .unwrap();
-    run(Command::new(uv_binary(&f.k)).arg("lock").current_dir(&a).env("UV_CACHE_DIR", dir.path().join("uv-cache")));
+    run(Command::new(uv_binary(&f.k))
+        .arg("lock")
+        .current_dir(&a)
+        .env("UV_CACHE_DIR", dir.path().join("uv-cache")));
     let body = init_build_serve(&f.k, &a, 9000, "/health");
     assert!(body.contains("4096"), "{body}");
 
