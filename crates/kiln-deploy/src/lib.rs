@@ -288,6 +288,69 @@ fn http_check(words: &[String]) -> Option<(i32, String)> {
     })
 }
 
+/// The label a kiln project image describes itself with (kiln-project writes it).
+pub const PROJECT_LABEL: &str = "dev.kiln.project";
+
+/// What a kiln project image says of itself: its ports, resources, HTTP health path and
+/// writable paths, the defaults of the objects written for it.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct ProjectMeta {
+    ports: Vec<u16>,
+    resources: ProjectResources,
+    healthcheck: Option<ProjectHealth>,
+    writable: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct ProjectResources {
+    cpus: Option<f64>,
+    memory_bytes: Option<u64>,
+    gpus: u32,
+}
+
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct ProjectHealth {
+    path: Option<String>,
+}
+
+fn project_meta(config: &ImageConfig) -> Option<ProjectMeta> {
+    let text = config
+        .config
+        .as_ref()?
+        .labels
+        .as_ref()?
+        .get(PROJECT_LABEL)?;
+    serde_json::from_str(text).ok()
+}
+
+/// CPUs as a Kubernetes quantity: `2`, `500m`.
+fn cpu_quantity(cpus: f64) -> String {
+    let milli = (cpus * 1000.0).round() as u64;
+    if milli % 1000 == 0 {
+        (milli / 1000).to_string()
+    } else {
+        format!("{milli}m")
+    }
+}
+
+/// Bytes as a Kubernetes quantity: `1Gi`, `512Mi`, or plain bytes.
+fn memory_quantity(bytes: u64) -> String {
+    for (unit, size) in [
+        ("Ti", 1u64 << 40),
+        ("Gi", 1 << 30),
+        ("Mi", 1 << 20),
+        ("Ki", 1 << 10),
+    ] {
+        if bytes >= size && bytes % size == 0 {
+            return format!("{}{unit}", bytes / size);
+        }
+    }
+    bytes.to_string()
+}
+
 /// The probe handler and timing from the image's HEALTHCHECK, if it has one.
 fn healthcheck_probe(config: &ImageConfig) -> Option<Probe> {
     let hc = config.config.as_ref()?.extra.get("Healthcheck")?;
@@ -306,7 +369,13 @@ fn healthcheck_probe(config: &ImageConfig) -> Option<Probe> {
         }
         _ => return None,
     };
-    let mut probe = match http_check(&words) {
+    // A kiln project's HTTP check is a python3 one-liner; its label names the path.
+    let project_http = project_meta(config).and_then(|m| {
+        let path = m.healthcheck?.path?;
+        let port = *m.ports.first()?;
+        Some((i32::from(port), path))
+    });
+    let mut probe = match project_http.or_else(|| http_check(&words)) {
         Some((port, path)) => Probe {
             http_get: Some(HTTPGetAction {
                 path: Some(path),
@@ -525,8 +594,15 @@ pub fn generate(image: &Image, opts: &Options) -> Result<Objects> {
     };
     let non_root = run_as_user.is_some();
 
-    // Writable paths: /tmp and the image's VOLUMEs, each an emptyDir.
+    let project = project_meta(config).unwrap_or_default();
+    // Writable paths: /tmp, the image's VOLUMEs and a project's `writable`, each an emptyDir.
     let mut writable: Vec<String> = vec!["/tmp".into()];
+    for v in &project.writable {
+        let v = v.trim_end_matches('/');
+        if v.starts_with('/') && v.len() > 1 && !writable.iter().any(|w| w == v) {
+            writable.push(v.to_string());
+        }
+    }
     if let Some(vols) = config.config.as_ref().and_then(|c| c.volumes.as_ref()) {
         for v in vols.keys() {
             let v = v.trim_end_matches('/');
@@ -559,16 +635,33 @@ pub fn generate(image: &Image, opts: &Options) -> Result<Objects> {
         })
         .unzip();
 
-    // Resources.
+    // Resources: the options, else what a kiln project declares.
     let mut requests = BTreeMap::new();
     let mut limits = BTreeMap::new();
-    for (key, q) in [("cpu", &opts.cpu), ("memory", &opts.memory)] {
+    let cpu = opts.cpu.clone().or_else(|| {
+        project
+            .resources
+            .cpus
+            .filter(|c| *c > 0.0)
+            .map(cpu_quantity)
+    });
+    let memory = opts.memory.clone().or_else(|| {
+        project
+            .resources
+            .memory_bytes
+            .filter(|m| *m > 0)
+            .map(memory_quantity)
+    });
+    for (key, q) in [("cpu", &cpu), ("memory", &memory)] {
         if let Some(q) = q {
             requests.insert(key.to_string(), Quantity(q.clone()));
             limits.insert(key.to_string(), Quantity(q.clone()));
         }
     }
-    if let Some(n) = opts.gpus {
+    let gpus = opts
+        .gpus
+        .or((project.resources.gpus > 0).then_some(project.resources.gpus));
+    if let Some(n) = gpus {
         limits.insert(GPU_RESOURCE.to_string(), Quantity(n.to_string()));
     }
     let resources = (!requests.is_empty() || !limits.is_empty()).then(|| ResourceRequirements {
@@ -644,7 +737,7 @@ pub fn generate(image: &Image, opts: &Options) -> Result<Objects> {
             ..Default::default()
         }),
         node_selector: (!opts.node_selector.is_empty()).then(|| opts.node_selector.clone()),
-        tolerations: opts.gpus.map(|_| {
+        tolerations: gpus.map(|_| {
             vec![Toleration {
                 key: Some(GPU_RESOURCE.into()),
                 operator: Some("Exists".into()),

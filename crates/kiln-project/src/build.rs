@@ -1090,18 +1090,60 @@ pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Resu
     let mut hist: Vec<History> = Vec::new();
 
     // The base first: its time is the image's time.
+    let mut base_cached = matches!(base_now, BaseNow::Image(_));
     let (base_info, epoch) = match &base_now {
         BaseNow::Debian(dlock) => {
-            let tmp = tempdir(store, "debian-lock")?;
-            let lf = tmp.path().join("debian.lock");
-            dlock.write(&lf).map_err(Error::new)?;
-            let suite = match &p.base {
-                Base::Debian { suite } => suite.clone(),
-                Base::Image(_) => unreachable!("a Debian lock for a Debian base"),
-            };
-            let opts = debian_options(&p, &suite, Some(lf), req.source_date_epoch, req.jobs);
-            let img: DebianImage = debian::build(store, &opts, progress)?;
-            (store.image(&img.descriptor)?, img.epoch)
+            // The image a Debian lock gives is remembered: a rebuild neither re-reads the
+            // .debs nor assembles anything.
+            let key = key_of(&[
+                "debian base v1",
+                &serde_json::to_string(dlock).expect("serializes"),
+                &format!("{:?}", req.source_date_epoch),
+            ]);
+            let memo = store
+                .root()
+                .join("cache/project/bases")
+                .join(format!("{key}.json"));
+            let remembered = (!req.no_cache)
+                .then(|| fs::read(&memo).ok())
+                .flatten()
+                .and_then(|b| serde_json::from_slice::<(Descriptor, i64)>(&b).ok())
+                .and_then(|(d, epoch)| {
+                    let info = store.image(&d).ok()?;
+                    store.hold_image(&info).ok()?;
+                    let all = info
+                        .manifest
+                        .layers
+                        .iter()
+                        .all(|l| store.has_blob(&l.digest));
+                    all.then_some((info, epoch))
+                });
+            match remembered {
+                Some((info, epoch)) => {
+                    base_cached = true;
+                    (info, epoch)
+                }
+                None => {
+                    let tmp = tempdir(store, "debian-lock")?;
+                    let lf = tmp.path().join("debian.lock");
+                    dlock.write(&lf).map_err(Error::new)?;
+                    let suite = match &p.base {
+                        Base::Debian { suite } => suite.clone(),
+                        Base::Image(_) => unreachable!("a Debian lock for a Debian base"),
+                    };
+                    let opts =
+                        debian_options(&p, &suite, Some(lf), req.source_date_epoch, req.jobs);
+                    let img: DebianImage = debian::build(store, &opts, progress)?;
+                    if let Some(d) = memo.parent() {
+                        let _ = fs::create_dir_all(d);
+                    }
+                    let _ = store.write_atomic(
+                        &memo,
+                        &serde_json::to_vec(&(&img.descriptor, img.epoch)).expect("serializes"),
+                    );
+                    (store.image(&img.descriptor)?, img.epoch)
+                }
+            }
         }
         BaseNow::Image(info) => {
             let created = info
@@ -1203,7 +1245,7 @@ pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Resu
             name: format!("{} layer {}", lock.base.image, i + 1),
             digest: l.digest.to_string(),
             size: l.size,
-            cached: true,
+            cached: base_cached,
         });
         layers.push(CacheEntry {
             layer: l.clone(),
@@ -1215,20 +1257,16 @@ pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Resu
         hist.push(history(epoch, "base layer".into()));
     }
 
-    // 3. env: user, venv skeleton, workdir.
-    let base_manifest = Manifest::oci(
-        Descriptor::new(media::OCI_CONFIG, Digest::of_bytes(b""), 0),
-        base_layers.clone(),
-    );
-    let lowers = snapshot::prepare(store, &base_manifest, &base_info.config)?;
-    let passwd = base_file(&lowers, "etc/passwd").unwrap_or_default();
-    let group = base_file(&lowers, "etc/group").unwrap_or_default();
+    // Trees just written as layers (layer index, directory): kept as their snapshots.
+    let mut fresh_trees: Vec<(usize, PathBuf)> = Vec::new();
+    let mut keep: Vec<tempfile::TempDir> = Vec::new();
+    // 3. env: user, venv skeleton, workdir. Keyed by the base image (which fixes its
+    // /etc/passwd and /etc/group), so a hit reads nothing of the base.
     let (uid, gid, uname) = p.user.clone();
     let env_key = key_of(&[
-        "env v1",
+        "env v2",
         &epoch.to_string(),
-        &passwd,
-        &group,
+        &base_info.manifest_descriptor.digest.to_string(),
         &format!("{uid}:{gid}:{uname:?}"),
         &interp.path,
         &interp.full,
@@ -1238,10 +1276,19 @@ pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Resu
     let (env_entry, cached) = match cache_get(store, &env_key, req.no_cache) {
         Some(e) => (e, true),
         None => {
+            let base_manifest = Manifest::oci(
+                Descriptor::new(media::OCI_CONFIG, Digest::of_bytes(b""), 0),
+                base_layers.clone(),
+            );
+            let lowers = snapshot::prepare(store, &base_manifest, &base_info.config)?;
+            let passwd = base_file(&lowers, "etc/passwd").unwrap_or_default();
+            let group = base_file(&lowers, "etc/group").unwrap_or_default();
             let tmp = tempdir(store, "env")?;
             let root = tmp.path().join("root");
             let e = env_layer(store, &root, &p, &interp, &passwd, &group, epoch)?;
             cache_put(store, &env_key, &e);
+            fresh_trees.push((layers.len(), root));
+            keep.push(tmp);
             (e, false)
         }
     };
@@ -1318,7 +1365,7 @@ pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Resu
                     let r = install(&u, dists, &interp, &root, &scratch).and_then(|_| {
                         // Time 0 as for weights: a distribution's layer depends only on
                         // its wheel and the interpreter's X.Y, so every project shares it.
-                        let e = write_tree(store, &root, 0, Compression::Gzip)?;
+                        let e = write_tree(store, &root, 0, Compression::None)?;
                         cache_put(store, &key, &e);
                         Ok(e)
                     });
@@ -1326,9 +1373,12 @@ pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Resu
                 });
             }
         });
+        let first = layers.len();
         for (i, r) in results.into_inner().expect("results") {
             py_entries[i] = Some((r?, false));
+            fresh_trees.push((first + i, tmp.path().join(format!("layer-{i}"))));
         }
+        keep.push(tmp);
     }
     for ((label, dists), e) in groups.iter().zip(py_entries) {
         let (entry, cached) = e.expect("every group built or cached");
@@ -1377,7 +1427,7 @@ pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Resu
             .collect();
         let mut workdir_dirs = parents(&format!("{}/x", p.workdir));
         workdir_dirs.retain(|d| !d.is_empty());
-        let e = write_placed(store, &placed, &workdir_dirs, epoch, Compression::Gzip)?;
+        let e = write_placed(store, &placed, &workdir_dirs, epoch, Compression::None)?;
         reports.push(LayerReport {
             kind: "code",
             name: format!("{} files -> {}", files.len(), p.workdir),
@@ -1392,6 +1442,22 @@ pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Resu
         layers.push(e);
     }
 
+    // Each tree just written is exactly its layer, unpacked: it becomes the layer's
+    // snapshot, so the first `kiln run` unpacks nothing of it.
+    let diffs: Vec<Digest> = layers.iter().map(|e| e.diff_id.clone()).collect();
+    let chains = kiln_store::prune::chain_ids(&diffs);
+    for (i, dir) in fresh_trees {
+        store.hold(&[Held::Snapshot(chains[i].clone())])?;
+        let snap = snapshot::path(store, &chains[i]);
+        if !snap.exists() {
+            if let Some(parent) = snap.parent() {
+                let _ = fs::create_dir_all(parent);
+            }
+            // Another process may have made it meanwhile: theirs is as good.
+            let _ = fs::rename(&dir, &snap);
+        }
+    }
+    drop(keep);
     // Config.
     let config = image_config(
         &p,
@@ -1493,7 +1559,7 @@ fn env_layer(
             mk(rel.trim_start_matches('/'), 0o755, Some((uid, gid)))?;
         }
     }
-    write_tree(store, root, epoch, Compression::Gzip)
+    write_tree(store, root, epoch, Compression::None)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -1566,7 +1632,11 @@ fn image_config(
         "name": p.name,
         "version": p.version,
         "ports": p.ports,
-        "resources": p.manifest.resources,
+        "resources": {
+            "cpus": p.manifest.resources.cpus.map(crate::manifest::Cpus::value),
+            "memory_bytes": p.memory_bytes,
+            "gpus": p.manifest.resources.gpus,
+        },
         "healthcheck": p.health.as_ref().map(|h| serde_json::json!({"path": h.http_path, "test": h.test})),
         "weights": lock.weights.iter().map(|w| serde_json::json!({
             "name": w.name,

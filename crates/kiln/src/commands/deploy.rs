@@ -19,8 +19,16 @@ pub enum Format {
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Image in the store (name, ID or digest)
+    /// Image in the store (name, ID or digest), or a kiln project directory (built when
+    /// stale; its ports, resources, healthcheck and writable paths are the defaults)
     image: String,
+    /// The objects for the version before the current one in the tag's history (or the
+    /// one `--to` names): what `kubectl apply` needs to roll a deployment back
+    #[arg(long)]
+    rollback: bool,
+    /// With --rollback: the version (a digest from `kiln history`, or -N for N back)
+    #[arg(long, requires = "rollback", value_name = "DIGEST|-N")]
+    to: Option<String>,
     /// Push the image here first (`registry.example.com/team/name[:tag]`); the objects
     /// reference the digest the registry serves
     #[arg(long, value_name = "REGISTRY/NAME[:TAG]")]
@@ -141,8 +149,30 @@ fn pullable(
     Err(no_registry_name(image))
 }
 
-pub fn run(root: &Path, args: Args) -> Result<ExitCode> {
+pub fn run(root: &Path, mut args: Args) -> Result<ExitCode> {
     let store = super::open_store(root)?;
+    // A kiln project: built when stale, deployed by digest under the project's name.
+    if let Some(dir) = super::project::project_dir(&args.image) {
+        if args.rollback {
+            anyhow::bail!(with_hint(
+                anyhow!("--rollback takes the image's name, not the project directory"),
+                "`kiln deploy NAME:TAG --rollback` (`kiln history NAME:TAG` lists the versions)",
+            ));
+        }
+        let (digest, project) = super::project::build_for_run(root, &dir)?;
+        if args.name.is_none() && args.push.is_none() {
+            args.name = Some(project.name.clone());
+        }
+        args.image = digest;
+    }
+    let version_of_name = Reference::parse(&args.image)
+        .ok()
+        .and_then(|r| r.tag().map(str::to_string));
+    if args.rollback {
+        let digest = super::history::previous_version(&store, &args.image, args.to.as_deref())?;
+        eprintln!("rolling back {} to {digest}", args.image);
+        args.image = digest;
+    }
     let resolved = store.resolve(&args.image).map_err(|e| match e {
         kiln_store::StoreError::ImageNotFound { .. } => with_hint(
             e,
@@ -205,11 +235,7 @@ pub fn run(root: &Path, args: Args) -> Result<ExitCode> {
             p
         }
     };
-    let version = pull.tag.clone().or_else(|| {
-        Reference::parse(&args.image)
-            .ok()
-            .and_then(|r| r.tag().map(str::to_string))
-    });
+    let version = pull.tag.clone().or(version_of_name);
     let objects = kiln_deploy::generate(
         &kiln_deploy::Image {
             reference: pull.reference,

@@ -1,7 +1,7 @@
 //! `kiln history` and `kiln rollback`: the versions of a tag, and moving it back.
 
 use crate::output::{human_size, with_hint};
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use kiln_store::history::{self, Move, Version};
 use kiln_store::Store;
 use std::path::Path;
@@ -246,6 +246,32 @@ fn target<'v>(
         ));
     }
     Ok(&versions[pos - back])
+}
+
+/// The digest of the version before the current one of `reference` (or the one `to`
+/// names): in the registry's history when kiln pushed the name, else in the store's.
+/// What `kiln deploy --rollback` deploys.
+pub fn previous_version(store: &Store, reference: &str, to: Option<&str>) -> Result<String> {
+    let reference = super::parse_reference(reference)?;
+    let remote = history::remote_name(&reference);
+    let (moves, pushed) = read(store, &remote)?;
+    if !pushed.is_empty() {
+        let current = history::current(&moves, &remote).unwrap_or_default();
+        return Ok(target(&remote, &pushed, &current, to)?.digest.clone());
+    }
+    let name = reference.familiar();
+    let (_, versions) = read(store, &name)?;
+    if versions.is_empty() {
+        bail!(with_hint(
+            anyhow!("no history for {name}: nothing to roll back to"),
+            "`kiln history NAME` shows the versions kiln recorded",
+        ));
+    }
+    let current = store
+        .resolve(&name)
+        .map(|r| r.descriptor.digest.to_string())
+        .with_context(|| format!("{name} no longer names an image"))?;
+    Ok(target(&name, &versions, &current, to)?.digest.clone())
 }
 
 pub fn run_rollback(root: &Path, args: RollbackArgs) -> Result<ExitCode> {
