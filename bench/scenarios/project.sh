@@ -7,9 +7,10 @@
 # in every cold run (uv's cache is empty, pip runs with --no-cache-dir), on the host network,
 # with the host's CA bundle as a build secret for pip (PyPI is reached through the host's
 # TLS-inspecting proxy here).
-# - cold build: kiln from a fresh store holding only the Debian .deb cache (the OS layers are
-#   unpacked and written again, uv's cache and the layer cache are empty) vs `docker build
-#   --no-cache` on a base already loaded. Target: kiln <= 0.25x docker.
+# - cold build: kiln from a fresh store that has the Debian base already built (its blobs,
+#   snapshots and the records naming them), as docker has its base image loaded; uv's cache
+#   and the project layer cache are empty, so every wheel is downloaded and installed again,
+#   vs `docker build --no-cache`. Target: kiln <= 0.25x docker.
 # - rebuild after appending a comment to app.py (layer caches warm). Target: kiln <= 0.5x.
 # - re-push of that edit to a local registry (Debian's docker-registry on 127.0.0.1): the blobs
 #   and bytes `kiln push --json` sends (only the code layer and the config are expected).
@@ -95,15 +96,19 @@ log "project: throwaway docker build (checks the Dockerfile; warms the daemon)"
 eval "$DB --no-cache" >/dev/null
 
 # ---- 1. cold builds ------------------------------------------------------------------------------
-# A fresh store per run holding only cache/debian/{debs,indexes} (hard links). Not
-# cache/debian/layers: those records name layer blobs that a fresh store does not have.
+# A fresh store per run (hard links of the warm one): the blobs, snapshots and the Debian and
+# build-step records, so the Debian base is there as docker's base image is; not uv's cache
+# (cache/uv-cache) nor the project layer records (cache/project/layers): every wheel is
+# downloaded and installed, and every Python, env and code layer written again.
 cat >"$WORK/fresh-root.sh" <<SH
 #!/usr/bin/env bash
-# fresh-root.sh NAME: a new store under $ROOTS seeded with the .deb cache; its path in $WORK/NAME.path
+# fresh-root.sh NAME: a new store under $ROOTS seeded with the Debian base; its path in $WORK/NAME.path
 set -euo pipefail
 r=\$(mktemp -d "$ROOTS/\$1.XXXX")
-mkdir -p "\$r/cache/debian"
-cp -al "$WARM/cache/debian/debs" "$WARM/cache/debian/indexes" "\$r/cache/debian/"
+mkdir -p "\$r/cache/project"
+cp -al "$WARM/blobs" "$WARM/snapshots" "$WARM/oci-layout" "\$r/"
+cp -al "$WARM/cache/debian" "$WARM/cache/build" "\$r/cache/"
+cp -al "$WARM/cache/project/bases" "\$r/cache/project/"
 echo "\$r" >"$WORK/\$1.path"
 SH
 KB="$KILN_BIN --root \$(cat $WORK/kiln.path) build -q -t bench/iris:v1 $PROJ"

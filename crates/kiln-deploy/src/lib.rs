@@ -92,6 +92,9 @@ pub struct Options {
     pub job: bool,
     /// Allow an image that runs as root (no runAsNonRoot).
     pub allow_root: bool,
+    /// A Service is required: an image without a port is an error (else a Service is
+    /// written when there is a port).
+    pub service: bool,
 }
 
 /// One object, as the JSON value it serializes to (keys sorted).
@@ -329,7 +332,7 @@ fn project_meta(config: &ImageConfig) -> Option<ProjectMeta> {
 /// CPUs as a Kubernetes quantity: `2`, `500m`.
 fn cpu_quantity(cpus: f64) -> String {
     let milli = (cpus * 1000.0).round() as u64;
-    if milli % 1000 == 0 {
+    if milli.is_multiple_of(1000) {
         (milli / 1000).to_string()
     } else {
         format!("{milli}m")
@@ -344,7 +347,7 @@ fn memory_quantity(bytes: u64) -> String {
         ("Mi", 1 << 20),
         ("Ki", 1 << 10),
     ] {
-        if bytes >= size && bytes % size == 0 {
+        if bytes >= size && bytes.is_multiple_of(size) {
             return format!("{}{unit}", bytes / size);
         }
     }
@@ -559,6 +562,12 @@ pub fn generate(image: &Image, opts: &Options) -> Result<Objects> {
         }
         None => exposed_ports(config),
     };
+    if ports.is_empty() && opts.service && !opts.job {
+        return Err(Error::new(
+            "a Service was asked for, and the image exposes no port",
+            "declare the port the app listens on: `ports = [8000]` in kiln.toml's [app] (EXPOSE in a Dockerfile), or pass --port",
+        ));
+    }
     let primary = ports
         .iter()
         .find(|(_, proto)| proto == "TCP")

@@ -243,3 +243,67 @@ fn quantities_and_selectors() {
     assert!(parse_node_selector("ab").is_err());
     assert!(parse_node_selector("a=b c").is_err());
 }
+
+#[test]
+fn a_kiln_project_label_gives_the_defaults() {
+    let meta = serde_json::json!({
+        "ports": [8000],
+        "resources": {"cpus": 0.5, "memory_bytes": 1073741824u64, "gpus": 1},
+        "healthcheck": {"path": "/health", "test": ["CMD", "python3", "-c", "..."]},
+        "writable": ["/app/cache"],
+    });
+    let c = config(serde_json::json!({
+        "User": "1000:1000",
+        "ExposedPorts": {"8000/tcp": {}},
+        "Healthcheck": {"Test": ["CMD", "python3", "-c", "import urllib.request"]},
+        "Labels": {PROJECT_LABEL: meta.to_string()},
+    }));
+    let o = gen(&c, &opts()).unwrap();
+    let pod = &o.objects[0].value["spec"]["template"]["spec"];
+    let ctr = &pod["containers"][0];
+    assert_eq!(ctr["resources"]["limits"]["cpu"], "500m");
+    assert_eq!(ctr["resources"]["limits"]["memory"], "1Gi");
+    assert_eq!(ctr["resources"]["limits"]["nvidia.com/gpu"], "1");
+    assert_eq!(pod["tolerations"][0]["key"], "nvidia.com/gpu");
+    assert_eq!(ctr["readinessProbe"]["httpGet"]["path"], "/health");
+    assert_eq!(ctr["readinessProbe"]["httpGet"]["port"], 8000);
+    let mounts: Vec<&str> = ctr["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["mountPath"].as_str().unwrap())
+        .collect();
+    assert_eq!(mounts, ["/tmp", "/app/cache"]);
+    // Options win over the project's.
+    let o = gen(
+        &c,
+        &Options {
+            cpu: Some("2".into()),
+            ..opts()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        o.objects[0].value["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+            ["cpu"],
+        "2"
+    );
+    assert_eq!(cpu_quantity(2.0), "2");
+    assert_eq!(memory_quantity(512 << 20), "512Mi");
+    assert_eq!(memory_quantity(1000), "1000");
+}
+
+#[test]
+fn a_service_needs_a_port() {
+    let c = config(serde_json::json!({"User": "1000"}));
+    let e = gen(
+        &c,
+        &Options {
+            service: true,
+            ..opts()
+        },
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("exposes no port"), "{e}");
+    assert!(e.hint().unwrap().contains("ports = [8000]"));
+}

@@ -698,23 +698,42 @@ fn parents(path: &str) -> Vec<String> {
     (1..parts.len()).map(|i| parts[..i].join("/")).collect()
 }
 
-/// Writes a layer of files placed at image paths: `(image path, source file, mode)`.
+/// A reader that hashes what it reads.
+struct HashingReader<R> {
+    inner: R,
+    hash: Sha256,
+}
+
+impl<R: std::io::Read> std::io::Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// Writes a layer of files placed at image paths: `(image path, source file, mode,
+/// expected sha256)`; a file whose bytes are not the expected ones (it changed since it
+/// was locked) fails the layer.
 fn write_placed(
     store: &Store,
-    files: &[(String, PathBuf, u32)],
+    files: &[(String, PathBuf, u32, Option<String>)],
     extra_dirs: &[String],
     epoch: i64,
     compression: Compression,
 ) -> Result<CacheEntry> {
     let mut dirs: std::collections::BTreeSet<String> = extra_dirs.iter().cloned().collect();
-    for (target, _, _) in files {
+    for (target, _, _, _) in files {
         dirs.extend(parents(target));
     }
     // Sorted by path, parents before children (as write_dir does).
-    let mut entries: Vec<(String, Option<(&PathBuf, u32)>)> =
-        dirs.into_iter().map(|d| (d, None)).collect();
-    for (t, src, mode) in files {
-        entries.push((t.trim_start_matches('/').to_string(), Some((src, *mode))));
+    type Entry<'a> = (String, Option<(&'a PathBuf, u32, &'a Option<String>)>);
+    let mut entries: Vec<Entry> = dirs.into_iter().map(|d| (d, None)).collect();
+    for (t, src, mode, sha) in files {
+        entries.push((
+            t.trim_start_matches('/').to_string(),
+            Some((src, *mode, sha)),
+        ));
     }
     entries.sort_by(|a, b| a.0.split('/').cmp(b.0.split('/')));
     let dir_meta = EntryMeta {
@@ -732,15 +751,28 @@ fn write_placed(
                     None => w
                         .dir(path, dir_meta)
                         .map_err(|e| Error::new(format!("{path}: {e}")))?,
-                    Some((src, mode)) => {
-                        let mut f = fs::File::open(src).map_err(io(src))?;
+                    Some((src, mode, sha)) => {
+                        let f = fs::File::open(src).map_err(io(src))?;
                         let size = f.metadata().map_err(io(src))?.len();
                         let m = EntryMeta {
                             mode: *mode,
                             ..dir_meta
                         };
-                        w.file(path, m, size, &mut f)
+                        let mut r = HashingReader {
+                            inner: f,
+                            hash: Sha256::new(),
+                        };
+                        w.file(path, m, size, &mut r)
                             .map_err(|e| Error::new(format!("{}: {e}", src.display())))?;
+                        if let Some(want) = sha {
+                            let got = hex::encode(r.hash.finalize());
+                            if &got != want {
+                                return Err(Error::hint(
+                                    format!("{}: changed while the image was built (sha256 {got}, kiln.lock has {want})", src.display()),
+                                    "build again once the file is written",
+                                ));
+                            }
+                        }
                     }
                 }
             }
@@ -1157,7 +1189,8 @@ pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Resu
     };
     store.hold_image(&base_info)?;
 
-    // 1. Weights.
+    // 1. Weights. (image path -> the digest of the layer holding it)
+    let mut weights_layer: BTreeMap<String, String> = BTreeMap::new();
     for (w, wl) in p.weights.iter().zip(&lock.weights) {
         let files = lockfile::weights_files(&w.path)?;
         let (big, small): (Vec<_>, Vec<_>) = files
@@ -1208,14 +1241,15 @@ pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Resu
                 Some(e) => (e, true),
                 None => {
                     progress.note(&format!("weights `{}`: {shown}", w.name));
-                    let placed: Vec<(String, PathBuf, u32)> = group
+                    let placed: Vec<(String, PathBuf, u32, Option<String>)> = group
                         .iter()
-                        .map(|((rel, abs), _)| (target_of(rel), abs.clone(), 0o644))
+                        .map(|((rel, abs), f)| {
+                            (target_of(rel), abs.clone(), 0o644, Some(f.sha256.clone()))
+                        })
                         .collect();
                     // Time 0, not the image's: the same weights give the same layer in
                     // every version and every project, whatever the base's date.
                     let e = write_placed(store, &placed, &[], 0, Compression::None)?;
-                    // What was read must be what was locked.
                     cache_put(store, &key, &e);
                     (e, false)
                 }
@@ -1224,6 +1258,9 @@ pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Resu
                 epoch,
                 format!("kiln weights {} {shown} -> {}", w.name, w.target),
             ));
+            for ((rel, _), _) in &group {
+                weights_layer.insert(target_of(rel), entry.layer.digest.to_string());
+            }
             reports.push(LayerReport {
                 kind: "weights",
                 name: format!("{}: {shown}", w.name),
@@ -1411,7 +1448,7 @@ pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Resu
     if files.is_empty() {
         progress.note("no code files matched [app].files: the image has no code layer");
     } else {
-        let placed: Vec<(String, PathBuf, u32)> = files
+        let placed: Vec<(String, PathBuf, u32, Option<String>)> = files
             .iter()
             .map(|(rel, abs)| {
                 use std::os::unix::fs::PermissionsExt;
@@ -1422,6 +1459,7 @@ pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Resu
                     crate::manifest::image_join(&p.workdir, rel),
                     abs.clone(),
                     if exec { 0o755 } else { 0o644 },
+                    None,
                 )
             })
             .collect();
@@ -1468,9 +1506,17 @@ pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Resu
         &layers,
         hist,
         &req.labels,
+        &weights_layer,
     );
-    let (descriptor, _) =
-        store.write_image(&config, layers.iter().map(|e| e.layer.clone()).collect())?;
+    let layer_list: Vec<Descriptor> = layers.iter().map(|e| e.layer.clone()).collect();
+    let (descriptor, _) = store.write_image(&config, layer_list.clone())?;
+    // The layers not unpacked yet (weights, code) are unpacked now: the image is ready to
+    // run, and reading its packages (SBOM, `kiln env`) walks snapshots, not blobs.
+    let manifest = Manifest::oci(
+        Descriptor::new(media::OCI_CONFIG, Digest::of_bytes(b""), 0),
+        layer_list,
+    );
+    snapshot::prepare(store, &manifest, &config)?;
     Ok(BuildOutcome {
         project: p,
         lock,
@@ -1502,6 +1548,28 @@ fn env_layer(
     let (uid, gid, uname) = p.user.clone();
     let etc = mk("etc", 0o755, None)?;
     if let Some(name) = uname.as_deref().filter(|n| *n != "root") {
+        // A name the base already has keeps its entry, and must have the ids kiln runs as.
+        if let Some(l) = passwd.lines().find(|l| l.split(':').next() == Some(name)) {
+            let f: Vec<&str> = l.split(':').collect();
+            let ids = (
+                f.get(2).and_then(|u| u.parse::<u32>().ok()),
+                f.get(3).and_then(|g| g.parse::<u32>().ok()),
+            );
+            if ids != (Some(uid), Some(gid)) {
+                return Err(Error::hint(
+                    format!(
+                        "user `{name}` exists in the base with uid:gid {}:{}, not {uid}:{gid}",
+                        f.get(2).unwrap_or(&"?"),
+                        f.get(3).unwrap_or(&"?")
+                    ),
+                    format!(
+                        "set [app] user = \"{}:{}\", or pick a name the base does not have",
+                        f.get(2).unwrap_or(&"?"),
+                        f.get(3).unwrap_or(&"?")
+                    ),
+                ));
+            }
+        }
         let has_user = passwd.lines().any(|l| l.split(':').next() == Some(name));
         let has_group = group.lines().any(|l| l.split(':').next() == Some(name));
         let home = format!("/home/{name}");
@@ -1572,6 +1640,7 @@ fn image_config(
     layers: &[CacheEntry],
     hist: Vec<History>,
     extra_labels: &BTreeMap<String, String>,
+    weights_layer: &BTreeMap<String, String>,
 ) -> ImageConfig {
     let base_cfg = base.config.config.clone().unwrap_or_default();
     let base_env = base_cfg.env.clone().unwrap_or_default();
@@ -1641,7 +1710,10 @@ fn image_config(
         "weights": lock.weights.iter().map(|w| serde_json::json!({
             "name": w.name,
             "target": w.target,
-            "files": w.files.iter().map(|f| serde_json::json!({"path": f.path, "size": f.size, "sha256": f.sha256})).collect::<Vec<_>>(),
+            "files": w.files.iter().map(|f| {
+                let at = if f.path.is_empty() { w.target.clone() } else { crate::manifest::image_join(&w.target, &f.path) };
+                serde_json::json!({"path": at, "size": f.size, "sha256": f.sha256, "layer": weights_layer.get(&at)})
+            }).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
         "writable": p.manifest.app.writable,
         "python": {"version": interp.full, "interpreter": interp.path, "platform": interp.platform, "venv": VENV},

@@ -119,6 +119,35 @@ pub fn python_inputs(p: &Project, interpreter: &str, platform: &str) -> Result<S
         py.extra_index_url.join("\n").into_bytes(),
         py.find_links.join("\n").into_bytes(),
     ];
+    // uv reads index settings from its environment too: they are inputs.
+    for var in [
+        "UV_INDEX_URL",
+        "UV_EXTRA_INDEX_URL",
+        "UV_DEFAULT_INDEX",
+        "UV_INDEX",
+        "UV_FIND_LINKS",
+    ] {
+        parts.push(format!("{var}={}", std::env::var(var).unwrap_or_default()).into_bytes());
+    }
+    // Local find-links directories: their listing (names and sizes).
+    for f in &py.find_links {
+        if f.contains("://") {
+            continue;
+        }
+        let dir = p.dir.join(f);
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .map(|e| {
+                        let size = e.metadata().map(|m| m.len()).unwrap_or(0);
+                        format!("{} {size}", e.file_name().to_string_lossy())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        parts.push(names.join("\n").into_bytes());
+    }
     match &p.deps {
         Dependencies::Inline(v) => parts.push(format!("inline\n{}", v.join("\n")).into_bytes()),
         Dependencies::None => parts.push(b"none".to_vec()),

@@ -521,6 +521,17 @@ impl Project {
             }
             Ok(p)
         };
+        for f in &py.find_links {
+            if !f.contains("://") && !inside(f) {
+                return Err(Error::hint(
+                    format!(
+                        "{}: [python] find-links `{f}` is outside the project",
+                        file.display()
+                    ),
+                    "find-links are URLs or directories inside the project",
+                ));
+            }
+        }
         let deps = if let Some(l) = &py.lock {
             let p = check_file(l, "the lock file")?;
             if !p.with_file_name("pyproject.toml").is_file() {
@@ -605,7 +616,15 @@ impl Project {
                             "write an absolute path such as /models/NAME",
                         ));
                     }
-                    image_join("/", s)
+                    let t = image_join("/", s);
+                    if t == "/" {
+                        return Err(cx.at(
+                            &t_span(t.as_str(), e),
+                            format!("weights `{name}`: target `{s}` is the image's root"),
+                            "write a directory such as /models/NAME",
+                        ));
+                    }
+                    t
                 }
                 None => image_join(&workdir, &rel),
             };
@@ -673,12 +692,29 @@ impl Project {
                 }
             }
         };
+        for w in &manifest.app.writable {
+            if !w.starts_with('/') || w.split('/').any(|c| c == "..") || image_join("/", w) == "/" {
+                return Err(Error::hint(
+                    format!(
+                        "{}: [app] writable `{w}` is not an absolute path in the image",
+                        file.display()
+                    ),
+                    "write absolute paths below /, such as \"/app/cache\"",
+                ));
+            }
+        }
         let health = match &manifest.app.healthcheck {
             None => None,
             Some(h) => Some(health(&cx, h, ports.first().copied())?),
         };
         let memory_bytes = match &manifest.resources.memory {
             None => None,
+            Some(MemoryValue::Bytes(0)) => {
+                return Err(Error::hint(
+                    format!("{}: [resources] memory = 0 is not a size", file.display()),
+                    "write a size such as \"512m\" or \"2g\"",
+                ))
+            }
             Some(MemoryValue::Bytes(b)) => Some(*b),
             Some(MemoryValue::Text(t)) => Some(parse_memory(t).ok_or_else(|| {
                 Error::hint(
@@ -700,7 +736,11 @@ impl Project {
         }
         let command = manifest.app.command.as_ref().map(|c| c.get_ref().argv());
         if let Some(c) = &manifest.app.command {
-            if c.get_ref().argv().first().is_none_or(|s| s.is_empty()) {
+            let empty = match c.get_ref() {
+                Command::Exec(v) => v.first().is_none_or(|s| s.trim().is_empty()),
+                Command::Shell(t) => t.trim().is_empty(),
+            };
+            if empty {
                 return Err(cx.at(
                     &c.span(),
                     "the command is empty",
@@ -750,6 +790,11 @@ impl Project {
         }
         env
     }
+}
+
+/// The span of a weights entry's target (for errors).
+fn t_span(_t: &str, e: &WeightsEntry) -> Range<usize> {
+    e.target.as_ref().map_or(0..0, |t| t.span())
 }
 
 fn valid_user_name(s: &str) -> bool {
@@ -808,6 +853,15 @@ fn health(cx: &Ctx<'_>, h: &toml::Spanned<Healthcheck>, port: Option<u16>) -> Re
             )
         }
         (None, Some(c)) => {
+            if c.argv().first().is_none_or(|s| s.trim().is_empty())
+                || matches!(c, Command::Shell(t) if t.trim().is_empty())
+            {
+                return Err(cx.at(
+                    &span,
+                    "the healthcheck command is empty",
+                    "write the program and its arguments, e.g. [\"python3\", \"check.py\"]",
+                ));
+            }
             let mut t = vec!["CMD".to_string()];
             t.extend(c.argv());
             (t, None)

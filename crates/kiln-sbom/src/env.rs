@@ -29,8 +29,65 @@ pub struct Environment {
     pub conda_packages: Vec<CondaPackage>,
     /// CUDA, cuDNN and NCCL versions found in packages or the config.
     pub accelerators: Vec<Accelerator>,
+    /// Weights files the image declares (a kiln project's `[weights]`): path, size,
+    /// sha256 and the layer holding each.
+    pub weights: Vec<WeightsFile>,
+    /// A kiln project's own description (the `dev.kiln.project` label): name, version,
+    /// ports, resources, healthcheck, the kiln.lock digest, the Python environment, and
+    /// the git revision; `null` for other images.
+    pub project: Option<serde_json::Value>,
     /// What kiln could not find or had to guess.
     pub notes: Vec<String>,
+}
+
+/// One weights file.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct WeightsFile {
+    /// The weights entry's name.
+    pub name: String,
+    /// Absolute path in the image.
+    pub path: String,
+    pub size: u64,
+    pub sha256: String,
+    /// Digest of the layer that holds it.
+    pub layer: Option<String>,
+}
+
+/// The label a kiln project image describes itself with.
+pub const PROJECT_LABEL: &str = "dev.kiln.project";
+
+/// The project description and its weights files, from the label.
+fn project_of(
+    labels: &std::collections::BTreeMap<String, String>,
+) -> (Option<serde_json::Value>, Vec<WeightsFile>) {
+    let Some(mut v) = labels
+        .get(PROJECT_LABEL)
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
+        .filter(|v| v.is_object())
+    else {
+        return (None, Vec::new());
+    };
+    let mut weights = Vec::new();
+    for w in v["weights"].as_array().cloned().unwrap_or_default() {
+        let name = w["name"].as_str().unwrap_or_default().to_string();
+        for f in w["files"].as_array().cloned().unwrap_or_default() {
+            if let (Some(path), Some(size), Some(sha)) =
+                (f["path"].as_str(), f["size"].as_u64(), f["sha256"].as_str())
+            {
+                weights.push(WeightsFile {
+                    name: name.clone(),
+                    path: path.to_string(),
+                    size,
+                    sha256: sha.to_string(),
+                    layer: f["layer"].as_str().map(str::to_string),
+                });
+            }
+        }
+    }
+    if let Some(r) = labels.get("org.opencontainers.image.revision") {
+        v["revision"] = serde_json::Value::String(r.clone());
+    }
+    (Some(v), weights)
 }
 
 /// Which image this is.
@@ -465,10 +522,13 @@ pub fn assemble(files: &Files, image: ImageSummary, config: &ImageConfig) -> Env
             "no os-release file (etc/os-release, usr/lib/os-release) in the image".to_string(),
         );
     }
+    let (project, weights) = project_of(&run.labels);
     Environment {
         schema: SCHEMA,
         image,
         distribution,
+        weights,
+        project,
         config: run,
         python,
         os_packages,

@@ -23,6 +23,8 @@ pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
 pub const PREDICATE_TYPE: &str = "https://slsa.dev/provenance/v1";
 /// The build type of a Dockerfile build by kiln.
 pub const BUILD_TYPE_DOCKERFILE: &str = "https://kiln.invalid/build/dockerfile@v1";
+/// The buildType of a kiln project build (kiln.toml + kiln.lock).
+pub const BUILD_TYPE_PROJECT: &str = "https://kiln.invalid/build/project@v1";
 
 /// The builder id: `https://kiln.invalid/kiln@VERSION`.
 pub fn builder_id() -> String {
@@ -46,6 +48,16 @@ pub struct BuildInputs {
     pub target: Option<String>,
     /// Attach the provenance statement too (the SBOM always).
     pub provenance: bool,
+    /// A kiln project build: its kiln.lock (then `dockerfile` is its kiln.toml) and its
+    /// base image, as `reference@digest`.
+    pub project: Option<ProjectInputs>,
+}
+
+/// What a kiln project build adds to the provenance.
+#[derive(Clone, Debug)]
+pub struct ProjectInputs {
+    pub lock: PathBuf,
+    pub base: String,
 }
 
 /// One resolved dependency (SLSA's ResourceDescriptor).
@@ -274,8 +286,27 @@ pub fn statement(
             [("sha256", context_digest(&inputs.context)?)].into(),
         ));
     }
+    if let Some(p) = &inputs.project {
+        let lock = std::fs::read(&p.lock).map_err(SbomError::io(&p.lock))?;
+        deps.push(dep(
+            "kiln.lock",
+            Some("kiln.lock"),
+            [("sha256", hex::encode(Sha256::digest(&lock)))].into(),
+        ));
+        let (name, digest) = p.base.rsplit_once('@').unwrap_or((&p.base, ""));
+        let mut d = BTreeMap::new();
+        if let Some((alg, hex)) = digest.split_once(':') {
+            d.insert(alg, hex.to_string());
+        }
+        deps.push(dep(&format!("pkg:docker/{name}"), Some(name), d));
+    }
     let text = String::from_utf8_lossy(&text);
-    for base in base_images(&text, &inputs.build_args) {
+    let bases = if inputs.project.is_some() {
+        Vec::new()
+    } else {
+        base_images(&text, &inputs.build_args)
+    };
+    for base in bases {
         let mut digest = BTreeMap::new();
         if let Ok(r) = store.resolve(&base) {
             digest.insert(
@@ -289,7 +320,7 @@ pub fn statement(
     secrets.sort();
     secrets.dedup();
     let mut external = json!({
-        "frontend": "dockerfile",
+        "frontend": if inputs.project.is_some() { "kiln-project" } else { "dockerfile" },
         "dockerfile": dockerfile_name,
         "args": inputs.build_args,
         "secrets": secrets,
@@ -306,7 +337,7 @@ pub fn statement(
         "predicateType": PREDICATE_TYPE,
         "predicate": {
             "buildDefinition": {
-                "buildType": BUILD_TYPE_DOCKERFILE,
+                "buildType": if inputs.project.is_some() { BUILD_TYPE_PROJECT } else { BUILD_TYPE_DOCKERFILE },
                 "externalParameters": external,
                 "internalParameters": { "platform": platform },
                 "resolvedDependencies": deps,

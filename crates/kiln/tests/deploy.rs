@@ -6,10 +6,9 @@
 mod common;
 
 use common::registry::Registry;
+use common::validators::{checkov_failures, validate, EXPECTED_CHECKOV};
 use common::{json, kiln_with_busybox, run, skopeo, Kiln};
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
+use std::path::Path;
 
 const DOCKERFILE: &str = "FROM bb:v1\n\
     LABEL org.opencontainers.image.revision=0123456789abcdef\n\
@@ -17,12 +16,6 @@ const DOCKERFILE: &str = "FROM bb:v1\n\
     EXPOSE 8000\n\
     HEALTHCHECK CMD wget -q -O- http://localhost:8000/health || exit 1\n\
     CMD [\"httpd\", \"-f\", \"-p\", \"8000\"]\n";
-
-/// checkov failures expected for every Deployment kiln writes (see docs/deploy.md).
-const EXPECTED_CHECKOV: &[&str] = &[
-    "CKV_K8S_40", // uid 1000 is below 10000: kiln keeps the image's uid, it invents none
-    "CKV2_K8S_6", // no NetworkPolicy: who may talk to the app is the cluster's to say
-];
 
 /// A store with `bb:v1` and `app:v1` built from [`DOCKERFILE`].
 fn kiln_with_app() -> Kiln {
@@ -32,101 +25,6 @@ fn kiln_with_app() -> Kiln {
     std::fs::write(ctx.join("Dockerfile"), DOCKERFILE).unwrap();
     k.ok(&["build", "-q", "-t", "app:v1", ctx.to_str().unwrap()]);
     k
-}
-
-/// kubernetes-validate and checkov, installed once into the venv sbom.rs uses.
-fn venv() -> &'static Path {
-    static V: OnceLock<PathBuf> = OnceLock::new();
-    V.get_or_init(|| {
-        let dir = PathBuf::from(
-            std::env::var_os("KILN_TEST_VENV").unwrap_or_else(|| "/var/tmp/kiln-test-venv".into()),
-        );
-        let ready = dir.join("bin/kubernetes-validate").exists() && dir.join("bin/checkov").exists();
-        if !ready {
-            let ok = (dir.join("bin/pip").exists()
-                || Command::new("python3")
-                    .arg("-m")
-                    .arg("venv")
-                    .arg(&dir)
-                    .status()
-                    .is_ok_and(|s| s.success()))
-                && Command::new(dir.join("bin/pip"))
-                    .args(["install", "-q", "kubernetes-validate", "checkov"])
-                    .status()
-                    .is_ok_and(|s| s.success());
-            assert!(
-                ok,
-                "the Kubernetes validators are required: python3 -m venv {0} && {0}/bin/pip install kubernetes-validate checkov (needs python3-venv and PyPI)",
-                dir.display()
-            );
-        }
-        dir
-    })
-}
-
-/// `kubernetes-validate --strict` for 1.33 and for the newest version it knows.
-fn validate(file: &Path) {
-    for version in [Some("1.33.0"), None] {
-        let mut cmd = Command::new(venv().join("bin/kubernetes-validate"));
-        cmd.arg("--strict");
-        if let Some(v) = version {
-            cmd.args(["-k", v]);
-        }
-        let out = cmd.arg(file).output().unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(
-            out.status.success() && !text.contains("ERROR") && !text.contains("WARN"),
-            "{} (Kubernetes {}): {text}\n{}",
-            file.display(),
-            version.unwrap_or("newest"),
-            std::fs::read_to_string(file).unwrap()
-        );
-    }
-}
-
-/// The ids of the checks checkov fails on `file` (Kubernetes framework).
-fn checkov_failures(file: &Path) -> Vec<String> {
-    let out = Command::new(venv().join("bin/checkov"))
-        .arg("-f")
-        .arg(file)
-        .args([
-            "--framework",
-            "kubernetes",
-            "--compact",
-            "--quiet",
-            "-o",
-            "json",
-            // Offline: no download of policies or guidelines, no traffic but loopback.
-            "--skip-download",
-        ])
-        .env("BC_SKIP_MAPPING", "TRUE")
-        .env("CHECKOV_RUN_SCA_PACKAGE_SCAN_V2", "false")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let v = json(&text);
-    // One report, or a list of them; an empty report when all checks pass.
-    let reports = match v {
-        serde_json::Value::Array(a) => a,
-        v => vec![v],
-    };
-    let mut ids: Vec<String> = reports
-        .iter()
-        .flat_map(|r| {
-            r["results"]["failed_checks"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-        })
-        .map(|c| c["check_id"].as_str().unwrap_or("").to_string())
-        .collect();
-    ids.sort();
-    ids.dedup();
-    ids
 }
 
 fn deploy(k: &Kiln, args: &[&str]) -> String {

@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::registry::Registry;
+use common::validators::{checkov_failures, validate, venv, CDX_VALIDATE, EXPECTED_CHECKOV};
 use common::{docker, json, podman, run, unique, Kiln};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -140,8 +142,10 @@ fn kiln_serves(k: &Kiln, image: &str) {
 #[test]
 fn examples_build_from_nothing_and_answer_through_kiln_run() {
     let f = fixture();
-    kiln_serves(&f.k, "iris:0.1.0");
-    kiln_serves(&f.k, "onnx:0.1.0");
+    // By digest: other tests build variants of the examples in the same store, under
+    // the same names.
+    kiln_serves(&f.k, &f.iris.digest);
+    kiln_serves(&f.k, &f.onnx.digest);
     // The layers, lowest first: weights, OS, env, Python, code.
     let kinds: Vec<&str> = f.iris.layers.iter().map(|l| l.0.as_str()).collect();
     let order = ["weights", "os", "env", "python", "code"];
@@ -154,7 +158,7 @@ fn examples_build_from_nothing_and_answer_through_kiln_run() {
     assert_eq!(kinds.first(), Some(&"weights"));
     assert_eq!(kinds.last(), Some(&"code"));
     // The config: non-root user, ports, healthcheck, labels with the project metadata.
-    let cfg = json(&f.k.ok(&["inspect", "iris:0.1.0"]));
+    let cfg = json(&f.k.ok(&["inspect", &f.iris.digest]));
     let text = cfg[0]["Config"].to_string();
     assert!(text.contains("\"1000:1000\""), "{text}");
     assert!(text.contains("8000/tcp"), "{text}");
@@ -168,7 +172,7 @@ fn docker_and_podman_run_the_saved_image_and_answer_the_same() {
     let f = fixture();
     let tar = f.k.dir.path().join("iris.tar");
     let tag = format!("{}:1", unique("iris"));
-    f.k.ok(&["tag", "iris:0.1.0", &tag]);
+    f.k.ok(&["tag", &f.iris.digest, &tag]);
     f.k.ok(&["save", &tag, "-o", tar.to_str().unwrap()]);
     let ask = r#"
 import time, urllib.request
@@ -342,7 +346,7 @@ print(json.dumps({'uid': os.getuid(), 'dists': sorted([d.metadata['Name'].lower(
         "--rm",
         "--network",
         "none",
-        "iris:0.1.0",
+        &f.iris.digest,
         "python3",
         "-c",
         script,
@@ -625,4 +629,251 @@ fn init_then_build_serves_projects_kiln_has_never_seen() {
     .unwrap();
     let body = init_build_serve(&f.k, &b, 5001, "/");
     assert!(body.contains("hello from flask"), "{body}");
+}
+
+/// The `image:` of the Deployment in `yaml`.
+fn image_of(yaml: &str) -> String {
+    yaml.lines()
+        .find_map(|l| l.trim().trim_start_matches("- ").strip_prefix("image: "))
+        .expect("an image line")
+        .to_string()
+}
+
+fn validated(k: &Kiln, yaml: &str, what: &str) {
+    let file = k.dir.path().join(format!("{what}.yaml"));
+    std::fs::write(&file, yaml).unwrap();
+    validate(&file);
+    let failed = checkov_failures(&file);
+    let unexpected: Vec<&String> = failed
+        .iter()
+        .filter(|id| !EXPECTED_CHECKOV.contains(&id.as_str()))
+        .collect();
+    assert!(unexpected.is_empty(), "{what}: checkov: {failed:?}\n{yaml}");
+}
+
+#[test]
+fn project_deploys_validate_push_by_digest_and_roll_back() {
+    let f = fixture();
+    let k = &f.k;
+    let reg = Registry::open();
+    let dir = tempfile::tempdir().unwrap();
+    let iris = copy_example("iris", dir.path(), false);
+    std::fs::copy(f.iris_dir.join("kiln.lock"), iris.join("kiln.lock")).unwrap();
+    let dest = format!("{}/team/iris:1", reg.addr());
+    // In a namespace of its own (checkov's CKV_K8S_21 wants one; docs/deploy.md).
+    let deploy = |args: &[&str]| {
+        let mut a = vec!["deploy", "--namespace", "ml"];
+        a.extend_from_slice(args);
+        k.ok(&a)
+    };
+    let yaml = deploy(&[iris.to_str().unwrap(), "--push", &dest, "--replicas", "3"]);
+    // The project's declarations: port, resources, HTTP probes, non-root, its name.
+    for needle in [
+        "kind: Service\n",
+        "kind: PodDisruptionBudget\n",
+        "name: iris\n",
+        "cpu: '1'",
+        "memory: 1Gi",
+        "path: /health",
+        "runAsUser: 1000",
+        "app.kubernetes.io/version: '1'",
+    ] {
+        assert!(yaml.contains(needle), "`{needle}` not in:\n{yaml}");
+    }
+    validated(k, &yaml, "iris");
+    let v1 = image_of(&yaml);
+    assert!(
+        v1.starts_with(&format!("{}/team/iris@sha256:", reg.addr())),
+        "{v1}"
+    );
+    let si = json(&run(common::skopeo()
+        .args(["inspect", "--tls-verify=false"])
+        .arg(format!("docker://{v1}"))));
+    assert_eq!(si["Digest"].as_str(), v1.split_once('@').map(|(_, d)| d));
+    // Same inputs, same bytes.
+    assert_eq!(
+        deploy(&[iris.to_str().unwrap(), "--push", &dest, "--replicas", "3"]),
+        yaml
+    );
+
+    // A GPU variant: gpus = 1 in kiln.toml.
+    let gpu = dir.path().join("iris-gpu");
+    run(Command::new("cp").arg("-r").arg(&iris).arg(&gpu));
+    let toml = std::fs::read_to_string(gpu.join("kiln.toml")).unwrap();
+    let toml = toml.replace("memory = \"1g\"", "memory = \"1g\"\ngpus = 1");
+    assert!(toml.contains("gpus = 1"));
+    // Its own name: the variants of this test must not take the examples' names.
+    let toml = toml.replace("name = \"iris\"", "name = \"iris-gpu\"");
+    std::fs::write(gpu.join("kiln.toml"), toml).unwrap();
+    let gpu_image = build(k, &gpu, &[]);
+    let gyaml = deploy(&[
+        gpu.to_str().unwrap(),
+        "--push",
+        &format!("{}/team/iris-gpu:1", reg.addr()),
+    ]);
+    assert!(gyaml.contains("nvidia.com/gpu: '1'"), "{gyaml}");
+    assert!(gyaml.contains("key: nvidia.com/gpu"), "{gyaml}");
+    validated(k, &gyaml, "iris-gpu");
+    let env = json(&k.ok(&["env", "--json", &gpu_image.digest]));
+    let vars = env["config"]["env"].to_string();
+    assert!(vars.contains("NVIDIA_VISIBLE_DEVICES=all"), "{vars}");
+
+    // A new version, pushed under the same tag; --rollback writes the previous one.
+    std::fs::write(
+        iris.join("app.py"),
+        std::fs::read_to_string(iris.join("app.py")).unwrap() + "\n# v2\n",
+    )
+    .unwrap();
+    let v2 = image_of(&deploy(&[iris.to_str().unwrap(), "--push", &dest]));
+    assert_ne!(v2, v1);
+    let back = deploy(&[&dest, "--rollback"]);
+    assert_eq!(image_of(&back), v1);
+    validated(k, &back, "iris-rollback");
+
+    // A Service asked for, and a project without a port.
+    let noport = dir.path().join("noport");
+    run(Command::new("cp").arg("-r").arg(&iris).arg(&noport));
+    let toml = std::fs::read_to_string(noport.join("kiln.toml")).unwrap();
+    let toml = toml
+        .lines()
+        .filter(|l| {
+            !l.starts_with("ports")
+                && !l.starts_with("[app.healthcheck]")
+                && !l.starts_with("path = \"/health\"")
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(noport.join("kiln.toml"), toml).unwrap();
+    let (_, err) = k.fails(&[
+        "deploy",
+        noport.to_str().unwrap(),
+        "--service",
+        "--push",
+        &dest,
+    ]);
+    assert!(
+        err.contains("exposes no port") && err.contains("hint:") && err.contains("ports = [8000]"),
+        "{err}"
+    );
+}
+
+#[test]
+fn sbom_of_iris_equals_pip_and_dpkg_in_the_container_and_validates() {
+    let f = fixture();
+    let k = &f.k;
+    // pip is not in the image: run it from its wheel (a wheel is a zip Python can run),
+    // mounted read-only, over the venv's site-packages.
+    let wheels = k.dir.path().join("pip-wheel");
+    run(Command::new(venv().join("bin/pip"))
+        .args(["download", "-q", "--no-deps", "pip==24.3.1", "-d"])
+        .arg(&wheels));
+    let whl = std::fs::read_dir(&wheels)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mount = format!("{}:/tmp/pip.whl:ro", whl.display());
+    let pip = json(&k.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        &mount,
+        &f.iris.digest,
+        "python3",
+        "/tmp/pip.whl/pip",
+        "list",
+        "--format",
+        "json",
+        "--path",
+        "/opt/venv/lib/python3.11/site-packages",
+    ]));
+    let pip: BTreeSet<(String, String)> = pip
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_lowercase().replace('_', "-"),
+                p["version"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let spdx = k.dir.path().join("iris.spdx.json");
+    k.ok(&["sbom", &f.iris.digest, "-o", spdx.to_str().unwrap()]);
+    let doc = json(&std::fs::read_to_string(&spdx).unwrap());
+    let mut py = BTreeSet::new();
+    let mut debs = BTreeSet::new();
+    for p in doc["packages"].as_array().unwrap() {
+        let purl = p["externalRefs"][0]["referenceLocator"]
+            .as_str()
+            .unwrap_or("");
+        if let Some(rest) = purl.strip_prefix("pkg:pypi/") {
+            let (n, v) = rest.split_once('@').unwrap();
+            py.insert((n.to_string(), v.to_string()));
+        } else if purl.starts_with("pkg:deb/") {
+            debs.insert(format!(
+                "{} {}",
+                p["name"].as_str().unwrap(),
+                p["versionInfo"].as_str().unwrap()
+            ));
+        }
+    }
+    assert_eq!(py, pip, "SBOM vs pip list");
+    let dpkg = k.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &f.iris.digest,
+        "dpkg-query",
+        "-W",
+        "-f",
+        "${Package} ${Version}\n",
+    ]);
+    let dpkg: BTreeSet<String> = dpkg.lines().map(str::to_string).collect();
+    assert_eq!(debs, dpkg, "SBOM vs dpkg-query");
+    // The SBOM attached at build is the one `kiln sbom` gives, and it validates.
+    let out = Command::new(venv().join("bin/pyspdxtools"))
+        .arg("-i")
+        .arg(&spdx)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pyspdxtools: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cdx = k.dir.path().join("iris.cdx.json");
+    k.ok(&[
+        "sbom",
+        &f.iris.digest,
+        "--format",
+        "cyclonedx",
+        "-o",
+        cdx.to_str().unwrap(),
+    ]);
+    let out = Command::new(venv().join("bin/python"))
+        .args(["-c", CDX_VALIDATE])
+        .arg(&cdx)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "CycloneDX: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // kiln env: the project's description and its weights.
+    let env = json(&k.ok(&["env", "--json", &f.iris.digest]));
+    assert_eq!(env["project"]["name"], "iris");
+    assert_eq!(env["project"]["healthcheck"]["path"], "/health");
+    assert!(env["project"]["lock"]
+        .as_str()
+        .unwrap()
+        .starts_with("sha256:"));
+    let w = &env["weights"][0];
+    assert_eq!(w["path"], "/app/models/iris.joblib");
+    assert_eq!(w["layer"].as_str(), Some(f.iris.layers[0].2.as_str()));
 }

@@ -5,9 +5,10 @@
 mod common;
 
 use common::registry::*;
+use common::validators::{venv, CDX_VALIDATE};
 use common::*;
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 
@@ -234,36 +235,6 @@ fn env_of_a_docker_built_image_matches_pip_and_dpkg() {
     let f = fixture();
     env_matches_the_running_image(&f.k, &f.docker_image);
 }
-
-/// The validators, installed once into a venv outside the repository.
-fn venv() -> &'static Path {
-    static V: OnceLock<PathBuf> = OnceLock::new();
-    V.get_or_init(|| {
-        let dir = PathBuf::from(
-            std::env::var_os("KILN_TEST_VENV").unwrap_or_else(|| "/var/tmp/kiln-test-venv".into()),
-        );
-        let ready = dir.join("bin/pyspdxtools").exists()
-            && Command::new(dir.join("bin/python"))
-                .args(["-c", "import cyclonedx.validation.json, jsonschema"])
-                .status()
-                .is_ok_and(|s| s.success());
-        if !ready {
-            let ok = Command::new("python3").arg("-m").arg("venv").arg(&dir).status().is_ok_and(|s| s.success())
-                && Command::new(dir.join("bin/pip"))
-                    .args(["install", "-q", "spdx-tools", "cyclonedx-python-lib[json-validation]"])
-                    .status()
-                    .is_ok_and(|s| s.success());
-            assert!(
-                ok,
-                "the SBOM validators are required: python3 -m venv {0} && {0}/bin/pip install spdx-tools 'cyclonedx-python-lib[json-validation]' (needs python3-venv and PyPI)",
-                dir.display()
-            );
-        }
-        dir
-    })
-}
-
-const CDX_VALIDATE: &str = "import sys\nfrom cyclonedx.schema import SchemaVersion\nfrom cyclonedx.validation.json import JsonStrictValidator\nerr = JsonStrictValidator(SchemaVersion.V1_6).validate_str(open(sys.argv[1]).read())\nif err is not None:\n    print(err)\n    sys.exit(1)\n";
 
 #[test]
 fn sbom_documents_validate_and_are_reproducible() {

@@ -331,7 +331,6 @@ pub fn run(root: &Path, args: Args) -> Result<ExitCode> {
                 json: matches!(args.progress, ProgressMode::Json),
                 message: args.message.clone(),
                 labels,
-                sbom: args.sbom,
                 provenance: args.provenance,
                 iidfile: args.iidfile.clone(),
             },
@@ -584,6 +583,7 @@ pub fn run(root: &Path, args: Args) -> Result<ExitCode> {
             secret_ids: opts.secrets.keys().cloned().collect(),
             target: args.target.clone(),
             provenance: args.provenance,
+            project: None,
         };
         kiln_sbom::attach::attach(&store, &result.descriptor, &inputs)?;
     }

@@ -78,6 +78,9 @@ pub struct Args {
     /// Allow an image that runs as root (the pod is then not runAsNonRoot)
     #[arg(long)]
     allow_root: bool,
+    /// Require a Service: fail if the image (or project) declares no port
+    #[arg(long)]
+    service: bool,
     #[command(flatten)]
     registry: RegistryFlags,
 }
@@ -168,10 +171,46 @@ pub fn run(root: &Path, mut args: Args) -> Result<ExitCode> {
     let version_of_name = Reference::parse(&args.image)
         .ok()
         .and_then(|r| r.tag().map(str::to_string));
+    // --rollback: the previous version; for a registry name kiln pushed, the manifest the
+    // registry serves, and the image in the store it was pushed from.
+    let mut rolled_back: Option<Pullable> = None;
     if args.rollback {
+        if args.push.is_some() {
+            anyhow::bail!(with_hint(
+                anyhow!(
+                    "--rollback deploys a version that was already pushed; --push is for new ones"
+                ),
+                "drop --push",
+            ));
+        }
         let digest = super::history::previous_version(&store, &args.image, args.to.as_deref())?;
         eprintln!("rolling back {} to {digest}", args.image);
-        args.image = digest;
+        let (moves, _) = store.history()?;
+        let local = moves
+            .iter()
+            .rev()
+            .filter(|m| m.action == "push" && m.digest.as_deref() == Some(digest.as_str()))
+            .find_map(|m| {
+                m.inputs
+                    .as_ref()?
+                    .get("local")?
+                    .as_str()
+                    .map(str::to_string)
+            });
+        if let (Some(local), Ok(r)) = (local, Reference::parse(&args.image)) {
+            if registry_name(&args.image).is_some() {
+                rolled_back = Some(Pullable {
+                    reference: format!("{}@{digest}", r.full_name()),
+                    repository: r.repository().to_string(),
+                    tag: r.tag().map(str::to_string),
+                });
+                args.image = local;
+            } else {
+                args.image = digest;
+            }
+        } else {
+            args.image = digest;
+        }
     }
     let resolved = store.resolve(&args.image).map_err(|e| match e {
         kiln_store::StoreError::ImageNotFound { .. } => with_hint(
@@ -203,9 +242,14 @@ pub fn run(root: &Path, mut args: Args) -> Result<ExitCode> {
         memory: args.memory.clone(),
         job: args.job,
         allow_root: args.allow_root,
+        service: args.service,
     };
-    let pull = match &args.push {
-        Some(dest) => {
+    let pull = match (&args.push, rolled_back) {
+        (_, Some(p)) => {
+            opts.name = default_name(&args.name, &p.repository);
+            p
+        }
+        (Some(dest), None) => {
             let dest = super::parse_reference(dest)?;
             opts.name = default_name(&args.name, dest.repository());
             // Check everything that does not depend on the digest before pushing.
@@ -229,7 +273,7 @@ pub fn run(root: &Path, mut args: Args) -> Result<ExitCode> {
                 tag: dest.tag().map(str::to_string),
             }
         }
-        None => {
+        (None, None) => {
             let p = pullable(&store, &args.image, &resolved, &info)?;
             opts.name = default_name(&args.name, &p.repository);
             p

@@ -90,6 +90,48 @@ pub fn run(root: &Path, args: Args) -> Result<ExitCode> {
     if !shown.is_empty() {
         println!("python pkgs   {}", shown.join(" "));
     }
+    if let Some(p) = &env.project {
+        let s = |k: &str| p[k].as_str().unwrap_or("-").to_string();
+        println!(
+            "project       {} {} (kiln.lock {})",
+            s("name"),
+            p["version"].as_str().unwrap_or(""),
+            s("lock")
+        );
+        if let Some(r) = p["revision"].as_str() {
+            println!("revision      {r}");
+        }
+        let r = &p["resources"];
+        let mut res = Vec::new();
+        if let Some(c) = r["cpus"].as_f64() {
+            res.push(format!("cpus {c}"));
+        }
+        if let Some(m) = r["memory_bytes"].as_u64() {
+            res.push(format!("memory {}", crate::output::human_size(m)));
+        }
+        if let Some(g) = r["gpus"].as_u64().filter(|g| *g > 0) {
+            res.push(format!("gpus {g}"));
+        }
+        if !res.is_empty() {
+            println!("resources     {}", res.join(", "));
+        }
+        if let Some(h) = p["healthcheck"]["path"].as_str() {
+            println!("healthcheck   GET {h}");
+        }
+    }
+    for w in &env.weights {
+        println!(
+            "weights       {} {} sha256:{} ({}){}",
+            w.path,
+            crate::output::human_size(w.size),
+            w.sha256,
+            w.name,
+            w.layer
+                .as_deref()
+                .map(|l| format!(" in layer {}", &l[..l.len().min(19)]))
+                .unwrap_or_default()
+        );
+    }
     let c = &env.config;
     let words = |v: &[String]| {
         if v.is_empty() {
@@ -123,7 +165,10 @@ pub fn run(root: &Path, args: Args) -> Result<ExitCode> {
         println!("env           {e}");
     }
     for (k, v) in &c.labels {
-        println!("label         {k}={v}");
+        // The project's own label is shown above, readably.
+        if k != kiln_sbom::env::PROJECT_LABEL {
+            println!("label         {k}={v}");
+        }
     }
     for n in &env.notes {
         println!("note          {n}");

@@ -51,7 +51,6 @@ pub struct BuildArgs {
     pub json: bool,
     pub message: Option<String>,
     pub labels: Vec<(String, String)>,
-    pub sbom: bool,
     pub provenance: bool,
     pub iidfile: Option<PathBuf>,
 }
@@ -130,15 +129,28 @@ pub fn build(root: &Path, a: BuildArgs) -> Result<ExitCode> {
         store.tag(&descriptor, t)?;
     }
     let info = store.image(&descriptor)?;
-    if a.sbom {
+    // A project image always carries its SBOM and provenance (`kiln sbom`, `kiln push`).
+    {
+        let base_digest = info
+            .config
+            .config
+            .as_ref()
+            .and_then(|c| c.labels.as_ref())
+            .and_then(|l| l.get("org.opencontainers.image.base.digest"))
+            .cloned()
+            .unwrap_or_default();
         let inputs = kiln_sbom::provenance::BuildInputs {
             name: tags.first().map(|t| t.familiar()),
             context: a.dir.clone(),
-            dockerfile: a.dir.join("kiln.toml"),
+            dockerfile: a.dir.join(kiln_project::manifest::FILE),
             build_args: BTreeMap::new(),
             secret_ids: vec![],
             target: None,
             provenance: a.provenance,
+            project: Some(kiln_sbom::provenance::ProjectInputs {
+                lock: a.dir.join(kiln_project::lockfile::FILE),
+                base: format!("{}@{base_digest}", outcome.lock.base.image),
+            }),
         };
         kiln_sbom::attach::attach(&store, &descriptor, &inputs)?;
     }

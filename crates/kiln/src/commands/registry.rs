@@ -313,6 +313,9 @@ pub fn push_image(
             action: "push".into(),
             name: kiln_store::history::remote_name(dest),
             digest: Some(report.digest.to_string()),
+            // The image in the store it was pushed from (the registry's manifest differs
+            // when layers were compressed on the way): what `kiln deploy --rollback` reads.
+            inputs: Some(serde_json::json!({"local": image.descriptor.digest.to_string()})),
             ..Default::default()
         })?;
         Ok(report)

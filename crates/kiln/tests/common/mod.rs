@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 pub mod builds;
 pub mod registry;
+pub mod validators;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
