@@ -17,6 +17,7 @@ packages=(
   mmdebstrap     # a Debian python3 base for the ML Dockerfile build test; the peer of `kiln base debian`
   curl           # fetches a real InRelease for the forged-index tests; the demo's HTTP requests
   python3        # uv, the Python installer kiln projects use, runs with a host interpreter
+  faketime       # another day on the clock: a kiln.lock gives the same image any day
   debian-archive-keyring  # the archive keys `kiln base debian` verifies with (and the tests' other keyrings)
   pkg-config libseccomp-dev  # build dependencies of the container runtime
   golang-github-docker-docker-dev  # moby's default seccomp profile (default.json), which kiln's own is compared with

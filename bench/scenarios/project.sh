@@ -264,7 +264,7 @@ read -r ktar dtar kpush dpush kpyc dpyc kstored < <(python3 -c "
 import json; r = json.load(open('$WORK/sizes.json'))
 print(*(r[k] for k in ('kiln_tar', 'docker_tar', 'kiln_pushed', 'docker_pushed', 'kiln_pyc', 'docker_pyc', 'kiln_stored')))")
 note "uncompressed layer tars: kiln $ktar bytes, docker $dtar bytes (docker image inspect .Size, file bytes without tar headers: $($DOCKER_CLI image inspect -f '{{.Size}}' "$DIMG"))"
-note "compressed (config + layers in the registry): kiln $kpush bytes, docker $dpush bytes; kiln's store holds $kstored bytes (OS layers uncompressed, Python layers gzip)"
+note "compressed (config + layers in the registry): kiln $kpush bytes, docker $dpush bytes; kiln's store holds $kstored bytes (layers stored uncompressed; kiln push gzips them)"
 note ".pyc files: kiln $kpyc, docker $dpyc (pip compiles bytecode at install; uv, as kiln runs it, does not)"
 
 # ---- 2. rebuild after editing app.py -------------------------------------------------------------

@@ -274,6 +274,21 @@ pub fn run_foreground(
     on_signal: OnSignal,
     on_start: impl FnOnce(i32),
 ) -> Result<Exit> {
+    run_foreground_after(dirs, id, stdio, terminal, on_signal, || Ok(()), on_start)
+}
+
+/// [`run_foreground`], with `before_start` run once the container is created and before
+/// its process starts (what must be ready for the application, such as its network, is
+/// waited for there, while the container was being made).
+pub fn run_foreground_after(
+    dirs: &ContainerDirs,
+    id: &str,
+    stdio: Option<[std::os::fd::OwnedFd; 3]>,
+    terminal: bool,
+    on_signal: OnSignal,
+    before_start: impl FnOnce() -> Result<()>,
+    on_start: impl FnOnce(i32),
+) -> Result<Exit> {
     let lib = |e| lib_error(dirs, e);
     let filter = prepare_config(dirs)?;
     become_subreaper()?;
@@ -313,11 +328,12 @@ pub fn run_foreground(
         .map_err(lib)?;
     // Block the signals we forward before the container can run, so none is lost.
     let signals = SigSet::all();
-    let started = signals
-        .thread_block()
-        .map_err(|e| RuntimeError::Io {
-            path: "sigprocmask".into(),
-            source: e.into(),
+    let started = before_start()
+        .and_then(|_| {
+            signals.thread_block().map_err(|e| RuntimeError::Io {
+                path: "sigprocmask".into(),
+                source: e.into(),
+            })
         })
         .and_then(|_| container.start().map_err(lib));
     let relay = match console {

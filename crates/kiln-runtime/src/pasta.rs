@@ -76,9 +76,12 @@ pub fn binary() -> Option<PathBuf> {
         .or_else(|| Some(PathBuf::from("/usr/bin/pasta")).filter(|p| p.is_file()))
 }
 
-/// Connects the network namespace at `netns` and forwards `publish`; returns pasta's pid
-/// (it runs in the background until [`stop`]).
-pub fn attach(pasta: &Path, netns: &Path, publish: &[Publish], pidfile: &Path) -> Result<i32> {
+fn command(
+    pasta: &Path,
+    netns: &Path,
+    publish: &[Publish],
+    pidfile: &Path,
+) -> std::process::Command {
     let mut cmd = std::process::Command::new(pasta);
     // pasta drops to `nobody` when started as root, which may not enter a namespace that
     // root owns: keep root, as podman does for rootful containers.
@@ -106,23 +109,88 @@ pub fn attach(pasta: &Path, netns: &Path, publish: &[Publish], pidfile: &Path) -
     // The container cannot reach the host's loopback: no port of it is forwarded in,
     // and the gateway address is not mapped to it (pasta maps it by default).
     cmd.args(["-T", "none", "-U", "none", "--no-map-gw"]);
-    let out = cmd.output().map_err(RuntimeError::io(pasta))?;
-    if !out.status.success() {
-        return Err(RuntimeError::Io {
-            path: pasta.to_path_buf(),
-            source: std::io::Error::other(format!(
-                "cannot set up the container network: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            )),
-        });
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    cmd
+}
+
+/// A pasta connecting a network namespace: started with [`Pasta::start`], it sets the
+/// namespace up while the caller goes on (creating the container); [`Pasta::ready`] waits
+/// for it, right before the application starts. Dropped, it stops pasta, whether or not
+/// it was waited for.
+pub struct Pasta {
+    bin: PathBuf,
+    pidfile: PathBuf,
+    child: Option<std::process::Child>,
+    pid: Option<i32>,
+}
+
+impl Pasta {
+    /// Starts pasta on the namespace at `netns`, forwarding `publish`; does not wait.
+    pub fn start(pasta: &Path, netns: &Path, publish: &[Publish], pidfile: &Path) -> Result<Pasta> {
+        let child = command(pasta, netns, publish, pidfile)
+            .spawn()
+            .map_err(RuntimeError::io(pasta))?;
+        Ok(Pasta {
+            bin: pasta.to_path_buf(),
+            pidfile: pidfile.to_path_buf(),
+            child: Some(child),
+            pid: None,
+        })
     }
-    let pid = std::fs::read_to_string(pidfile)
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .ok_or_else(|| RuntimeError::Io {
-            path: pidfile.to_path_buf(),
+
+    /// Waits until the namespace is configured (pasta's first process exits once it is,
+    /// leaving its daemon); returns the daemon's pid.
+    pub fn ready(&mut self) -> Result<i32> {
+        if let Some(pid) = self.pid {
+            return Ok(pid);
+        }
+        let child = self
+            .child
+            .take()
+            .expect("a pasta not yet waited for has its child");
+        let out = child
+            .wait_with_output()
+            .map_err(RuntimeError::io(&self.bin))?;
+        // The daemon's pid, even on failure: it may have forked before failing.
+        self.pid = std::fs::read_to_string(&self.pidfile)
+            .ok()
+            .and_then(|s| s.trim().parse().ok());
+        if !out.status.success() {
+            return Err(RuntimeError::Io {
+                path: self.bin.clone(),
+                source: std::io::Error::other(format!(
+                    "cannot set up the container network: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )),
+            });
+        }
+        self.pid.ok_or_else(|| RuntimeError::Io {
+            path: self.pidfile.clone(),
             source: std::io::Error::other("pasta wrote no pid"),
-        })?;
+        })
+    }
+}
+
+impl Drop for Pasta {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            let _ = self.ready();
+        }
+        if let Some(pid) = self.pid {
+            stop(pid);
+        }
+    }
+}
+
+/// Connects the network namespace at `netns` and forwards `publish`, waiting until it is
+/// set up; returns pasta's pid (it runs in the background until [`stop`]).
+pub fn attach(pasta: &Path, netns: &Path, publish: &[Publish], pidfile: &Path) -> Result<i32> {
+    let mut p = Pasta::start(pasta, netns, publish, pidfile)?;
+    let pid = p.ready()?;
+    // The caller stops it: not this guard.
+    p.pid = None;
     Ok(pid)
 }
 

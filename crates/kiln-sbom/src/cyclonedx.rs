@@ -150,6 +150,25 @@ pub fn write(env: &Environment) -> Vec<u8> {
             (!hashes.is_empty()).then_some(Value::Array(hashes)),
         );
     }
+    // Weights files: the model data the image carries, by sha256.
+    for w in &env.weights {
+        let mut c = json!({
+            "type": "data",
+            "bom-ref": unique(&format!("file:{}", w.path)),
+            "name": w.path,
+            "hashes": [{"alg": "SHA-256", "content": w.sha256}],
+            "data": [{"type": "other", "name": w.name, "description": format!("weights `{}`, {} bytes", w.name, w.size)}],
+        });
+        let mut props = vec![
+            json!({"name": "kiln:weights:name", "value": w.name}),
+            json!({"name": "kiln:weights:size", "value": w.size.to_string()}),
+        ];
+        if let Some(l) = &w.layer {
+            props.push(json!({"name": "kiln:weights:layer", "value": l}));
+        }
+        c["properties"] = Value::Array(props);
+        components.push(c);
+    }
     let name = env
         .image
         .name

@@ -147,6 +147,34 @@ pub fn write(env: &Environment) -> Vec<u8> {
             "relatedSpdxElement": id,
         }));
     }
+    // Weights files: packages of purpose FILE (SPDX 2.3 files need a SHA1 kiln does not
+    // keep; a package may carry the SHA256 alone).
+    for (i, w) in env.weights.iter().enumerate() {
+        let id = format!("SPDXRef-Weights-{}", i + 1);
+        packages.push(json!({
+            "SPDXID": id,
+            "name": w.path,
+            "versionInfo": format!("sha256:{}", w.sha256),
+            "downloadLocation": "NOASSERTION",
+            "filesAnalyzed": false,
+            "licenseConcluded": "NOASSERTION",
+            "licenseDeclared": "NOASSERTION",
+            "copyrightText": "NOASSERTION",
+            "primaryPackagePurpose": "FILE",
+            "checksums": [{"algorithm": "SHA256", "checksumValue": w.sha256}],
+            "comment": format!(
+                "weights `{}`, {} bytes{}",
+                w.name,
+                w.size,
+                w.layer.as_deref().map(|l| format!(", in layer {l}")).unwrap_or_default()
+            ),
+        }));
+        relationships.push(json!({
+            "spdxElementId": image_id,
+            "relationshipType": "CONTAINS",
+            "relatedSpdxElement": id,
+        }));
+    }
     let mut doc = json!({
         "spdxVersion": "SPDX-2.3",
         "dataLicense": "CC0-1.0",

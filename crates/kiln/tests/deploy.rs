@@ -251,3 +251,50 @@ fn bad_input_fails_with_a_clear_error() {
         assert!(!stderr.contains("127.0.0.1:1"), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn a_docker_built_image_deploys_and_validates() {
+    let reg = Registry::open();
+    let k = Kiln::new();
+    // Built by Docker (BuildKit) from the same Dockerfile body, saved, loaded into kiln.
+    let body = DOCKERFILE.split_once('\n').map(|(_, b)| b).unwrap();
+    let (base, app) = common::docker_build_on_busybox(k.dir.path(), "deploy", body);
+    let tar = k.dir.path().join("docker-app.tar");
+    run(common::docker()
+        .args(["save", "-o"])
+        .arg(&tar)
+        .arg(format!("{app}:v1")));
+    let _ = common::docker()
+        .args(["rmi", &format!("{app}:v1"), &format!("{base}:v1")])
+        .output();
+    k.ok(&["load", "-i", tar.to_str().unwrap()]);
+    let dest = format!("{}/team/docker-app:v1", reg.addr());
+    let yaml = deploy(
+        &k,
+        &[
+            &format!("{app}:v1"),
+            "--push",
+            &dest,
+            "--namespace",
+            "ml",
+            "--cpu",
+            "250m",
+            "--memory",
+            "64Mi",
+        ],
+    );
+    assert!(
+        yaml.contains("kind: Service\n") && yaml.contains("path: /health"),
+        "{yaml}"
+    );
+    assert!(yaml.contains("runAsUser: 1000"), "{yaml}");
+    let file = k.dir.path().join("docker-app.yaml");
+    std::fs::write(&file, &yaml).unwrap();
+    validate(&file);
+    let failed = checkov_failures(&file);
+    let unexpected: Vec<&String> = failed
+        .iter()
+        .filter(|id| !EXPECTED_CHECKOV.contains(&id.as_str()))
+        .collect();
+    assert!(unexpected.is_empty(), "checkov: {failed:?}\n{yaml}");
+}

@@ -170,10 +170,6 @@ fn examples_build_from_nothing_and_answer_through_kiln_run() {
 #[test]
 fn docker_and_podman_run_the_saved_image_and_answer_the_same() {
     let f = fixture();
-    let tar = f.k.dir.path().join("iris.tar");
-    let tag = format!("{}:1", unique("iris"));
-    f.k.ok(&["tag", &f.iris.digest, &tag]);
-    f.k.ok(&["save", &tag, "-o", tar.to_str().unwrap()]);
     let ask = r#"
 import time, urllib.request
 body = b'{"features": [[5.1, 3.5, 1.4, 0.2]]}'
@@ -185,43 +181,49 @@ for _ in range(120):
     except Exception:
         time.sleep(0.25)
 "#;
-    // Docker
-    run(docker().args(["load", "-i", tar.to_str().unwrap()]));
-    let id = run(docker().args(["run", "-d", "--network", "none", &tag]))
-        .trim()
-        .to_string();
-    let out = docker()
-        .args(["exec", &id, "python3", "-c", ask])
-        .output()
-        .unwrap();
-    let _ = docker().args(["rm", "-f", &id]).output();
-    let _ = docker().args(["rmi", &tag]).output();
-    let body = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        body.contains("setosa"),
-        "docker: {body} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // Podman
-    run(podman().args(["load", "-i", tar.to_str().unwrap()]));
-    let mut args: Vec<&str> = common::PODMAN_RUN.to_vec();
-    args.retain(|a| *a != "--rm");
-    args.insert(1, "-d");
-    args.push(&tag);
-    let id = run(podman().args(&args)).trim().to_string();
-    let out = podman()
-        .args(["exec", &id, "python3", "-c", ask])
-        .output()
-        .unwrap();
-    let _ = podman().args(["rm", "-f", &id]).output();
-    let _ = podman().args(["rmi", &tag]).output();
-    let body2 = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        body2.contains("setosa"),
-        "podman: {body2} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(body.trim(), body2.trim());
+    for (name, digest) in [("iris", &f.iris.digest), ("onnx", &f.onnx.digest)] {
+        let tar = f.k.dir.path().join(format!("{name}.tar"));
+        let tag = format!("{}:1", unique(name));
+        f.k.ok(&["tag", digest, &tag]);
+        f.k.ok(&["save", &tag, "-o", tar.to_str().unwrap()]);
+        // Docker
+        run(docker().args(["load", "-i", tar.to_str().unwrap()]));
+        let id = run(docker().args(["run", "-d", "--network", "none", &tag]))
+            .trim()
+            .to_string();
+        let out = docker()
+            .args(["exec", &id, "python3", "-c", ask])
+            .output()
+            .unwrap();
+        let _ = docker().args(["rm", "-f", &id]).output();
+        let _ = docker().args(["rmi", &tag]).output();
+        let body = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            body.contains("setosa"),
+            "{name}: docker: {body} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Podman
+        run(podman().args(["load", "-i", tar.to_str().unwrap()]));
+        let mut args: Vec<&str> = common::PODMAN_RUN.to_vec();
+        args.retain(|a| *a != "--rm");
+        args.insert(1, "-d");
+        args.push(&tag);
+        let id = run(podman().args(&args)).trim().to_string();
+        let out = podman()
+            .args(["exec", &id, "python3", "-c", ask])
+            .output()
+            .unwrap();
+        let _ = podman().args(["rm", "-f", &id]).output();
+        let _ = podman().args(["rmi", &tag]).output();
+        let body2 = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            body2.contains("setosa"),
+            "{name}: podman: {body2} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(body.trim(), body2.trim(), "{name}");
+    }
 }
 
 fn layer_named<'a>(b: &'a Built, kind: &str, prefix: &str) -> &'a str {
@@ -304,9 +306,38 @@ fn the_same_lock_in_two_directories_and_stores_gives_the_same_digest() {
     let k2 = Kiln::new();
     let dir = copy_example("iris", k2.dir.path(), false);
     std::fs::copy(f.iris_dir.join("kiln.lock"), dir.join("kiln.lock")).unwrap();
-    // No SOURCE_DATE_EPOCH (Kiln::cmd removes it): the image time comes from the lock,
-    // not from today, so the day of the build does not matter.
-    let b = build(&k2, &dir, &["--locked"]);
+    // No SOURCE_DATE_EPOCH (Kiln::cmd removes it), and another day: the clock three days
+    // ahead (libfaketime). The image time comes from the lock, not from today.
+    let faketime = ["/usr/bin/faketime", "/bin/faketime"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("faketime is required by this test: apt-get install -y faketime (scripts/test.sh does it)");
+    let out = Command::new(faketime)
+        .args(["-f", "+3d"])
+        .arg(env!("CARGO_BIN_EXE_kiln"))
+        .args([
+            "build",
+            "--progress",
+            "json",
+            "--locked",
+            dir.to_str().unwrap(),
+        ])
+        .env("KILN_ROOT", k2.root())
+        .env_remove("SOURCE_DATE_EPOCH")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let b = Built {
+        digest: json(&String::from_utf8_lossy(&out.stdout))["digest"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+        layers: vec![],
+    };
     assert_eq!(b.digest, f.iris.digest);
     // kiln lock agrees that nothing changed and writes the same bytes.
     let before = std::fs::read(dir.join("kiln.lock")).unwrap();
@@ -806,6 +837,20 @@ fn sbom_of_iris_equals_pip_and_dpkg_in_the_container_and_validates() {
     let doc = json(&std::fs::read_to_string(&spdx).unwrap());
     let mut py = BTreeSet::new();
     let mut debs = BTreeSet::new();
+    let weights: Vec<&serde_json::Value> = doc["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["primaryPackagePurpose"] == "FILE")
+        .collect();
+    assert_eq!(weights.len(), 1, "the weights file is in the SBOM");
+    assert_eq!(weights[0]["name"], "/app/models/iris.joblib");
+    assert_eq!(
+        weights[0]["checksums"][0]["checksumValue"]
+            .as_str()
+            .map(str::len),
+        Some(64)
+    );
     for p in doc["packages"].as_array().unwrap() {
         let purl = p["externalRefs"][0]["referenceLocator"]
             .as_str()
@@ -855,6 +900,17 @@ fn sbom_of_iris_equals_pip_and_dpkg_in_the_container_and_validates() {
         "-o",
         cdx.to_str().unwrap(),
     ]);
+    let cdx_doc = json(&std::fs::read_to_string(&cdx).unwrap());
+    assert!(
+        cdx_doc["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["type"] == "data"
+                && c["name"] == "/app/models/iris.joblib"
+                && c["hashes"][0]["alg"] == "SHA-256"),
+        "the weights file is in the CycloneDX document"
+    );
     let out = Command::new(venv().join("bin/python"))
         .args(["-c", CDX_VALIDATE])
         .arg(&cdx)

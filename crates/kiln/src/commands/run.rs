@@ -876,6 +876,27 @@ fn supervise(
     container::private_mount_namespace()?;
     let dirs = ContainerDirs::new(root, id);
     let result = (|| -> Result<ExitCode> {
+        // The network first: pasta sets the namespace up while the root filesystem is
+        // mounted and the container created, and is waited for right before the
+        // application starts, so published ports answer as soon as it listens. Dropped,
+        // it stops pasta.
+        let netns_path = match network {
+            Network::None => {
+                let p = dirs.dir.join("netns");
+                kiln_runtime::netns::create(&p)?;
+                Some(p)
+            }
+            Network::Host => None,
+        };
+        let mut pasta_net = match (&pasta, &netns_path) {
+            (Some(bin), Some(ns)) => Some(kiln_runtime::pasta::Pasta::start(
+                bin,
+                ns,
+                &publish,
+                &dirs.dir.join("pasta.pid"),
+            )?),
+            _ => None,
+        };
         container::mount_rootfs(&dirs, lowers)?;
         let rootfs = dirs.rootfs();
         populate_new_volumes(root, &rootfs, &mounts)?;
@@ -970,26 +991,6 @@ fn supervise(
             }
         }
         let etc_files = container::write_etc_files(&dirs.dir, &hostname, network == Network::Host)?;
-        let netns_path = match network {
-            Network::None => {
-                let p = dirs.dir.join("netns");
-                kiln_runtime::netns::create(&p)?;
-                Some(p)
-            }
-            Network::Host => None,
-        };
-        // User-mode networking joins the namespace before the application starts, so
-        // published ports answer as soon as it listens.
-        let pasta_pid = match (&pasta, &netns_path) {
-            (Some(bin), Some(ns)) => Some(kiln_runtime::pasta::attach(
-                bin,
-                ns,
-                &publish,
-                &dirs.dir.join("pasta.pid"),
-            )?),
-            _ => None,
-        };
-        let _pasta_guard = kiln_runtime::pasta::Guard(pasta_pid);
         let netns_path = netns_path.map(|p| p.display().to_string());
         let opts = SpecOptions {
             args: with_init(argv.clone()),
@@ -1087,13 +1088,20 @@ fn supervise(
             }
         };
         let exit = match &runtime {
-            Some(rt) => container::run_external(&dirs, id, rt, stdio, on_start)?,
-            None => container::run_foreground(
+            Some(rt) => {
+                // An external runtime creates and starts in one command: the network first.
+                if let Some(p) = pasta_net.as_mut() {
+                    p.ready()?;
+                }
+                container::run_external(&dirs, id, rt, stdio, on_start)?
+            }
+            None => container::run_foreground_after(
                 &dirs,
                 id,
                 stdio,
                 args.tty,
                 container::OnSignal::Forward,
+                || pasta_net.as_mut().map_or(Ok(()), |p| p.ready().map(|_| ())),
                 on_start,
             )?,
         };
