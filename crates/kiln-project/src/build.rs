@@ -303,15 +303,7 @@ fn resolve_python(uv: &Uv, p: &Project, interp: &Interp, tmp: &Path) -> Result<V
         let out = tmp.join("pylock.toml");
         let mut c = uv.command();
         c.current_dir(&p.dir)
-            .args([
-                "pip",
-                "compile",
-                "--quiet",
-                "--format",
-                "pylock.toml",
-                "--only-binary",
-                ":all:",
-            ])
+            .args(["pip", "compile", "--quiet", "--format", "pylock.toml"])
             .args([
                 "--python-platform",
                 &interp.platform,
@@ -349,7 +341,7 @@ fn resolve_python(uv: &Uv, p: &Project, interp: &Interp, tmp: &Path) -> Result<V
                 Error::hint(
                     head,
                     format!(
-                        "check the requirement's name and version on PyPI (or [python] index-url); kiln needs a wheel of each for Python {} on {}",
+                        "check the requirement's name and version on PyPI (or [python] index-url); kiln needs a wheel (or a source distribution it builds) of each for Python {} on {}",
                         interp.version, interp.platform
                     ),
                 )
@@ -870,6 +862,188 @@ fn b64(bytes: &[u8]) -> String {
     out
 }
 
+/// The image a build container starts from (the project's base).
+struct BaseImage<'a> {
+    store: &'a Store,
+    descriptor: Descriptor,
+}
+
+impl kiln_build::exec::Images for BaseImage<'_> {
+    fn resolve(&self, _name: &str) -> std::result::Result<kiln_store::ImageInfo, String> {
+        self.store
+            .image(&self.descriptor)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Downloads `url` to `dest`, at most `size` bytes (when known), checking its sha256.
+fn download_verified(url: &str, sha256: &str, size: u64, dest: &Path) -> Result<()> {
+    use std::io::Read;
+    let fail = |e: String| Error::new(format!("cannot download {url}: {e}"));
+    let client = reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_secs(600))
+        .build()
+        .map_err(|e| fail(e.to_string()))?;
+    let resp = client
+        .get(url)
+        .send()
+        .and_then(|r| r.error_for_status())
+        .map_err(|e| fail(e.to_string()))?;
+    let cap = if size > 0 { size } else { 1 << 30 };
+    let mut bytes = Vec::new();
+    resp.take(cap + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| fail(e.to_string()))?;
+    if bytes.len() as u64 > cap {
+        return Err(fail(format!(
+            "more than the {cap} bytes the index announced"
+        )));
+    }
+    let got = hex::encode(Sha256::digest(&bytes));
+    if got != sha256 {
+        return Err(Error::hint(
+            format!("{url}: sha256 {got}, kiln.lock has {sha256}"),
+            "the index serves other bytes than when kiln.lock was written: `kiln lock --upgrade`",
+        ));
+    }
+    fs::write(dest, &bytes).map_err(io(dest))
+}
+
+/// Builds each source distribution into a wheel in a kiln build container from the base
+/// (its interpreter, its libraries): `uv build --wheel`, with the network (the build
+/// backend comes from the index) and the host's CA bundle offered, never in a layer.
+/// Wheels are cached by the sdist's sha256 and the interpreter. Returns, by name, the
+/// built wheel's path and sha256.
+#[allow(clippy::too_many_arguments)]
+fn build_sdists(
+    store: &Store,
+    uv: &Uv,
+    sdists: &[&LockedDist],
+    base: &kiln_store::ImageInfo,
+    interp: &Interp,
+    epoch: i64,
+    p: &Project,
+    progress: &dyn Progress,
+) -> Result<BTreeMap<String, (String, String)>> {
+    let mut out = BTreeMap::new();
+    for d in sdists {
+        let dir = store.root().join("cache/project/built").join(format!(
+            "{}-{}-{}",
+            d.sha256,
+            interp.version,
+            base.manifest_descriptor.digest.hex()
+        ));
+        let memo = dir.join("wheel.json");
+        if let Some((name, sha)) = fs::read(&memo)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<(String, String)>(&b).ok())
+            .filter(|(name, _)| dir.join(name).is_file())
+        {
+            out.insert(d.name.clone(), (dir.join(name).display().to_string(), sha));
+            continue;
+        }
+        progress.note(&format!(
+            "building {} {} from its source distribution in a kiln build container (uv build --wheel)",
+            d.name, d.version
+        ));
+        let ctx = tempdir(store, "sdist")?;
+        let file = d.filename().to_string();
+        if file.is_empty() || file.contains(['/', '\\']) || file.starts_with('.') {
+            return Err(Error::new(format!(
+                "{}: not a file name in {}",
+                file, d.url
+            )));
+        }
+        download_verified(&d.url, &d.sha256, d.size, &ctx.path().join(&file))?;
+        fs::copy(&uv.bin, ctx.path().join("uv")).map_err(io(&uv.bin))?;
+        let mut index = String::new();
+        for a in index_args(p, &[]).chunks(2) {
+            if let [k, v] = a {
+                index.push_str(&format!(" {k} {}", shell_quote(v)));
+            }
+        }
+        let script = format!(
+            "set -e; export UV_CACHE_DIR=/tmp/uv-cache UV_PYTHON_DOWNLOADS=never HOME=/tmp; /kiln-ctx/uv build --wheel --no-config --python {python}{index} --out-dir /kiln-out /kiln-ctx/{file}",
+            python = interp.path,
+            file = shell_quote(&file),
+        );
+        let dockerfile = format!(
+            "FROM kiln-project-base\nRUN --mount=type=bind,target=/kiln-ctx {}\n",
+            serde_json::to_string(&["/bin/sh", "-c", &script]).expect("serializes")
+        );
+        let df = kiln_build::dockerfile::parse(&dockerfile, "kiln project (sdist build)")
+            .map_err(|e| Error::new(e.to_string()))?;
+        let host_ca = std::env::var_os("SSL_CERT_FILE")
+            .map(PathBuf::from)
+            .filter(|p| p.is_file())
+            .or_else(|| {
+                Some(PathBuf::from("/etc/ssl/certs/ca-certificates.crt")).filter(|p| p.is_file())
+            });
+        let opts = kiln_build::exec::BuildOptions {
+            context: ctx.path().to_path_buf(),
+            dockerfile_name: "Dockerfile".into(),
+            build_args: BTreeMap::new(),
+            target: None,
+            no_cache: false,
+            network: kiln_build::exec::RunNetwork::Private,
+            labels: BTreeMap::new(),
+            secrets: BTreeMap::new(),
+            source_date_epoch: epoch,
+            platform: kiln_oci::Platform::host(),
+            host_ca,
+            stage_index: None,
+            fresh_keys: Default::default(),
+            compression: Compression::None,
+        };
+        let images = BaseImage {
+            store,
+            descriptor: base.descriptor.clone(),
+        };
+        let builder =
+            kiln_build::exec::Builder::new(store, &images, progress, &opts, "kiln project".into())
+                .map_err(|e| Error::new(e.to_string()))?;
+        let result = builder.build(&df).map_err(|e| {
+            Error::hint(
+                format!("cannot build {} {} from its source distribution: {e}", d.name, d.version),
+                "a source distribution that needs a compiler needs it in the base: add it to [base] packages (e.g. build-essential), or use a version with a wheel",
+            )
+        })?;
+        let info = store.image(&result.descriptor)?;
+        let dirs = snapshot::prepare(store, &info.manifest, &info.config)?;
+        let out_dir = dirs.last().expect("a layer").join("kiln-out");
+        let wheel = fs::read_dir(&out_dir)
+            .map_err(io(&out_dir))?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .find(|n| n.ends_with(".whl"))
+            .ok_or_else(|| {
+                Error::new(format!(
+                    "uv build left no wheel of {} in {}",
+                    d.name,
+                    out_dir.display()
+                ))
+            })?;
+        fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let bytes = fs::read(out_dir.join(&wheel)).map_err(io(&out_dir))?;
+        let sha = hex::encode(Sha256::digest(&bytes));
+        fs::write(dir.join(&wheel), &bytes).map_err(io(&dir))?;
+        store.write_atomic(
+            &memo,
+            &serde_json::to_vec(&(&wheel, &sha)).expect("serializes"),
+        )?;
+        out.insert(
+            d.name.clone(),
+            (dir.join(&wheel).display().to_string(), sha),
+        );
+    }
+    Ok(out)
+}
+
+/// A word for /bin/sh, single-quoted.
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
 /// Installs `dists` with uv into `root`/opt/venv (site-packages and bin), for `interp`.
 ///
 /// uv writes console scripts with the host interpreter in their `#!` line, since it runs
@@ -878,6 +1052,7 @@ fn b64(bytes: &[u8]) -> String {
 fn install(
     uv: &Uv,
     dists: &[LockedDist],
+    built: &BTreeMap<String, (String, String)>,
     interp: &Interp,
     root: &Path,
     scratch: &Path,
@@ -889,7 +1064,7 @@ fn install(
     fs::create_dir_all(&site).map_err(io(&site))?;
     fs::create_dir_all(scratch).map_err(io(scratch))?;
     let lock = scratch.join("pylock.toml");
-    fs::write(&lock, pylock::write(dists)).map_err(io(&lock))?;
+    fs::write(&lock, pylock::write(dists, built)).map_err(io(&lock))?;
     let mut c = uv.command();
     c.args([
         "pip",
@@ -919,6 +1094,36 @@ fn install(
         "uv needs a python3 on this host to run (the image gets the base's own interpreter)",
     )?;
     let _ = fs::remove_file(site.join(".lock"));
+    // A wheel kiln built from an sdist is installed from a local path: uv records that
+    // host path (direct_url.json) and the time it saw the file (uv_cache.json), neither
+    // of which has a place in a layer.
+    if !built.is_empty() {
+        const HOST_FILES: [&str; 2] = ["direct_url.json", "uv_cache.json"];
+        for e in fs::read_dir(&site).map_err(io(&site))? {
+            let dir = e.map_err(io(&site))?.path();
+            let mut removed = false;
+            for name in HOST_FILES {
+                let f = dir.join(name);
+                if f.is_file() {
+                    fs::remove_file(&f).map_err(io(&f))?;
+                    removed = true;
+                }
+            }
+            let rec = dir.join("RECORD");
+            if removed {
+                if let Ok(text) = fs::read_to_string(&rec) {
+                    let kept: Vec<&str> = text
+                        .lines()
+                        .filter(|l| {
+                            let path = l.split(',').next().unwrap_or("");
+                            !HOST_FILES.iter().any(|h| path.ends_with(&format!("/{h}")))
+                        })
+                        .collect();
+                    fs::write(&rec, kept.join("\n") + "\n").map_err(io(&rec))?;
+                }
+            }
+        }
+    }
     let bin_src = site.join("bin");
     if bin_src.is_dir() {
         let bin = root.join("opt/venv/bin");
@@ -1385,6 +1590,13 @@ pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Resu
     }
     if !todo.is_empty() {
         let u = get_uv(store, &mut uv, progress)?.clone();
+        // Source distributions are built into wheels first, in build containers.
+        let sdists: Vec<&LockedDist> = todo
+            .iter()
+            .flat_map(|(i, _)| groups[*i].1.iter())
+            .filter(|d| d.sdist)
+            .collect();
+        let built = build_sdists(store, &u, &sdists, &base_info, &interp, epoch, &p, progress)?;
         let tmp = tempdir(store, "python")?;
         let jobs = req.jobs.clamp(1, 4);
         let results: std::sync::Mutex<Vec<(usize, Result<CacheEntry>)>> = Default::default();
@@ -1399,7 +1611,7 @@ pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Resu
                     progress.note(&format!("installing {label} with uv"));
                     let root = tmp.path().join(format!("layer-{i}"));
                     let scratch = tmp.path().join(format!("scratch-{i}"));
-                    let r = install(&u, dists, &interp, &root, &scratch).and_then(|_| {
+                    let r = install(&u, dists, &built, &interp, &root, &scratch).and_then(|_| {
                         // Time 0 as for weights: a distribution's layer depends only on
                         // its wheel and the interpreter's X.Y, so every project shares it.
                         let e = write_tree(store, &root, 0, Compression::None)?;

@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-/// One distribution pinned to one wheel.
+/// One distribution pinned to one file: a wheel, or (`sdist`) a source distribution kiln
+/// builds into a wheel in a build container from the base.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord)]
 pub struct LockedDist {
     pub name: String,
@@ -17,6 +18,8 @@ pub struct LockedDist {
     pub url: String,
     pub sha256: String,
     pub size: u64,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sdist: bool,
 }
 
 impl LockedDist {
@@ -39,7 +42,7 @@ struct PyLockPackage {
     version: Option<String>,
     #[serde(default)]
     wheels: Vec<PyLockWheel>,
-    sdist: Option<toml::Value>,
+    sdist: Option<PyLockWheel>,
 }
 
 #[derive(Deserialize)]
@@ -76,26 +79,27 @@ pub fn read(text: &str, origin: &str) -> Result<Vec<LockedDist>> {
     let mut out = Vec::new();
     for p in lock.packages {
         let version = p.version.unwrap_or_default();
-        let wheel = match p.wheels.as_slice() {
-            [w] => w,
-            [] => {
-                let what = if p.sdist.is_some() {
-                    "has only a source distribution"
-                } else {
-                    "has no wheel"
-                };
+        let (wheel, sdist) = match (p.wheels.as_slice(), &p.sdist) {
+            ([w], _) => (w, false),
+            ([], Some(sd)) => (sd, true),
+            ([], None) => {
                 return Err(Error::hint(
-                    format!("{} {version} {what} for this platform", p.name),
-                    "kiln installs wheels only (no compiler in the build): pick a version with a wheel for the image's Python and platform, or build a wheel and list its directory in [python] find-links",
+                    format!(
+                        "{} {version} has no wheel and no source distribution for this platform",
+                        p.name
+                    ),
+                    "pick a version published for the image's Python and platform",
                 ));
             }
-            many => many
-                .iter()
-                .max_by_key(|w| {
-                    let name = w.url.as_deref().or(w.path.as_deref()).unwrap_or("");
-                    wheel_rank(name.rsplit('/').next().unwrap_or(name))
-                })
-                .expect("not empty"),
+            (many, _) => (
+                many.iter()
+                    .max_by_key(|w| {
+                        let name = w.url.as_deref().or(w.path.as_deref()).unwrap_or("");
+                        wheel_rank(name.rsplit('/').next().unwrap_or(name))
+                    })
+                    .expect("not empty"),
+                false,
+            ),
         };
         let url = match (&wheel.url, &wheel.path) {
             (Some(u), _) => u.clone(),
@@ -119,6 +123,7 @@ pub fn read(text: &str, origin: &str) -> Result<Vec<LockedDist>> {
             url,
             sha256,
             size: wheel.size.unwrap_or(0),
+            sdist,
         });
     }
     out.sort();
@@ -182,17 +187,28 @@ fn toml_str(s: &str) -> String {
     toml::Value::String(s.to_string()).to_string()
 }
 
-/// A pylock.toml of `dists` for `uv pip install -r`.
-pub fn write(dists: &[LockedDist]) -> String {
+/// A pylock.toml of `dists` for `uv pip install -r`. A distribution in `built` (by name)
+/// is installed from that local wheel (path, sha256) instead of its URL.
+pub fn write(dists: &[LockedDist], built: &BTreeMap<String, (String, String)>) -> String {
     let mut s = String::from("lock-version = \"1.0\"\ncreated-by = \"kiln\"\n");
     for d in dists {
+        let file = match built.get(&d.name) {
+            Some((path, sha)) => format!(
+                "path = {}, hashes = {{ sha256 = {} }}",
+                toml_str(path),
+                toml_str(sha)
+            ),
+            None => format!(
+                "url = {}, size = {}, hashes = {{ sha256 = {} }}",
+                toml_str(&d.url),
+                d.size,
+                toml_str(&d.sha256)
+            ),
+        };
         s.push_str(&format!(
-            "\n[[packages]]\nname = {}\nversion = {}\nwheels = [{{ url = {}, size = {}, hashes = {{ sha256 = {} }} }}]\n",
+            "\n[[packages]]\nname = {}\nversion = {}\nwheels = [{{ {file} }}]\n",
             toml_str(&d.name),
             toml_str(&d.version),
-            toml_str(&d.url),
-            d.size,
-            toml_str(&d.sha256)
         ));
     }
     s
@@ -282,8 +298,9 @@ mod tests {
             url: "https://files.pythonhosted.org/packages/b3/dd/numpy-2.2.6-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl".into(),
             sha256: "ba10".into(),
             size: 16821570,
+            sdist: false,
         }];
-        assert_eq!(read(&write(&d), "x").unwrap(), d);
+        assert_eq!(read(&write(&d, &BTreeMap::new()), "x").unwrap(), d);
         assert_eq!(
             d[0].filename(),
             "numpy-2.2.6-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
@@ -311,13 +328,22 @@ mod tests {
     }
 
     #[test]
-    fn an_sdist_only_package_is_refused_with_a_hint() {
+    fn an_sdist_only_package_is_locked_as_its_sdist() {
+        let d = read(
+            "lock-version = \"1.0\"\n[[packages]]\nname = \"Doc_Opt\"\nversion = \"1\"\nsdist = { url = \"https://e/x-1.tar.gz\", size = 5, hashes = { sha256 = \"ab\" } }\n",
+            "pylock.toml",
+        )
+        .unwrap();
+        assert!(d[0].sdist && d[0].url.ends_with(".tar.gz") && d[0].name == "doc-opt");
         let e = read(
-            "lock-version = \"1.0\"\n[[packages]]\nname = \"x\"\nversion = \"1\"\nsdist = { url = \"https://e/x-1.tar.gz\" }\n",
+            "lock-version = \"1.0\"\n[[packages]]\nname = \"x\"\nversion = \"1\"\n",
             "pylock.toml",
         )
         .unwrap_err();
-        assert!(e.to_string().contains("only a source distribution"), "{e}");
-        assert!(e.hint_text().unwrap().contains("wheels only"));
+        assert!(
+            e.to_string()
+                .contains("no wheel and no source distribution"),
+            "{e}"
+        );
     }
 }

@@ -933,3 +933,64 @@ fn sbom_of_iris_equals_pip_and_dpkg_in_the_container_and_validates() {
     assert_eq!(w["path"], "/app/models/iris.joblib");
     assert_eq!(w["layer"].as_str(), Some(f.iris.layers[0].2.as_str()));
 }
+
+#[test]
+fn a_source_distribution_is_built_in_a_build_container_and_named() {
+    let f = fixture();
+    let k = &f.k;
+    // docopt 0.6.2 exists only as an sdist on PyPI.
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("sd");
+    std::fs::create_dir_all(&p).unwrap();
+    std::fs::write(p.join("requirements.txt"), "docopt==0.6.2\n").unwrap();
+    std::fs::write(
+        p.join("main.py"),
+        "import docopt\nprint('docopt', docopt.__version__)\n",
+    )
+    .unwrap();
+    std::fs::write(
+        p.join("kiln.toml"),
+        "[project]\nname = \"sdist-test\"\n[app]\ncommand = [\"python3\", \"main.py\"]\n",
+    )
+    .unwrap();
+    let out = k
+        .cmd()
+        .args(["build", "-t", "sdist-test:1", p.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(
+            "building docopt 0.6.2 from its source distribution in a kiln build container"
+        ),
+        "the step is named: {err}"
+    );
+    let lock = std::fs::read_to_string(p.join("kiln.lock")).unwrap();
+    assert!(
+        lock.contains("docopt-0.6.2.tar.gz") && lock.contains("sdist = true"),
+        "{lock}"
+    );
+    assert_eq!(
+        k.ok(&["run", "--rm", "--network", "none", "sdist-test:1"])
+            .trim(),
+        "docopt 0.6.2"
+    );
+    // No host path or time in the layer: uv's direct_url.json and uv_cache.json for the
+    // local wheel are gone.
+    let listing = k.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "sdist-test:1",
+        "ls",
+        "/opt/venv/lib/python3.11/site-packages/docopt-0.6.2.dist-info",
+    ]);
+    assert!(
+        listing.contains("METADATA")
+            && !listing.contains("direct_url.json")
+            && !listing.contains("uv_cache.json"),
+        "{listing}"
+    );
+}

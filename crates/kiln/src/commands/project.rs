@@ -193,6 +193,9 @@ pub fn build(root: &Path, a: BuildArgs) -> Result<ExitCode> {
 /// Builds the project for `kiln run DIR` (quietly when nothing changed) and returns the
 /// image digest and the project.
 pub fn build_for_run(root: &Path, dir: &Path) -> Result<(String, kiln_project::Project)> {
+    // Before any thread starts: the mounts of build containers (Debian scripts, sdist
+    // builds) stay in this process's namespace.
+    kiln_runtime::container::private_mount_namespace()?;
     let store = super::open_store(root)?;
     let notes = Notes {
         quiet: false,
