@@ -34,7 +34,7 @@ curl -s -X POST "http://127.0.0.1:$port/predict" -H 'content-type: application/j
   -d '{"features": [[5.1, 3.5, 1.4, 0.2]]}'
 echo
 echo "== kiln env: the image's exact environment, read from its layers"
-"$kiln" env iris:0.1.0 | head -20
+"$kiln" env iris:0.1.0 | sed -n "1,24p"
 echo "== rebuilt after an edit: only the code layer changes"
 echo "# edited" >> "$work/iris/app.py"
 "$kiln" build "$work/iris" 2>&1 | grep -E "code|built"
