@@ -431,8 +431,9 @@ fn build_error(k: &Kiln, files: &[(&str, &str)]) -> String {
 
 #[test]
 fn bad_input_names_file_and_line_with_a_hint_and_builds_nothing() {
-    let f = fixture();
-    let k = &f.k;
+    // A store of its own: "no image added" must not see the other tests' builds.
+    let own = Kiln::new();
+    let k = &own;
     let head = "[project]\nname = \"bad\"\n";
     let e = build_error(k, &[("kiln.toml", &format!("{head}colour = \"red\"\n"))]);
     assert!(
