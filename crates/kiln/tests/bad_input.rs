@@ -21,7 +21,7 @@ struct Fixtures {
 fn fixtures() -> &'static Fixtures {
     static F: OnceLock<Fixtures> = OnceLock::new();
     F.get_or_init(|| {
-        let k = Kiln::new();
+        let k = Kiln::new().kept_until_exit();
         let rootfs = busybox_rootfs().to_str().unwrap();
         k.ok(&["import", rootfs, "-t", "bad:v1", "--compression", "none"]);
         let oci = k.dir.path().join("good.tar");

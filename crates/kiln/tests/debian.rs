@@ -19,7 +19,7 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
-        let kiln = Kiln::new();
+        let kiln = Kiln::new().kept_until_exit();
         let lock = kiln.dir.path().join("py.lock");
         let out = kiln.ok(&[
             "base",

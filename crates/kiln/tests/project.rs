@@ -70,7 +70,7 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
-        let k = Kiln::new();
+        let k = Kiln::new().kept_until_exit();
         let iris_dir = copy_example("iris", k.dir.path(), false);
         let onnx_dir = copy_example("onnx", k.dir.path(), false);
         let iris = build(&k, &iris_dir, &[]);

@@ -31,7 +31,7 @@ fn host_ca() -> PathBuf {
 fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
-        let k = Kiln::new();
+        let k = Kiln::new().kept_until_exit();
         k.ok(&[
             "base",
             "debian",

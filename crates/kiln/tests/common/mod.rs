@@ -60,6 +60,41 @@ impl Kiln {
     }
 }
 
+/// Paths removed when the test process exits: the temp dirs of fixtures kept in statics,
+/// which Rust never drops (each run would otherwise leave gigabytes of stores in /tmp).
+static AT_EXIT: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+extern "C" fn remove_registered() {
+    if let Ok(paths) = AT_EXIT.lock() {
+        for p in paths.iter() {
+            let _ = std::fs::remove_dir_all(p);
+        }
+    }
+}
+
+/// Removes `path` (a directory) when the test process exits.
+pub fn remove_at_exit(path: &Path) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: registers a plain function with no captured state.
+        unsafe {
+            libc::atexit(remove_registered);
+        }
+    });
+    AT_EXIT
+        .lock()
+        .expect("at-exit list")
+        .push(path.to_path_buf());
+}
+
+impl Kiln {
+    /// This store, for a fixture kept in a static: removed when the test process exits.
+    pub fn kept_until_exit(self) -> Self {
+        remove_at_exit(self.dir.path());
+        self
+    }
+}
+
 /// Runs a command, asserting success, returning stdout.
 pub fn run(cmd: &mut Command) -> String {
     let out = cmd
@@ -181,6 +216,7 @@ pub fn busybox_rootfs() -> &'static Path {
         }
         std::fs::create_dir_all(dir.path().join("etc")).unwrap();
         std::fs::write(dir.path().join("etc/hello.txt"), "hello from kiln\n").unwrap();
+        remove_at_exit(dir.path());
         dir
     })
     .path()
@@ -191,6 +227,7 @@ pub fn busybox_tar() -> &'static Path {
     static TAR: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
     &TAR.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
+        remove_at_exit(dir.path());
         let path = dir.path().join("rootfs.tar");
         run(Command::new("tar")
             .arg("-C")
