@@ -2517,11 +2517,44 @@ impl<'a> Detector<'a> {
                 ]);
                 (cmd, env, "streamlit run".into())
             }
-            AppKind::Script(name, _) => {
+            AppKind::Script(name, target) => {
+                // kiln installs the dependencies, not the project itself: the entry point
+                // is called from the code layer, as its console script would.
+                let (module_name, func) = target.split_once(':').unwrap_or((target, "main"));
+                let (module_name, func) = (module_name.trim(), func.trim());
+                let top = module_name.split('.').next().unwrap_or(module_name);
+                let app_dir = module.app_dir.clone().or_else(|| {
+                    self.root
+                        .join("src")
+                        .join(top)
+                        .is_dir()
+                        .then(|| "src".to_string())
+                });
+                if let Some(dir) = &app_dir {
+                    env.push(("PYTHONPATH".to_string(), format!("/app/{dir}")));
+                }
+                let (first, rest) = func.split_once('.').unwrap_or((func, ""));
+                let call = if rest.is_empty() {
+                    format!("{first}()")
+                } else {
+                    format!("{first}.{rest}()")
+                };
                 self.detected(format!(
-                    "`{name}` is installed into the venv with the project itself"
+                    "`{name}` ({target}) is called with python, as its console script would be{}",
+                    app_dir
+                        .as_ref()
+                        .map(|d| format!(" (PYTHONPATH=/app/{d})"))
+                        .unwrap_or_default()
                 ));
-                (vec![name.clone()], env, "installed with the project".into())
+                (
+                    vec![
+                        "python".to_string(),
+                        "-c".to_string(),
+                        format!("import sys; from {module_name} import {first}; sys.exit({call})"),
+                    ],
+                    env,
+                    "python -c (the [project.scripts] entry)".into(),
+                )
             }
             AppKind::Main if chosen.file.ends_with("/__main__.py") => {
                 let package = module
@@ -3542,7 +3575,15 @@ if __name__ == "__main__":
             ("README.md", "Run `mytool-serve`.\n"),
         ]);
         let d = detect_ok(&dir);
-        assert_eq!(d.command, Some(strs(&["mytool-serve"])));
+        assert_eq!(
+            d.command,
+            Some(strs(&[
+                "python",
+                "-c",
+                "import sys; from mytool.cli import main; sys.exit(main())"
+            ]))
+        );
+        assert_eq!(d.env, vec![("PYTHONPATH".into(), "/app/src".into())]);
         assert_eq!(d.app_files, strs(&["src/**"]));
         assert_eq!(d.deps, PythonDeps::Pyproject);
         assert_eq!(d.pyproject_dependencies, strs(&["torch>=2", "click"]));

@@ -661,6 +661,44 @@ fn init_then_build_serves_projects_kiln_has_never_seen() {
     .unwrap();
     let body = init_build_serve(&f.k, &b, 5001, "/");
     assert!(body.contains("hello from flask"), "{body}");
+
+    // A src-layout package whose app is a [project.scripts] entry (a batch command).
+    let c = dir.path().join("mytool");
+    std::fs::create_dir_all(c.join("src/mytool")).unwrap();
+    std::fs::write(
+        c.join("pyproject.toml"),
+        "[project]\nname = \"mytool\"\nversion = \"1.0.0\"\nrequires-python = \">=3.11\"\ndependencies = [\"six==1.16.0\"]\n\n[project.scripts]\nmytool = \"mytool.cli:main\"\n\n[tool.uv]\npackage = false\n",
+    )
+    .unwrap();
+    std::fs::write(c.join("src/mytool/__init__.py"), "").unwrap();
+    std::fs::write(
+        c.join("src/mytool/cli.py"),
+        "import six\n\ndef main():\n    print('mytool', six.__version__)\n    return 0\n",
+    )
+    .unwrap();
+    run(Command::new(uv_binary(&f.k))
+        .arg("lock")
+        .current_dir(&c)
+        .env("UV_CACHE_DIR", dir.path().join("uv-cache")));
+    let out =
+        f.k.cmd()
+            .args(["init", c.to_str().unwrap()])
+            .output()
+            .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    f.k.ok(&["build", "-q", "-t", "mytool-init:1", c.to_str().unwrap()]);
+    let printed =
+        f.k.ok(&["run", "--rm", "--network", "none", "mytool-init:1"]);
+    assert_eq!(
+        printed.trim(),
+        "mytool 1.16.0",
+        "kiln.toml:\n{}",
+        std::fs::read_to_string(c.join("kiln.toml")).unwrap()
+    );
 }
 
 /// The `image:` of the Deployment in `yaml`.
