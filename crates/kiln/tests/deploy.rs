@@ -6,7 +6,7 @@
 mod common;
 
 use common::registry::Registry;
-use common::validators::{checkov_failures, validate, EXPECTED_CHECKOV};
+use common::validators::{checkov_failures, validate, validate_and_check, EXPECTED_CHECKOV};
 use common::{json, kiln_with_busybox, run, skopeo, Kiln};
 use std::path::Path;
 
@@ -97,13 +97,7 @@ fn push_then_objects_validate_and_are_reproducible() {
 
     let file = k.dir.path().join("app.yaml");
     std::fs::write(&file, &yaml).unwrap();
-    validate(&file);
-    let failed = checkov_failures(&file);
-    let unexpected: Vec<&String> = failed
-        .iter()
-        .filter(|id| !EXPECTED_CHECKOV.contains(&id.as_str()))
-        .collect();
-    assert!(unexpected.is_empty(), "checkov: {failed:?}\n{yaml}");
+    let failed = validate_and_check(&file);
     let doc =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/deploy.md"))
             .unwrap();
@@ -290,11 +284,5 @@ fn a_docker_built_image_deploys_and_validates() {
     assert!(yaml.contains("runAsUser: 1000"), "{yaml}");
     let file = k.dir.path().join("docker-app.yaml");
     std::fs::write(&file, &yaml).unwrap();
-    validate(&file);
-    let failed = checkov_failures(&file);
-    let unexpected: Vec<&String> = failed
-        .iter()
-        .filter(|id| !EXPECTED_CHECKOV.contains(&id.as_str()))
-        .collect();
-    assert!(unexpected.is_empty(), "checkov: {failed:?}\n{yaml}");
+    validate_and_check(&file);
 }

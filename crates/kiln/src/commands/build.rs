@@ -377,18 +377,8 @@ pub fn run(root: &Path, args: Args) -> Result<ExitCode> {
             },
         };
     }
-    let mut labels = BTreeMap::new();
     // A git checkout names the commit and where it comes from (labels given win).
-    let git = kiln_build::git::describe(&context);
-    if let Some(g) = &git {
-        labels.insert(
-            "org.opencontainers.image.revision".to_string(),
-            g.commit.clone(),
-        );
-        if let Some(s) = &g.source {
-            labels.insert("org.opencontainers.image.source".to_string(), s.clone());
-        }
-    }
+    let (mut labels, git) = super::git_labels(&context);
     for l in &args.label {
         let (k, v) = key_value(l, "label")?;
         labels.insert(k, v);

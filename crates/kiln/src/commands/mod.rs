@@ -120,3 +120,25 @@ pub fn source_date_epoch() -> Result<Option<i64>> {
         _ => Ok(None),
     }
 }
+
+/// The labels a build in a git checkout gets: the commit (`org.opencontainers.image.revision`)
+/// and where it comes from (`...source`); with what `kiln history` records of it.
+pub fn git_labels(
+    dir: &Path,
+) -> (
+    std::collections::BTreeMap<String, String>,
+    Option<kiln_build::git::GitInfo>,
+) {
+    let mut labels = std::collections::BTreeMap::new();
+    let git = kiln_build::git::describe(dir);
+    if let Some(g) = &git {
+        labels.insert(
+            "org.opencontainers.image.revision".to_string(),
+            g.commit.clone(),
+        );
+        if let Some(s) = &g.source {
+            labels.insert("org.opencontainers.image.source".to_string(), s.clone());
+        }
+    }
+    (labels, git)
+}

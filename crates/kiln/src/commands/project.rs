@@ -101,17 +101,7 @@ fn human_size(n: u64) -> String {
 pub fn build(root: &Path, a: BuildArgs) -> Result<ExitCode> {
     let started = Instant::now();
     let store = super::open_store(root)?;
-    let mut labels = BTreeMap::new();
-    let git = kiln_build::git::describe(&a.dir);
-    if let Some(g) = &git {
-        labels.insert(
-            "org.opencontainers.image.revision".to_string(),
-            g.commit.clone(),
-        );
-        if let Some(s) = &g.source {
-            labels.insert("org.opencontainers.image.source".to_string(), s.clone());
-        }
-    }
+    let (mut labels, git) = super::git_labels(&a.dir);
     labels.extend(a.labels.iter().cloned());
     kiln_store::history::set_inputs(serde_json::json!({
         "git": git.as_ref().map(|g| serde_json::json!({"commit": g.commit, "dirty": g.dirty})),

@@ -122,3 +122,21 @@ pub const EXPECTED_CHECKOV: &[&str] = &[
     "CKV_K8S_40", // uid 1000 is below 10000: kiln keeps the image's uid, it invents none
     "CKV2_K8S_6", // no NetworkPolicy: who may talk to the app is the cluster's to say
 ];
+
+/// `validate`, then checkov: every failure must be one docs/deploy.md lists
+/// ([`EXPECTED_CHECKOV`]); returns the failures.
+pub fn validate_and_check(file: &Path) -> Vec<String> {
+    validate(file);
+    let failed = checkov_failures(file);
+    let unexpected: Vec<&String> = failed
+        .iter()
+        .filter(|id| !EXPECTED_CHECKOV.contains(&id.as_str()))
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "{}: checkov: {failed:?}\n{}",
+        file.display(),
+        std::fs::read_to_string(file).unwrap_or_default()
+    );
+    failed
+}
