@@ -292,7 +292,7 @@ fn http_check(words: &[String]) -> Option<(i32, String)> {
 }
 
 /// The label a kiln project image describes itself with (kiln-project writes it).
-pub const PROJECT_LABEL: &str = "dev.kiln.project";
+pub const PROJECT_LABEL: &str = kiln_oci::media::LABEL_KILN_PROJECT;
 
 /// What a kiln project image says of itself: its ports, resources, HTTP health path and
 /// writable paths, the defaults of the objects written for it.

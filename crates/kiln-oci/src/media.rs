@@ -24,6 +24,10 @@ pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
 pub const ANNOTATION_IMAGE_NAME: &str = "io.containerd.image.name";
 /// Creation time annotation.
 pub const ANNOTATION_CREATED: &str = "org.opencontainers.image.created";
+/// The label in which a kiln project image describes itself (JSON: ports, resources,
+/// healthcheck, weights, the kiln.lock digest): written by kiln-project, read by
+/// `kiln env` and `kiln deploy`.
+pub const LABEL_KILN_PROJECT: &str = "dev.kiln.project";
 
 /// What a descriptor's media type says about the blob it points to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -45,7 +45,7 @@ pub const LARGE_WHEEL: u64 = 10_000_000;
 /// A weights file at least this large gets a layer of its own.
 pub const LARGE_WEIGHTS_FILE: u64 = 16 << 20;
 /// Label holding the project metadata (JSON) that `kiln env` and `kiln deploy` read.
-pub const PROJECT_LABEL: &str = "dev.kiln.project";
+pub const PROJECT_LABEL: &str = kiln_oci::media::LABEL_KILN_PROJECT;
 
 /// What to do.
 #[derive(Clone, Debug, Default)]
@@ -447,11 +447,11 @@ fn ensure_lock(
     let mut hashes = HashCache::open(store.root().join("cache/project/hashes.json"));
     let weights_now = lockfile::weights_now(p, &mut hashes)?;
     hashes.save();
+    let base_inputs = lockfile::base_inputs(p, arch);
     let fresh_base = old
         .as_ref()
-        .filter(|o| !req.refresh && o.base.inputs == lockfile::base_inputs(p, arch))
+        .filter(|o| !req.refresh && o.base.inputs == base_inputs)
         .map(|o| o.base.clone());
-    let base_inputs = lockfile::base_inputs(p, arch);
     // The base: from the lock when fresh, else resolved now.
     let (base_lock, base_now) = match (&p.base, fresh_base) {
         (Base::Debian { .. }, Some(b)) if b.debian.is_some() => {
@@ -675,12 +675,8 @@ fn cache_put(store: &Store, key: &str, e: &CacheEntry) {
 }
 
 fn key_of(parts: &[&str]) -> String {
-    let mut h = Sha256::new();
-    for p in parts {
-        h.update((p.len() as u64).to_le_bytes());
-        h.update(p.as_bytes());
-    }
-    hex::encode(h.finalize())
+    let bytes: Vec<&[u8]> = parts.iter().map(|p| p.as_bytes()).collect();
+    lockfile::hash_parts(&bytes)
 }
 
 /// Parent directories of `path` (absolute in the image), outermost first: `/a/b/c` ->
@@ -781,47 +777,24 @@ fn write_placed(
     })
 }
 
-/// Directories get the epoch as mtime, other entries keep theirs clamped to it, owner
-/// root unless `keep_owner` (the layer is then the same whatever the host did).
+/// Every entry gets `epoch` as its mtime (directories' times depend on the order uv
+/// wrote them in, files' on when it ran), so the layer is the same whatever the host did.
 fn normalize_tree(dir: &Path, epoch: i64) -> std::io::Result<()> {
     use std::os::unix::fs::MetadataExt;
     let md = fs::symlink_metadata(dir)?;
-    let ts = libc::timespec {
-        tv_sec: epoch as libc::time_t,
-        tv_nsec: 0,
-    };
-    let set = |p: &Path| -> std::io::Result<()> {
-        let c = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str()))
-            .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
-        let times = [ts, ts];
-        // SAFETY: c is a valid C string; times has two entries.
-        let r = unsafe {
-            libc::utimensat(
-                libc::AT_FDCWD,
-                c.as_ptr(),
-                times.as_ptr(),
-                libc::AT_SYMLINK_NOFOLLOW,
-            )
-        };
-        if r != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(())
-    };
     if md.is_dir() {
         for e in fs::read_dir(dir)? {
             normalize_tree(&e?.path(), epoch)?;
         }
-        set(dir)?;
+        kiln_debian::dpkg::set_mtime(dir, epoch)?;
     } else if md.mtime() != epoch {
-        set(dir)?;
+        kiln_debian::dpkg::set_mtime(dir, epoch)?;
     }
     Ok(())
 }
 
-/// Writes the tree `dir` as a layer (mtimes normalized to `epoch`), then keeps `dir` as
-/// that layer's snapshot above `below` (it is exactly the layer, unpacked), so `kiln run`
-/// never unpacks it.
+/// Writes the tree `dir` as a layer, mtimes normalized to `epoch`. The caller may keep
+/// `dir` as the layer's snapshot: it is exactly the layer, unpacked.
 fn write_tree(
     store: &Store,
     dir: &Path,
@@ -878,34 +851,19 @@ impl kiln_build::exec::Images for BaseImage<'_> {
 
 /// Downloads `url` to `dest`, at most `size` bytes (when known), checking its sha256.
 fn download_verified(url: &str, sha256: &str, size: u64, dest: &Path) -> Result<()> {
-    use std::io::Read;
+    use crate::fetch::{fetch_verified, FetchError};
     let fail = |e: String| Error::new(format!("cannot download {url}: {e}"));
-    let client = reqwest::blocking::Client::builder()
-        .timeout(std::time::Duration::from_secs(600))
-        .build()
-        .map_err(|e| fail(e.to_string()))?;
-    let resp = client
-        .get(url)
-        .send()
-        .and_then(|r| r.error_for_status())
-        .map_err(|e| fail(e.to_string()))?;
     let cap = if size > 0 { size } else { 1 << 30 };
-    let mut bytes = Vec::new();
-    resp.take(cap + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| fail(e.to_string()))?;
-    if bytes.len() as u64 > cap {
-        return Err(fail(format!(
-            "more than the {cap} bytes the index announced"
-        )));
-    }
-    let got = hex::encode(Sha256::digest(&bytes));
-    if got != sha256 {
-        return Err(Error::hint(
-            format!("{url}: sha256 {got}, kiln.lock has {sha256}"),
-            "the index serves other bytes than when kiln.lock was written: `kiln lock --upgrade`",
-        ));
-    }
+    let bytes = fetch_verified(url, sha256, cap, std::time::Duration::from_secs(600)).map_err(
+        |e| match e {
+            FetchError::Transfer(e) => fail(e),
+            FetchError::TooLarge => fail(format!("more than the {cap} bytes the index announced")),
+            FetchError::Mismatch(got) => Error::hint(
+                format!("{url}: sha256 {got}, kiln.lock has {sha256}"),
+                "the index serves other bytes than when kiln.lock was written: `kiln lock --upgrade`",
+            ),
+        },
+    )?;
     fs::write(dest, &bytes).map_err(io(dest))
 }
 
@@ -1184,12 +1142,13 @@ fn install(
     Ok(())
 }
 
-/// The base's /etc/passwd and /etc/group (top layer first).
+/// The base's /etc/passwd or /etc/group: the top layer's that has it, read inside that
+/// layer (the image's links never reach the host's files) and bounded.
 fn base_file(lowers: &[PathBuf], rel: &str) -> Option<String> {
     lowers
         .iter()
         .rev()
-        .find_map(|d| fs::read_to_string(d.join(rel)).ok())
+        .find_map(|d| kiln_runtime::container::read_in_root(d, rel))
 }
 
 /// Files of the code layer: (relative path, absolute path), sorted.

@@ -14,6 +14,7 @@
 
 pub mod build;
 pub mod debian;
+mod fetch;
 pub mod init;
 pub mod lockfile;
 pub mod manifest;

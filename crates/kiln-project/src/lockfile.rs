@@ -73,13 +73,19 @@ pub struct WeightsFile {
     pub sha256: String,
 }
 
-fn digest_of(parts: &[&[u8]]) -> String {
+/// sha256 (hex) of `parts`, each prefixed by its length so that no two lists of parts
+/// hash alike: fingerprints here, layer cache keys in the builder.
+pub(crate) fn hash_parts(parts: &[&[u8]]) -> String {
     let mut h = Sha256::new();
     for p in parts {
         h.update((p.len() as u64).to_le_bytes());
         h.update(p);
     }
-    format!("sha256:{}", hex::encode(h.finalize()))
+    hex::encode(h.finalize())
+}
+
+fn digest_of(parts: &[&[u8]]) -> String {
+    format!("sha256:{}", hash_parts(parts))
 }
 
 /// Fingerprint of the base section.

@@ -325,6 +325,16 @@ fn inside(rel: &str) -> bool {
     true
 }
 
+/// Whether `path` (in the project) leads outside `dir` once links are followed: what
+/// kiln reads from a project must be the project's (a link to ~/.ssh must not reach an
+/// image). A path that does not exist does not leave.
+fn leaves(dir: &Path, path: &Path) -> bool {
+    match (std::fs::canonicalize(dir), std::fs::canonicalize(path)) {
+        (Ok(root), Ok(real)) => !real.starts_with(root),
+        _ => false,
+    }
+}
+
 fn valid_name(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
@@ -519,6 +529,13 @@ impl Project {
                     "fix the path, or remove the key to let kiln look for uv.lock or requirements.txt",
                 ));
             }
+            if leaves(dir, &p) {
+                return Err(cx.at(
+                    &s.span(),
+                    format!("{what} `{rel}` is a link that leads outside the project"),
+                    "kiln reads only the project's files: copy the file into the project",
+                ));
+            }
             Ok(p)
         };
         for f in &py.find_links {
@@ -570,6 +587,18 @@ impl Project {
         } else {
             Dependencies::None
         };
+        // The dependency files, found by default or next to uv.lock, are the project's too.
+        let dep_files: Vec<PathBuf> = match &deps {
+            Dependencies::UvLock(l) => vec![l.clone(), l.with_file_name("pyproject.toml")],
+            Dependencies::Requirements(r) => vec![r.clone()],
+            _ => vec![],
+        };
+        if let Some(f) = dep_files.iter().find(|f| leaves(dir, f)) {
+            return Err(Error::hint(
+                format!("{}: a link that leads outside the project", f.display()),
+                "kiln reads only the project's files: copy the file into the project",
+            ));
+        }
         let workdir = match &manifest.app.workdir {
             Some(w) => {
                 let s = w.get_ref();
@@ -596,6 +625,13 @@ impl Project {
                 ));
             }
             let path = dir.join(&rel);
+            if leaves(dir, &path) {
+                return Err(cx.at(
+                    &e.path.span(),
+                    format!("weights `{name}`: `{rel}` is a link that leads outside the project"),
+                    "kiln puts only the project's files in the image: copy the weights into the project",
+                ));
+            }
             if !path.exists() {
                 return Err(cx.at(
                     &e.path.span(),
@@ -616,10 +652,11 @@ impl Project {
                             "write an absolute path such as /models/NAME",
                         ));
                     }
+                    let span = t.span();
                     let t = image_join("/", s);
                     if t == "/" {
                         return Err(cx.at(
-                            &t_span(t.as_str(), e),
+                            &span,
                             format!("weights `{name}`: target `{s}` is the image's root"),
                             "write a directory such as /models/NAME",
                         ));
@@ -790,11 +827,6 @@ impl Project {
         }
         env
     }
-}
-
-/// The span of a weights entry's target (for errors).
-fn t_span(_t: &str, e: &WeightsEntry) -> Range<usize> {
-    e.target.as_ref().map_or(0..0, |t| t.span())
 }
 
 fn valid_user_name(s: &str) -> bool {
@@ -973,12 +1005,31 @@ gpus = 1
             e.contains("kiln.toml:2:8") && e.contains("not a valid image name"),
             "{e}"
         );
+        let e = links_out();
+        assert!(
+            e.contains("kiln.toml:4:8") && e.contains("leads outside the project"),
+            "{e}"
+        );
         let e = err("[project]\nname = \"x\"\n[python]\nversion = \"three\"\n");
         assert!(e.contains("not a Python 3 version"), "{e}");
         let e = err("[project]\nname = \"x\"\n[app.healthcheck]\npath = \"/h\"\n");
         assert!(e.contains("needs a port"), "{e}");
         let e = err("name = \"x\"\n");
         assert!(e.contains("kiln.toml:1:1"), "{e}");
+    }
+
+    /// A weights entry that is a link to a host directory.
+    fn links_out() -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("models")).unwrap();
+        let e = Project::parse(
+            dir.path(),
+            Path::new("kiln.toml"),
+            "[project]\nname = \"x\"\n[weights.w]\npath = \"models\"\n",
+        )
+        .unwrap_err();
+        format!("{e}\nhint: {}", e.hint_text().unwrap_or(""))
     }
 
     #[test]

@@ -7,7 +7,6 @@
 //! (SSL_CERT_FILE, HTTPS_PROXY, ...) and never land in a layer either.
 
 use crate::{Error, Result};
-use sha2::{Digest as _, Sha256};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -96,26 +95,17 @@ fn install_pinned(dir: &Path, note: &dyn Fn(&str)) -> Result<()> {
             "put a uv binary on PATH or set KILN_UV=/path/to/uv (`pip install uv` gives one)",
         )
     };
-    let client = reqwest::blocking::Client::builder()
-        .timeout(std::time::Duration::from_secs(300))
-        .build()
-        .map_err(|e| fail(e.to_string()))?;
-    let resp = client
-        .get(*url)
-        .send()
-        .and_then(|r| r.error_for_status())
-        .map_err(|e| fail(e.to_string()))?;
-    let mut bytes = Vec::new();
-    resp.take(WHEEL_CAP + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| fail(e.to_string()))?;
-    if bytes.len() as u64 > WHEEL_CAP {
-        return Err(fail(format!("the wheel is larger than {WHEEL_CAP} bytes")));
-    }
-    let got = hex::encode(Sha256::digest(&bytes));
-    if got != *sha {
-        return Err(fail(format!("sha256 {got}, expected {sha}")));
-    }
+    let bytes =
+        crate::fetch::fetch_verified(url, sha, WHEEL_CAP, std::time::Duration::from_secs(300))
+            .map_err(|e| match e {
+                crate::fetch::FetchError::Transfer(e) => fail(e),
+                crate::fetch::FetchError::TooLarge => {
+                    fail(format!("the wheel is larger than {WHEEL_CAP} bytes"))
+                }
+                crate::fetch::FetchError::Mismatch(got) => {
+                    fail(format!("sha256 {got}, expected {sha}"))
+                }
+            })?;
     let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes))
         .map_err(|e| fail(format!("not a wheel: {e}")))?;
     let member = format!("uv-{PINNED_VERSION}.data/scripts/uv");

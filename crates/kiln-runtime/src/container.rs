@@ -494,21 +494,29 @@ pub enum Lookup {
     NotExecutable,
 }
 
-/// Reads a file of the container's root filesystem, resolving symlinks inside it (an
-/// image's /etc/passwd may be a symlink; it must never reach the host's files).
+/// The most [`read_in_root`] reads: account databases are kilobytes.
+pub const READ_IN_ROOT_CAP: u64 = 16 << 20;
+
+/// Reads a regular file of a root filesystem (at most [`READ_IN_ROOT_CAP`] bytes),
+/// resolving symlinks inside it (an image's /etc/passwd may be a symlink; it must never
+/// reach the host's files). A FIFO or device there is not opened for reading.
 pub fn read_in_root(rootfs: &Path, path: &str) -> Option<String> {
     use rustix::fs::{openat2, Mode, OFlags, ResolveFlags};
     let root = rustix::fs::open(rootfs, OFlags::PATH | OFlags::DIRECTORY, Mode::empty()).ok()?;
     let fd = openat2(
         &root,
         path.trim_start_matches('/'),
-        OFlags::RDONLY | OFlags::CLOEXEC,
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY,
         Mode::empty(),
         ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
     )
     .ok()?;
+    let file = fs::File::from(fd);
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
     let mut s = String::new();
-    std::io::Read::read_to_string(&mut fs::File::from(fd), &mut s).ok()?;
+    std::io::Read::read_to_string(&mut std::io::Read::take(file, READ_IN_ROOT_CAP), &mut s).ok()?;
     Some(s)
 }
 

@@ -54,7 +54,7 @@ pub struct WeightsFile {
 }
 
 /// The label a kiln project image describes itself with.
-pub const PROJECT_LABEL: &str = "dev.kiln.project";
+pub const PROJECT_LABEL: &str = kiln_oci::media::LABEL_KILN_PROJECT;
 
 /// The project description and its weights files, from the label.
 fn project_of(
