@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 /// Bumped whenever the layers kiln writes for the same packages change.
-const FORMAT: &str = "kiln-debian/1";
+const FORMAT: &str = "kiln-debian/2";
 
 pub const DEFAULT_MIRROR: &str = "http://deb.debian.org/debian";
 pub const DEFAULT_SECURITY_MIRROR: &str = "http://deb.debian.org/debian-security";
@@ -387,6 +387,10 @@ pub fn assemble(
             epoch.to_string(),
         ];
         key_parts.extend(diff_ids.iter().map(|d| d.to_string()));
+        let no_native = native::no_native();
+        if !no_native.is_empty() {
+            key_parts.push(format!("no native: {}", no_native.join(",")));
+        }
         key_parts.extend(
             pkgs.iter()
                 .map(|p| format!("{} {} {}", p.name, p.version, p.sha256)),
@@ -632,7 +636,7 @@ fn build_layer(
         });
         for name in order {
             let u: &Unpacked = &unpacked[name];
-            let h = native::handling(name, &u.control);
+            let h = native::handling_in(name, &u.control, &tree);
             let (kind, why) = match &h {
                 Handling::Native(w) => ("native", w.to_string()),
                 Handling::Nothing(w) => ("nothing", w.to_string()),

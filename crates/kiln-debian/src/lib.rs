@@ -4,6 +4,7 @@
 //! running package scripts except where a package truly needs them.
 
 pub mod archive;
+pub mod cacerts;
 pub mod control;
 pub mod deb;
 pub mod dpkg;

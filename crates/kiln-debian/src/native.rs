@@ -54,6 +54,9 @@ pub fn handling(name: &str, control: &ControlFiles) -> Handling {
             "byte-compiles its modules (and cleans up on upgrades): Python writes byte-code on first import",
         ),
         "openssl" => Handling::Native("/usr/lib/ssl -> /etc/ssl where libssl did not make it"),
+        "ca-certificates" => Handling::Native(
+            "/etc/ca-certificates.conf, the /etc/ssl/certs links and bundle (update-ca-certificates)",
+        ),
         "coreutils" => Handling::Nothing("links /usr/bin/touch only on a /usr that is not merged"),
         "usrmerge" | "usr-is-merged" => {
             Handling::Nothing("converts a /usr that is not merged; kiln's is")
@@ -89,6 +92,41 @@ pub fn handling(name: &str, control: &ControlFiles) -> Handling {
             Handling::Nothing("byte-compiles its modules (dh_python3): Python writes byte-code on first import")
         }
         _ => Handling::Script,
+    }
+}
+
+/// The environment variable naming packages (comma-separated) whose native handling is
+/// turned off, so their scripts run in the container step. For tests comparing the two.
+pub const NO_NATIVE_ENV: &str = "KILN_DEBIAN_NO_NATIVE";
+
+/// The packages [`NO_NATIVE_ENV`] names.
+pub fn no_native() -> Vec<String> {
+    std::env::var(NO_NATIVE_ENV)
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// [`handling`] refined by what the tree holds: a package whose native effect does not
+/// apply to this tree (or that [`NO_NATIVE_ENV`] names) runs its scripts.
+pub fn handling_in(name: &str, control: &ControlFiles, tree: &Tree<'_>) -> Handling {
+    let h = handling(name, control);
+    if matches!(h, Handling::Nothing("no maintainer scripts")) {
+        return h;
+    }
+    if no_native().iter().any(|n| n == name) {
+        return Handling::Script;
+    }
+    match (name, &h) {
+        ("ca-certificates", Handling::Native(_))
+            if crate::cacerts::plan(tree, control).is_err() =>
+        {
+            Handling::Script
+        }
+        _ => h,
     }
 }
 
@@ -146,6 +184,31 @@ impl Tree<'_> {
     pub fn exists(&self, rel: &str) -> bool {
         self.find(rel).is_some()
     }
+    /// Whether `rel` is a directory (not a link to one) in the topmost tree holding it.
+    pub fn is_dir(&self, rel: &str) -> bool {
+        self.find(rel)
+            .and_then(|p| p.symlink_metadata().ok())
+            .is_some_and(|m| m.is_dir())
+    }
+    /// The names in directory `rel`, merged over the trees (down to the first tree where
+    /// `rel` is not a directory).
+    pub fn list(&self, rel: &str) -> std::collections::BTreeSet<String> {
+        let mut names = std::collections::BTreeSet::new();
+        for d in std::iter::once(self.out).chain(self.lower.iter().rev().copied()) {
+            let p = d.join(rel);
+            match p.symlink_metadata() {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => break,
+                Err(_) => continue,
+            }
+            if let Ok(rd) = fs::read_dir(&p) {
+                for e in rd.flatten() {
+                    names.insert(e.file_name().to_string_lossy().into_owned());
+                }
+            }
+        }
+        names
+    }
     fn read(&self, rel: &str) -> io::Result<Vec<u8>> {
         match self.find(rel) {
             Some(p) => fs::read(p),
@@ -180,7 +243,7 @@ impl Tree<'_> {
         use std::os::unix::fs::MetadataExt;
         set_mtime(&dst, m.mtime())
     }
-    fn dir(&self, rel: &str, mode: u32, owner: (u32, u32)) -> io::Result<()> {
+    pub(crate) fn dir(&self, rel: &str, mode: u32, owner: (u32, u32)) -> io::Result<()> {
         let p = self.out.join(rel);
         self.parents(rel)?;
         match fs::create_dir(&p) {
@@ -393,6 +456,11 @@ pub fn configure(name: &str, control: &ControlFiles, tree: &Tree<'_>) -> Result<
                 .push(("/bin/sh".into(), "/bin/sh.distrib".into(), "dash".into()));
         }
         "debianutils" => fx.shells = true,
+        "ca-certificates" => {
+            let plan = crate::cacerts::plan(tree, control)
+                .map_err(|m| format!("configuring {name}: {m}"))?;
+            crate::cacerts::apply(tree, &plan).map_err(e("/etc/ssl/certs"))?;
+        }
         "openssl" if !tree.exists("usr/lib/ssl") => {
             tree.link("usr/lib/ssl", "/etc/ssl")
                 .map_err(e("usr/lib/ssl"))?;
