@@ -44,6 +44,7 @@ impl<W: Write> EntryWriter<W> {
             uid: m.uid,
             gid: m.gid,
             mtime: m.mtime,
+            mtime_nsec: 0,
             size,
             link: link.to_vec(),
             dev_major: 0,

@@ -29,6 +29,15 @@ pub enum LayerError {
         #[source]
         source: io::Error,
     },
+    /// A tar extension member (GNU long name or link, PAX header) larger than the cap that bounds what
+    /// is read into memory (see [`crate::TarGuard`]).
+    #[error("tar: {what} member of {size} bytes (more than {cap})")]
+    Oversized {
+        what: &'static str,
+        size: u64,
+        /// The cap, for people (`1 MiB`).
+        cap: String,
+    },
     /// The tar stream is malformed, truncated, or could not be read or written.
     #[error("tar stream: {context}")]
     Tar {

@@ -11,11 +11,14 @@
 //! layer's own empty snapshot directory, later stacked as an overlayfs `lowerdir`, as containerd's overlay
 //! snapshotter does).
 
-use std::collections::BTreeSet;
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::fs::File;
+use std::hash::{Hash, Hasher};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
+use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, Timespec, Timestamps, XattrFlags};
 use rustix::io::Errno;
@@ -84,7 +87,15 @@ const OVERLAY_XATTRS: &[u8] = b"trusted.overlay.";
 ///
 /// Privileges: ownership needs root (or `same_owner: false`); device nodes need CAP_MKNOD and are skipped
 /// without it; `security.capability` and other privileged xattrs are dropped when refused. Without root, a
-/// lower layer's read-only directory cannot receive new entries. Sub-second mtimes are not kept.
+/// lower layer's read-only directory cannot receive new entries. Sub-second PAX mtimes are kept.
+///
+/// Speed: the stream is read (and so decompressed) on the calling thread while another thread parses the
+/// tar and creates directories, links and the like in archive order, and a few writer threads create
+/// the regular files (directories first, file data in parallel, directory metadata after). Whatever
+/// a later entry could conflict with (a path a writer has not finished, a replacement, a hardlink,
+/// a whiteout) waits for the writers first, so the tree is the one a serial extraction makes. The
+/// reading thread may read a little past the end of the archive (at most a few MiB): callers that
+/// need the rest of the stream hash it as it is read, as snapshots do.
 ///
 /// xattrs named `trusted.overlay.*` in the layer are dropped: they would steer overlayfs.
 ///
@@ -127,13 +138,28 @@ pub fn extract_mapped<R: Read>(
     extract_with(tar, target, opts, Some(map))
 }
 
+/// Threads writing regular files: creating files is bound by the filesystem's latency (journal,
+/// block allocation), so a few writers gain even on two cores.
+const WORKERS: usize = 4;
+/// Files up to this size go to the writers with their data in memory; larger ones are written by the
+/// parsing thread itself, streamed.
+const SMALL_FILE: u64 = 1 << 20;
+/// Bounds on what waits for the writers: jobs (each may hold a directory descriptor) and bytes.
+const QUEUE_JOBS: usize = 512;
+const QUEUE_BYTES: usize = 32 << 20;
+/// Parent directories kept open between entries.
+const DIR_CACHE: usize = 128;
+/// The reading thread hands the stream to the parser in chunks of this size, at most this many ahead.
+const CHUNK: usize = 1 << 20;
+const CHUNKS_AHEAD: usize = 8;
+
 /// The extraction loop; without a map, paths are taken as they are (no extra cleaning on
 /// the pull and load path).
 fn extract_with<R: Read>(
     tar: R,
     target: &Path,
     opts: &ExtractOptions,
-    mut map: Option<&mut PathMap<'_>>,
+    map: Option<&mut PathMap<'_>>,
 ) -> Result<ExtractStats> {
     let root = rustix::fs::open(
         target,
@@ -153,40 +179,401 @@ fn extract_with<R: Read>(
         dirs: Vec::new(),
         stats: ExtractStats::default(),
         buf: vec![0; 256 * 1024],
+        pool: Arc::new(Pool::default()),
+        dcache: HashMap::new(),
+        fresh: HashMap::new(),
+        names: HashSet::new(),
+        inflight: HashSet::new(),
+        euid: rustix::process::geteuid().as_raw(),
+        egid: rustix::process::getegid().as_raw(),
+        umask: umask(),
     };
-    let mut ar = tar::Archive::new(TarGuard::new(tar));
-    let entries = ar
-        .entries()
-        .map_err(|s| tar_err(b"", "cannot read archive", s))?;
-    for e in entries {
-        let mut e = e.map_err(|s| tar_err(b"", "cannot read entry header", s))?;
-        let Some(mut m) = read_meta(&mut e)? else {
-            continue;
-        };
-        if let Some(map) = map.as_deref_mut() {
-            let role = if m.kind == Kind::Dir {
-                PathRole::Dir
-            } else {
-                PathRole::Entry
-            };
-            match map(&clean(&m.path).0, role) {
-                None => continue,
-                Some(None) => {}
-                Some(Some(p)) => m.path = p,
-            }
-            if m.kind == Kind::Link {
-                match map(&clean(&m.link).0, PathRole::HardlinkTarget) {
-                    None => continue,
-                    Some(None) => {}
-                    Some(Some(p)) => m.link = p,
+    x.note_empty_root();
+    match map {
+        Some(map) => run(tar, &mut x, Some(map))?,
+        None => {
+            // Reading (decompressing, hashing) here, parsing and applying on a thread of its own.
+            let (tx, rx) = mpsc::sync_channel(CHUNKS_AHEAD);
+            let (back_tx, back_rx) = mpsc::channel();
+            let xr = &mut x;
+            std::thread::scope(|s| {
+                let parser = s.spawn(move || {
+                    let r = ChanReader {
+                        rx,
+                        back: back_tx,
+                        cur: None,
+                        len: 0,
+                        pos: 0,
+                    };
+                    run(r, xr, None)
+                });
+                pump(tar, &tx, &back_rx);
+                drop(tx);
+                parser
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p))
+            })?;
+        }
+    }
+    Ok(x.stats)
+}
+
+/// Reads `r` in chunks for [`ChanReader`] until its end, an error (passed on) or the parser is done.
+fn pump<R: Read>(
+    mut r: R,
+    tx: &mpsc::SyncSender<io::Result<(Vec<u8>, usize)>>,
+    back: &mpsc::Receiver<Vec<u8>>,
+) {
+    loop {
+        let mut buf = back.try_recv().unwrap_or_else(|_| vec![0; CHUNK]);
+        let mut n = 0;
+        let mut end = false;
+        while n < CHUNK {
+            match r.read(&mut buf[n..]) {
+                Ok(0) => {
+                    end = true;
+                    break;
+                }
+                Ok(k) => n += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
                 }
             }
         }
-        x.stats.entries += 1;
-        x.apply(&m, &mut e)?;
+        if n > 0 && tx.send(Ok((buf, n))).is_err() {
+            return; // the parser is done (or failed)
+        }
+        if end {
+            return;
+        }
     }
+}
+
+/// The parser's side of [`pump`].
+struct ChanReader {
+    rx: mpsc::Receiver<io::Result<(Vec<u8>, usize)>>,
+    back: mpsc::Sender<Vec<u8>>,
+    cur: Option<Vec<u8>>,
+    len: usize,
+    pos: usize,
+}
+
+impl Read for ChanReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.pos == self.len {
+            if let Some(b) = self.cur.take() {
+                let _ = self.back.send(b);
+            }
+            match self.rx.recv() {
+                Ok(Ok((b, n))) => {
+                    self.cur = Some(b);
+                    self.len = n;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(0),
+            }
+        }
+        let cur = self.cur.as_deref().unwrap_or_default();
+        let n = buf.len().min(self.len - self.pos);
+        buf[..n].copy_from_slice(&cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Parses the tar and applies its entries, with the writers running; then the directories' metadata.
+fn run<R: Read>(tar: R, x: &mut Extractor, mut map: Option<&mut PathMap<'_>>) -> Result<()> {
+    let pool = x.pool.clone();
+    std::thread::scope(|s| {
+        for _ in 0..WORKERS {
+            let p = &*pool;
+            s.spawn(move || p.work());
+        }
+        let r = (|| {
+            let mut ar = tar::Archive::new(TarGuard::new(tar));
+            let entries = ar
+                .entries()
+                .map_err(|s| tar_err(b"", "cannot read archive", s))?;
+            for e in entries {
+                let mut e = e.map_err(|s| tar_err(b"", "cannot read entry header", s))?;
+                let Some(mut m) = read_meta(&mut e)? else {
+                    continue;
+                };
+                if let Some(map) = map.as_deref_mut() {
+                    let role = if m.kind == Kind::Dir {
+                        PathRole::Dir
+                    } else {
+                        PathRole::Entry
+                    };
+                    match map(&clean(&m.path).0, role) {
+                        None => continue,
+                        Some(None) => {}
+                        Some(Some(p)) => m.path = p,
+                    }
+                    if m.kind == Kind::Link {
+                        match map(&clean(&m.link).0, PathRole::HardlinkTarget) {
+                            None => continue,
+                            Some(None) => {}
+                            Some(Some(p)) => m.link = p,
+                        }
+                    }
+                }
+                x.stats.entries += 1;
+                x.apply(&m, &mut e)?;
+            }
+            x.flush()
+        })();
+        if r.is_err() {
+            pool.abort();
+        } else {
+            pool.close();
+        }
+        r
+    })?;
     x.finish_dirs();
-    Ok(x.stats)
+    Ok(())
+}
+
+/// The process umask, read without changing it (`umask(2)` would race with other threads).
+fn umask() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let v = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+    u32::from_str_radix(v.trim(), 8).ok()
+}
+
+/// A key for a name in a directory (by inode). Collisions only make extraction more careful: the
+/// sets keyed by it answer "maybe" for names they do not hold.
+fn name_key(ino: u64, name: &[u8]) -> u64 {
+    let mut h = DefaultHasher::new();
+    ino.hash(&mut h);
+    name.hash(&mut h);
+    h.finish()
+}
+
+/// A parent directory held open between entries.
+#[derive(Clone)]
+struct Dir {
+    fd: Arc<OwnedFd>,
+    ino: u64,
+    /// Made by this extraction: every name in it was made by this extraction too, and is in `names`.
+    fresh: bool,
+    /// No default ACL (known for fresh directories under a root without one): a new file's mode is the
+    /// mode given to `openat` less the umask.
+    plain: bool,
+    /// The group a new entry in it gets (its own with setgid, else ours).
+    gid: u32,
+}
+
+/// What a writer sets on a new regular file after its data.
+struct FileMeta {
+    owner: Option<(u32, u32)>,
+    mode: u32,
+    chmod: bool,
+    mtime: (i64, u32),
+    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// A regular file for the writers.
+struct FileJob {
+    dir: Arc<OwnedFd>,
+    name: Vec<u8>,
+    entry: Vec<u8>,
+    data: Vec<u8>,
+    meta: FileMeta,
+}
+
+#[derive(Default)]
+struct Queue {
+    jobs: VecDeque<FileJob>,
+    bytes: usize,
+    active: usize,
+    closed: bool,
+    error: Option<LayerError>,
+    /// Writers waiting for a job, and whether the parser waits for room or for the end: wake-ups
+    /// (futex calls) only when someone sleeps.
+    idle: usize,
+    waiting: bool,
+}
+
+/// The writers' queue: bounded, and flushed wherever order matters.
+#[derive(Default)]
+struct Pool {
+    q: Mutex<Queue>,
+    ready: Condvar,
+    done: Condvar,
+}
+
+impl Pool {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.q.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn submit(&self, job: FileJob) -> Result<()> {
+        let mut q = self.lock();
+        loop {
+            if let Some(e) = q.error.take() {
+                return Err(e);
+            }
+            if q.jobs.len() < QUEUE_JOBS && q.bytes < QUEUE_BYTES {
+                break;
+            }
+            q.waiting = true;
+            q = self.done.wait(q).unwrap_or_else(|p| p.into_inner());
+        }
+        q.waiting = false;
+        q.bytes += job.data.len();
+        q.jobs.push_back(job);
+        let wake = q.idle > 0;
+        drop(q);
+        if wake {
+            self.ready.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Waits until every submitted file is written; the first writer error, if any.
+    fn flush(&self) -> Result<()> {
+        let mut q = self.lock();
+        while (!q.jobs.is_empty() || q.active > 0) && q.error.is_none() {
+            q.waiting = true;
+            q = self.done.wait(q).unwrap_or_else(|p| p.into_inner());
+        }
+        q.waiting = false;
+        match q.error.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Writers finish what is queued, then stop.
+    fn close(&self) {
+        self.lock().closed = true;
+        self.ready.notify_all();
+    }
+
+    /// Writers drop what is queued and stop.
+    fn abort(&self) {
+        let mut q = self.lock();
+        q.jobs.clear();
+        q.bytes = 0;
+        q.closed = true;
+        drop(q);
+        self.ready.notify_all();
+    }
+
+    fn work(&self) {
+        loop {
+            let job = {
+                let mut q = self.lock();
+                loop {
+                    if let Some(j) = q.jobs.pop_front() {
+                        q.bytes -= j.data.len();
+                        q.active += 1;
+                        break j;
+                    }
+                    if q.closed {
+                        return;
+                    }
+                    q.idle += 1;
+                    q = self.ready.wait(q).unwrap_or_else(|p| p.into_inner());
+                    q.idle -= 1;
+                }
+            };
+            let r = write_job(job);
+            let mut q = self.lock();
+            q.active -= 1;
+            if let Err(e) = r {
+                if q.error.is_none() {
+                    q.error = Some(e);
+                }
+                q.jobs.clear();
+                q.bytes = 0;
+            }
+            let wake = q.waiting;
+            drop(q);
+            if wake {
+                self.done.notify_one();
+            }
+        }
+    }
+}
+
+fn write_job(j: FileJob) -> Result<()> {
+    let mut f = create_file(j.dir.as_fd(), &j.name, &j.entry, j.meta.mode)?;
+    f.write_all(&j.data)
+        .map_err(|e| apply_err(&j.entry, "write file", e))?;
+    finish_file(f.as_fd(), &j.entry, &j.meta)
+}
+
+/// Creates a new regular file (mode without the special bits, less the umask). Something already
+/// there (another extraction into the same tree got there first) is replaced.
+fn create_file(dir: BorrowedFd<'_>, name: &[u8], entry: &[u8], mode: u32) -> Result<File> {
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let m = Mode::from_raw_mode(mode & 0o777);
+    let fd = match rustix::fs::openat(dir, name, flags, m) {
+        Err(Errno::EXIST) => {
+            remove_all(dir, name).map_err(|e| apply_err(entry, "replace the existing file", e))?;
+            rustix::fs::openat(dir, name, flags, m)
+        }
+        r => r,
+    }
+    .map_err(|e| apply_err(entry, "create file", e))?;
+    Ok(File::from(fd))
+}
+
+/// Owner, mode, xattrs and times of a new regular file, each only where it differs from what creating
+/// it gave.
+fn finish_file(fd: BorrowedFd<'_>, entry: &[u8], m: &FileMeta) -> Result<()> {
+    if let Some((uid, gid)) = m.owner {
+        rustix::fs::fchown(
+            fd,
+            Some(rustix::fs::Uid::from_raw(uid)),
+            Some(rustix::fs::Gid::from_raw(gid)),
+        )
+        .map_err(|e| apply_err(entry, "chown", e))?;
+    }
+    // After chown, which clears setuid/setgid.
+    if m.chmod {
+        rustix::fs::fchmod(fd, Mode::from_raw_mode(m.mode))
+            .map_err(|e| apply_err(entry, "chmod", e))?;
+    }
+    set_xattrs(fd, entry, &m.xattrs)?;
+    rustix::fs::futimens(fd, &times(m.mtime.0, m.mtime.1))
+        .map_err(|e| apply_err(entry, "set times", e))
+}
+
+/// Best effort: an xattr the filesystem or our privileges refuse is dropped, as Docker does.
+fn set_xattrs(fd: BorrowedFd<'_>, entry: &[u8], xattrs: &[(Vec<u8>, Vec<u8>)]) -> Result<()> {
+    for (name, value) in xattrs {
+        if name.starts_with(OVERLAY_XATTRS) {
+            continue;
+        }
+        match rustix::fs::fsetxattr(fd, &name[..], value, XattrFlags::empty()) {
+            Ok(()) => {}
+            Err(e) if xattr_best_effort(e) => {}
+            Err(e) => return Err(apply_err(entry, "set extended attribute", e)),
+        }
+    }
+    Ok(())
+}
+
+/// Reads exactly `size` bytes of entry data into memory; a short stream is a truncated archive.
+fn read_data(entry: &[u8], data: &mut dyn Read, size: u64) -> Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(size as usize);
+    data.take(size)
+        .read_to_end(&mut buf)
+        .map_err(|e| tar_err(entry, "cannot read data of entry", e))?;
+    if (buf.len() as u64) < size {
+        let e = io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("{} of {size} bytes missing", size - buf.len() as u64),
+        );
+        return Err(tar_err(entry, "truncated data of entry", e));
+    }
+    Ok(buf)
 }
 
 struct Extractor {
@@ -200,19 +587,33 @@ struct Extractor {
     created: BTreeSet<Vec<u8>>,
     /// Directories whose mode and mtime are set after the layer: their children change the mtime, and a
     /// read-only mode would stop a non-root caller from filling them.
-    dirs: Vec<(Vec<u8>, u32, i64)>,
+    dirs: Vec<(Vec<u8>, u32, i64, u32)>,
     stats: ExtractStats,
     buf: Vec<u8>,
+    /// The writers of regular files.
+    pool: Arc<Pool>,
+    /// Parent directories by clean path, resolved in the root. Emptied whenever something is removed
+    /// or replaced (a path could then lead elsewhere).
+    dcache: HashMap<Vec<u8>, Dir>,
+    /// Directories this extraction made (by inode), and whether they are `plain` (see [`Dir`]).
+    fresh: HashMap<u64, bool>,
+    /// [`name_key`]s of the names made in fresh directories.
+    names: HashSet<u64>,
+    /// [`name_key`]s of the files handed to the writers since they last finished everything.
+    inflight: HashSet<u64>,
+    euid: u32,
+    egid: u32,
+    umask: Option<u32>,
 }
 
 fn nofollow() -> AtFlags {
     AtFlags::SYMLINK_NOFOLLOW
 }
 
-fn times(mtime: i64) -> Timestamps {
+fn times(mtime: i64, nsec: u32) -> Timestamps {
     let t = Timespec {
         tv_sec: mtime,
-        tv_nsec: 0,
+        tv_nsec: nsec.into(),
     };
     Timestamps {
         last_access: t,
@@ -283,6 +684,10 @@ impl Extractor {
                 Err(Errno::NOTDIR) if self.overlay => {}
                 Err(e) => return Err(err(e)),
             }
+            // The walk creates and replaces names: the writers finish first, and the cached
+            // directories are forgotten.
+            self.flush()?;
+            self.dcache.clear();
             let mut fd = self.resolve(b"", OFlags::PATH).map_err(err)?;
             let mut end = 0;
             for comp in path.clone().split(|&b| b == b'/') {
@@ -315,13 +720,26 @@ impl Extractor {
                     Err(Errno::NOENT) => {
                         match rustix::fs::mkdirat(&fd, comp, Mode::from_raw_mode(0o755)) {
                             // Just made by us, so no symlink: chmod may follow the name; it undoes the umask.
-                            Ok(()) => rustix::fs::chmodat(
-                                &fd,
-                                comp,
-                                Mode::from_raw_mode(0o755),
-                                AtFlags::empty(),
-                            )
-                            .map_err(err)?,
+                            Ok(()) => {
+                                rustix::fs::chmodat(
+                                    &fd,
+                                    comp,
+                                    Mode::from_raw_mode(0o755),
+                                    AtFlags::empty(),
+                                )
+                                .map_err(err)?;
+                                let parent = rustix::fs::fstat(&fd).map_err(err)?;
+                                let plain = self.fresh.get(&parent.st_ino).copied();
+                                if plain.is_some() {
+                                    self.names.insert(name_key(parent.st_ino, comp));
+                                }
+                                let made = self.resolve(prefix, OFlags::PATH).map_err(err)?;
+                                let st = rustix::fs::fstat(&made).map_err(err)?;
+                                self.fresh.insert(st.st_ino, plain.unwrap_or(false));
+                                self.created.insert(prefix.to_vec());
+                                fd = made;
+                                continue;
+                            }
                             Err(Errno::EXIST) => {
                                 // A dangling symlink: continue from its target, lexically, in the root.
                                 let target = match rustix::fs::readlinkat(&fd, comp, Vec::new()) {
@@ -348,14 +766,80 @@ impl Extractor {
                             }
                             Err(e) => return Err(err(e)),
                         }
-                        self.created.insert(prefix.to_vec());
-                        self.resolve(prefix, OFlags::PATH).map_err(err)?
                     }
                     Err(e) => return Err(err(e)),
                 };
             }
             return Ok(fd);
         }
+    }
+
+    /// Notes a target that is empty (a new snapshot) as made by this extraction: names in it need no
+    /// check before they are created.
+    fn note_empty_root(&mut self) {
+        let Ok(d) = self.resolve(b"", OFlags::RDONLY) else {
+            return;
+        };
+        let empty = list(d.as_fd()).is_ok_and(|l| l.is_empty());
+        if let (true, Ok(st)) = (empty, rustix::fs::fstat(&d)) {
+            let acl = rustix::fs::fgetxattr(&d, "system.posix_acl_default", &mut [0u8; 0]);
+            // ENODATA: no default ACL; anything else (one is there, or no xattrs) is not "plain".
+            let plain = matches!(acl, Err(Errno::NODATA | Errno::OPNOTSUPP));
+            self.fresh.insert(st.st_ino, plain);
+        }
+    }
+
+    /// Waits for the writers.
+    fn flush(&mut self) -> Result<()> {
+        self.pool.flush()?;
+        self.inflight.clear();
+        Ok(())
+    }
+
+    /// The parent directory of an entry, from the cache or resolved (and made) in the root.
+    fn parent_dir(&mut self, rel: &[u8], entry: &[u8]) -> Result<Dir> {
+        if let Some(d) = self.dcache.get(rel) {
+            return Ok(d.clone());
+        }
+        let fd = self.parent(rel, entry)?;
+        let st =
+            rustix::fs::fstat(&fd).map_err(|e| apply_err(entry, "open its parent directory", e))?;
+        let fresh = self.fresh.get(&st.st_ino).copied();
+        let d = Dir {
+            fd: Arc::new(fd),
+            ino: st.st_ino,
+            fresh: fresh.is_some(),
+            plain: fresh.unwrap_or(false),
+            gid: self.new_gid(&st),
+        };
+        if self.dcache.len() >= DIR_CACHE {
+            self.dcache.clear();
+        }
+        self.dcache.insert(rel.to_vec(), d.clone());
+        Ok(d)
+    }
+
+    /// The group an entry created in the directory `st` gets.
+    fn new_gid(&self, st: &rustix::fs::Stat) -> u32 {
+        if st.st_mode & 0o2000 != 0 {
+            st.st_gid
+        } else {
+            self.egid
+        }
+    }
+
+    /// The owner to set on an entry just created in `dir`, if creating it did not give it already.
+    fn owner_change(&self, m: &Meta, dir: &Dir) -> Result<Option<(u32, u32)>> {
+        if !self.same_owner {
+            return Ok(None);
+        }
+        let (uid, gid) = (owner_id(m, m.uid)?, owner_id(m, m.gid)?);
+        Ok((uid != self.euid || gid != dir.gid).then_some((uid, gid)))
+    }
+
+    /// Whether a file created in `dir` with `mode` needs a chmod to have exactly `mode`.
+    fn needs_chmod(&self, mode: u32, dir: &Dir) -> bool {
+        mode & 0o7000 != 0 || !dir.plain || self.umask.is_none_or(|u| mode & 0o777 & u != 0)
     }
 
     fn apply(&mut self, m: &Meta, data: &mut dyn Read) -> Result<()> {
@@ -368,47 +852,71 @@ impl Extractor {
                     .resolve(b"", OFlags::RDONLY)
                     .map_err(|e| apply_err(entry, "open the root", e))?;
                 self.chown(fd.as_fd(), b"", m)?;
-                self.dirs.push((rel, m.mode, m.mtime));
+                self.dirs.push((rel, m.mode, m.mtime, m.mtime_nsec));
             }
             return Ok(());
         }
         let (parent, name) = split_last(&rel);
         if let Some(wh) = name.strip_prefix(WHITEOUT) {
-            return self.whiteout(entry, parent, wh);
+            // Whiteouts remove and replace names anywhere below: everything before them is
+            // finished first, and nothing cached about names is trusted after.
+            self.flush()?;
+            let r = self.whiteout(entry, parent, wh);
+            self.dcache.clear();
+            self.fresh.clear();
+            return r;
         }
-        let pfd = self.parent(parent, entry)?;
-        let pfd = pfd.as_fd();
+        let dir = self.parent_dir(parent, entry)?;
+        let pfd = dir.fd.as_fd();
+        let key = name_key(dir.ino, name);
+        // A name in a directory this extraction made, that it has not made yet: nothing to replace.
+        let known_new = dir.fresh && !self.names.contains(&key);
+        if !known_new && self.inflight.contains(&key) {
+            self.flush()?;
+        }
         match m.kind {
             Kind::File => {
-                self.clear(pfd, name, false, entry)?;
-                let fd = rustix::fs::openat(
-                    pfd,
-                    name,
-                    OFlags::WRONLY
-                        | OFlags::CREATE
-                        | OFlags::EXCL
-                        | OFlags::NOFOLLOW
-                        | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(0o600),
-                )
-                .map_err(|e| apply_err(entry, "create file", e))?;
-                let mut f = File::from(fd);
-                self.copy(entry, data, &mut f, m.size)?;
-                self.chown(f.as_fd(), b"", m)?;
-                rustix::fs::fchmod(&f, Mode::from_raw_mode(m.mode))
-                    .map_err(|e| apply_err(entry, "chmod", e))?;
-                self.xattrs(f.as_fd(), m)?;
-                rustix::fs::futimens(&f, &times(m.mtime))
-                    .map_err(|e| apply_err(entry, "set times", e))?;
+                if !known_new {
+                    self.clear(pfd, name, false, entry)?;
+                }
+                let meta = FileMeta {
+                    owner: self.owner_change(m, &dir)?,
+                    mode: m.mode,
+                    chmod: self.needs_chmod(m.mode, &dir),
+                    mtime: (m.mtime, m.mtime_nsec),
+                    xattrs: m.xattrs.clone(),
+                };
+                if m.size <= SMALL_FILE {
+                    let data = read_data(entry, data, m.size)?;
+                    self.pool.submit(FileJob {
+                        dir: dir.fd.clone(),
+                        name: name.to_vec(),
+                        entry: entry.to_vec(),
+                        data,
+                        meta,
+                    })?;
+                    self.inflight.insert(key);
+                    self.stats.bytes += m.size;
+                } else {
+                    let mut f = create_file(pfd, name, entry, m.mode)?;
+                    self.copy(entry, data, &mut f, m.size)?;
+                    finish_file(f.as_fd(), entry, &meta)?;
+                }
             }
             Kind::Dir => {
-                let cleared = self.clear(pfd, name, true, entry)?;
+                let cleared = if known_new {
+                    Cleared::Nothing
+                } else {
+                    self.clear(pfd, name, true, entry)?
+                };
+                let mut made = false;
                 if cleared != Cleared::KeptDir {
                     // EEXIST: made meanwhile by another extraction into the same tree
                     // (Debian packages are unpacked in parallel); the open below checks
                     // that it is a directory.
                     match rustix::fs::mkdirat(pfd, name, Mode::from_raw_mode(0o700)) {
-                        Ok(()) | Err(Errno::EXIST) => {}
+                        Ok(()) => made = true,
+                        Err(Errno::EXIST) => {}
                         Err(e) => return Err(apply_err(entry, "create directory", e)),
                     }
                 }
@@ -424,16 +932,59 @@ impl Extractor {
                     // replacing it must too, or the lower directory's content would show through.
                     set_opaque(d.as_fd(), entry)?;
                 }
-                self.chown(d.as_fd(), b"", m)?;
+                if made {
+                    if let Some((uid, gid)) = self.owner_change(m, &dir)? {
+                        rustix::fs::fchown(
+                            &d,
+                            Some(rustix::fs::Uid::from_raw(uid)),
+                            Some(rustix::fs::Gid::from_raw(gid)),
+                        )
+                        .map_err(|e| apply_err(entry, "chown", e))?;
+                    }
+                } else {
+                    self.chown(d.as_fd(), b"", m)?;
+                }
                 self.xattrs(d.as_fd(), m)?;
-                self.dirs.push((rel.clone(), m.mode, m.mtime));
+                self.dirs.push((rel.clone(), m.mode, m.mtime, m.mtime_nsec));
+                if made {
+                    let st =
+                        rustix::fs::fstat(&d).map_err(|e| apply_err(entry, "open directory", e))?;
+                    let acl = m
+                        .xattrs
+                        .iter()
+                        .any(|(n, _)| n.starts_with(b"system.posix_acl"));
+                    let plain = dir.plain && !acl;
+                    self.fresh.insert(st.st_ino, plain);
+                    let new = Dir {
+                        fd: Arc::new(d),
+                        ino: st.st_ino,
+                        fresh: true,
+                        plain,
+                        gid: self.new_gid(&st),
+                    };
+                    if self.dcache.len() >= DIR_CACHE {
+                        self.dcache.clear();
+                    }
+                    self.dcache.insert(rel.clone(), new);
+                }
             }
             Kind::Symlink => {
-                self.clear(pfd, name, false, entry)?;
+                if !known_new {
+                    self.clear(pfd, name, false, entry)?;
+                }
                 rustix::fs::symlinkat(&m.link[..], pfd, name)
                     .map_err(|e| apply_err(entry, "create symlink", e))?;
-                self.chown(pfd, name, m)?;
-                rustix::fs::utimensat(pfd, name, &times(m.mtime), nofollow())
+                if let Some((uid, gid)) = self.owner_change(m, &dir)? {
+                    rustix::fs::chownat(
+                        pfd,
+                        name,
+                        Some(rustix::fs::Uid::from_raw(uid)),
+                        Some(rustix::fs::Gid::from_raw(gid)),
+                        nofollow(),
+                    )
+                    .map_err(|e| apply_err(&m.path, "chown", e))?;
+                }
+                rustix::fs::utimensat(pfd, name, &times(m.mtime, m.mtime_nsec), nofollow())
                     .map_err(|e| apply_err(entry, "set times", e))?;
             }
             Kind::Link => {
@@ -444,6 +995,8 @@ impl Extractor {
                 if lrel == rel {
                     return Ok(()); // a link to itself changes nothing
                 }
+                // Its target may be a file a writer has not made yet.
+                self.flush()?;
                 let (lparent, lname) = split_last(&lrel);
                 let what = || format!("hardlink target `{}`", show(&m.link));
                 let missing =
@@ -459,13 +1012,17 @@ impl Extractor {
                     Ok(_) => {}
                     Err(e) => return Err(missing(e)),
                 }
-                self.clear(pfd, name, false, entry)?;
+                if !known_new {
+                    self.clear(pfd, name, false, entry)?;
+                }
                 // Flags 0: a symlink target is linked itself, never followed out of the root.
                 rustix::fs::linkat(&lfd, lname, pfd, name, AtFlags::empty())
                     .map_err(|e| apply_err(entry, "create hardlink", e))?;
             }
             Kind::Char | Kind::Block | Kind::Fifo => {
-                self.clear(pfd, name, false, entry)?;
+                if !known_new {
+                    self.clear(pfd, name, false, entry)?;
+                }
                 let (ft, dev) = match m.kind {
                     Kind::Char => (
                         FileType::CharacterDevice,
@@ -487,9 +1044,12 @@ impl Extractor {
                 // The name was just made by mknod, so it is no symlink and chmod may follow it.
                 rustix::fs::chmodat(pfd, name, Mode::from_raw_mode(m.mode), AtFlags::empty())
                     .map_err(|e| apply_err(entry, "chmod", e))?;
-                rustix::fs::utimensat(pfd, name, &times(m.mtime), nofollow())
+                rustix::fs::utimensat(pfd, name, &times(m.mtime, m.mtime_nsec), nofollow())
                     .map_err(|e| apply_err(entry, "set times", e))?;
             }
+        }
+        if dir.fresh {
+            self.names.insert(key);
         }
         self.created.insert(rel);
         Ok(())
@@ -525,15 +1085,9 @@ impl Extractor {
         if !self.same_owner {
             return Ok(());
         }
-        let id = |v: u64| {
-            u32::try_from(v).map_err(|_| LayerError::Unsupported {
-                entry: show(&m.path),
-                reason: format!("owner id {v} does not fit in 32 bits"),
-            })
-        };
         let (uid, gid) = (
-            rustix::fs::Uid::from_raw(id(m.uid)?),
-            rustix::fs::Gid::from_raw(id(m.gid)?),
+            rustix::fs::Uid::from_raw(owner_id(m, m.uid)?),
+            rustix::fs::Gid::from_raw(owner_id(m, m.gid)?),
         );
         let r = if name.is_empty() {
             rustix::fs::fchown(fd, Some(uid), Some(gid))
@@ -545,23 +1099,13 @@ impl Extractor {
 
     /// Best effort: an xattr the filesystem or our privileges refuse is dropped, as Docker does.
     fn xattrs(&self, fd: BorrowedFd<'_>, m: &Meta) -> Result<()> {
-        for (name, value) in &m.xattrs {
-            if name.starts_with(OVERLAY_XATTRS) {
-                continue;
-            }
-            match rustix::fs::fsetxattr(fd, &name[..], value, XattrFlags::empty()) {
-                Ok(()) => {}
-                Err(e) if xattr_best_effort(e) => {}
-                Err(e) => return Err(apply_err(&m.path, "set extended attribute", e)),
-            }
-        }
-        Ok(())
+        set_xattrs(fd, &m.path, &m.xattrs)
     }
 
     /// Makes room for a new entry at `name`: removes what is there (a directory recursively), except that an
     /// existing directory is kept when `keep_dir`.
     fn clear(
-        &self,
+        &mut self,
         pfd: BorrowedFd<'_>,
         name: &[u8],
         keep_dir: bool,
@@ -573,9 +1117,15 @@ impl Extractor {
             Ok(st) if keep_dir && FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
                 Ok(Cleared::KeptDir)
             }
-            Ok(_) => remove_all(pfd, name)
-                .map(|()| Cleared::Removed)
-                .map_err(|e| apply_err(entry, "replace the existing file", e)),
+            Ok(_) => {
+                // A writer may still be filling something below it; and a cached directory may be
+                // the one removed.
+                self.flush()?;
+                self.dcache.clear();
+                remove_all(pfd, name)
+                    .map(|()| Cleared::Removed)
+                    .map_err(|e| apply_err(entry, "replace the existing file", e))
+            }
         }
     }
 
@@ -714,15 +1264,23 @@ impl Extractor {
     /// Sets directory modes and mtimes once the layer is complete. A directory that a later entry replaced
     /// or removed is skipped; `O_NOFOLLOW` keeps a symlink put in its place from redirecting the change.
     fn finish_dirs(&mut self) {
-        for (rel, mode, mtime) in std::mem::take(&mut self.dirs) {
+        for (rel, mode, mtime, nsec) in std::mem::take(&mut self.dirs) {
             let Ok(fd) = self.resolve(&rel, OFlags::RDONLY | OFlags::NOFOLLOW) else {
                 continue;
             };
             // Errors are ignored: the tree is complete, only its metadata would be off.
             let _ = rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode));
-            let _ = rustix::fs::futimens(&fd, &times(mtime));
+            let _ = rustix::fs::futimens(&fd, &times(mtime, nsec));
         }
     }
+}
+
+/// An owner id of an entry, which must fit in 32 bits.
+fn owner_id(m: &Meta, v: u64) -> Result<u32> {
+    u32::try_from(v).map_err(|_| LayerError::Unsupported {
+        entry: show(&m.path),
+        reason: format!("owner id {v} does not fit in 32 bits"),
+    })
 }
 
 /// Names in a directory, without `.` and `..`.

@@ -15,6 +15,8 @@
 use std::fmt;
 use std::io::{self, Read};
 
+use crate::error::{LayerError, Result};
+
 /// The default cap on one extension member: PATH_MAX is 4 KiB and PAX headers holding xattrs
 /// (security.capability, SELinux labels, ACLs) take a few KiB, so 1 MiB is generous.
 pub const EXTENSION_CAP: u64 = 1 << 20;
@@ -45,8 +47,8 @@ pub struct TarGuard<R> {
     /// Set while a PAX `x` member waits for the entry it describes: that member's `size`
     /// record, which overrides the entry's header size as the tar crate does.
     pending_pax: Option<Option<u64>>,
-    /// The error this guard failed with; every later read repeats it.
-    failed: Option<String>,
+    /// The oversized member this guard failed on (what, size); every later read repeats it.
+    failed: Option<(&'static str, u64)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,7 +108,7 @@ impl<R: Read> TarGuard<R> {
     }
 
     /// Feeds `bytes`, just read and all inside the current state's span, to the state machine.
-    fn advance(&mut self, bytes: &[u8]) -> Result<(), String> {
+    fn advance(&mut self, bytes: &[u8]) -> Result<()> {
         match self.state {
             State::Header | State::SparseExt { .. } => {
                 self.block[self.have..self.have + bytes.len()].copy_from_slice(bytes);
@@ -136,7 +138,7 @@ impl<R: Read> TarGuard<R> {
 
     /// A header block is complete: works out what follows it, as `tar::Archive` does
     /// (`EntriesFields::next_entry_raw`, `next_entry`, `parse_sparse_header` in tar 0.4).
-    fn header(&mut self) -> Result<(), String> {
+    fn header(&mut self) -> Result<()> {
         if self.block.iter().all(|&b| b == 0) {
             // The end of the archive, unless the reader skips zero blocks.
             if !self.ignore_zeros {
@@ -178,10 +180,11 @@ impl<R: Read> TarGuard<R> {
                 }
             }
             Some(what) if size > self.cap => {
-                return Err(format!(
-                    "tar: {what} member of {size} bytes (more than {})",
-                    show_bytes(self.cap)
-                ));
+                return Err(LayerError::Oversized {
+                    what,
+                    size,
+                    cap: show_bytes(self.cap),
+                });
             }
             Some(_) => {}
         }
@@ -271,8 +274,15 @@ fn show_bytes(n: u64) -> String {
 
 impl<R: Read> Read for TarGuard<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if let Some(msg) = &self.failed {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, msg.clone()));
+        if let Some((what, size)) = self.failed {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                LayerError::Oversized {
+                    what,
+                    size,
+                    cap: show_bytes(self.cap),
+                },
+            ));
         }
         // Never read across the end of a header block or of a member's data: each read then
         // belongs to one span, and a bad header fails before its data is read.
@@ -289,9 +299,11 @@ impl<R: Read> Read for TarGuard<R> {
             ));
         }
         if n > 0 {
-            if let Err(msg) = self.advance(&buf[..n]) {
-                self.failed = Some(msg.clone());
-                return Err(io::Error::new(io::ErrorKind::InvalidData, msg));
+            if let Err(e) = self.advance(&buf[..n]) {
+                if let LayerError::Oversized { what, size, .. } = e {
+                    self.failed = Some((what, size));
+                }
+                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
             }
         }
         Ok(n)

@@ -18,8 +18,9 @@ pub(crate) enum Kind {
     Fifo,
 }
 
-/// Everything this crate keeps of a tar entry. Deliberately absent: uname/gname, atime/ctime, sub-second
-/// mtimes and unknown PAX records, so that rewriting an entry drops build-host facts.
+/// Everything this crate keeps of a tar entry. Deliberately absent: uname/gname, atime/ctime and unknown
+/// PAX records, so that rewriting an entry drops build-host facts; the sub-second part of a PAX mtime is
+/// kept for extraction only (the writer emits whole seconds).
 #[derive(Clone, Debug)]
 pub(crate) struct Meta {
     /// Raw path as written in the archive (PAX / GNU long names applied), not yet cleaned.
@@ -30,6 +31,8 @@ pub(crate) struct Meta {
     pub uid: u64,
     pub gid: u64,
     pub mtime: i64,
+    /// Nanoseconds of a fractional PAX mtime (extraction sets them; writing drops them).
+    pub mtime_nsec: u32,
     /// Data size; zero for everything but files.
     pub size: u64,
     /// Symlink target or hardlink target path; empty otherwise.
@@ -68,6 +71,7 @@ pub(crate) fn read_meta<R: Read>(e: &mut tar::Entry<'_, R>) -> Result<Option<Met
     let mode = field(h.mode().map(u64::from), "mode")? as u32 & 0o7777;
     let (uid, gid) = (field(h.uid(), "uid")?, field(h.gid(), "gid")?);
     let mut mtime = field(h.mtime(), "mtime")? as i64;
+    let mut mtime_nsec = 0;
     let (mut dev_major, mut dev_minor) = (0, 0);
     if matches!(kind, Kind::Char | Kind::Block) {
         let dev = |r: io::Result<Option<u32>>| {
@@ -92,10 +96,9 @@ pub(crate) fn read_meta<R: Read>(e: &mut tar::Entry<'_, R>) -> Result<Option<Met
             if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
                 xattrs.push((name.to_vec(), rec.value_bytes().to_vec()));
             } else if key == b"mtime" {
-                // PAX mtimes may be fractional or negative; whole seconds are all layers need.
-                let v = rec.value().unwrap_or("");
-                if let Ok(secs) = v.split('.').next().unwrap_or("").parse::<i64>() {
-                    mtime = secs;
+                // PAX mtimes may be fractional or negative.
+                if let Some((secs, nsec)) = pax_time(rec.value().unwrap_or("")) {
+                    (mtime, mtime_nsec) = (secs, nsec);
                 }
             }
         }
@@ -108,12 +111,40 @@ pub(crate) fn read_meta<R: Read>(e: &mut tar::Entry<'_, R>) -> Result<Option<Met
         uid,
         gid,
         mtime,
+        mtime_nsec,
         size,
         link,
         dev_major,
         dev_minor,
         xattrs,
     }))
+}
+
+/// A PAX time (`-?SECONDS[.FRACTION]`) as whole seconds (rounded down) and nanoseconds; digits
+/// beyond nanoseconds are dropped.
+pub(crate) fn pax_time(v: &str) -> Option<(i64, u32)> {
+    let (neg, v) = match v.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, v),
+    };
+    let (int, frac) = v.split_once('.').unwrap_or((v, ""));
+    if int.is_empty() || !int.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let secs = int.parse::<i64>().ok()?;
+    let mut nsec = 0u32;
+    for i in 0..9 {
+        let d = frac.as_bytes().get(i).map_or(0, |b| u32::from(b - b'0'));
+        nsec = nsec * 10 + d;
+    }
+    Some(match (neg, nsec) {
+        (false, _) => (secs, nsec),
+        (true, 0) => (-secs, 0),
+        (true, n) => (-secs - 1, 1_000_000_000 - n),
+    })
 }
 
 /// Lexically cleans a tar path as if it were rooted at `/` (Go's `filepath.Clean("/"+p)` minus the slash):
@@ -320,6 +351,17 @@ mod tests {
         assert_eq!(c(".."), ("".into(), true));
         assert_eq!(split_last(b"a/b/c"), (&b"a/b"[..], &b"c"[..]));
         assert_eq!(split_last(b"c"), (&b""[..], &b"c"[..]));
+    }
+
+    #[test]
+    fn pax_times_keep_nanoseconds() {
+        assert_eq!(pax_time("1700000000"), Some((1_700_000_000, 0)));
+        assert_eq!(pax_time("1700000000.5"), Some((1_700_000_000, 500_000_000)));
+        assert_eq!(pax_time("1.123456789123"), Some((1, 123_456_789)));
+        assert_eq!(pax_time("-1.5"), Some((-2, 500_000_000)));
+        assert_eq!(pax_time("-3"), Some((-3, 0)));
+        assert_eq!(pax_time("x"), None);
+        assert_eq!(pax_time("1.x"), None);
     }
 
     #[test]
