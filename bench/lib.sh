@@ -202,3 +202,47 @@ make_fixture() {
   rm -rf "$CACHE/buildah" "$FIX/rootfs"
 }
 
+# ---- a local registry (Debian's docker-registry, CNCF distribution) on 127.0.0.1 -------------------
+# start_registry NAME PORT: a registry with its root under $WORK/NAME-data, pid in $WORK/NAME.pid
+# (WORK is the calling scenario's work directory); stop_registry NAME; free_port.
+start_registry() {
+  local name=$1 port=$2
+  cat >"$WORK/$name.yml" <<YML
+version: 0.1
+log:
+  level: error
+storage:
+  filesystem:
+    rootdirectory: $WORK/$name-data
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$port
+YML
+  docker-registry serve "$WORK/$name.yml" >>"$WORK/$name.log" 2>&1 &
+  echo $! >"$WORK/$name.pid"
+  for _ in $(seq 100); do
+    curl -fso /dev/null "http://127.0.0.1:$port/v2/" && return 0
+    sleep 0.05
+  done
+  die "registry $name did not start (see $WORK/$name.log)"
+}
+stop_registry() {
+  local pid
+  pid=$(cat "$WORK/$1.pid" 2>/dev/null) || return 0
+  kill "$pid" 2>/dev/null || true
+  while kill -0 "$pid" 2>/dev/null; do sleep 0.02; done
+  rm -f "$WORK/$1.pid"
+}
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# ---- the many-file fixture: a site-packages-like image (~46,000 files) as a docker-archive ---------
+MANY=$CACHE/many
+MANY_TAR=$MANY/image.tar
+MANY_REF=localhost/kiln-bench/many:latest
+make_many_fixture() {
+  [[ -s $MANY_TAR ]] && return 0
+  log "making the many-file fixture $MANY_TAR (once; cached under $CACHE)"
+  mkdir -p "$MANY"
+  python3 "$BENCH_DIR/fixtures/gen_sitepackages.py" "$MANY_TAR" --ref "$MANY_REF" >&2
+}
