@@ -3,6 +3,7 @@
 
 mod commands;
 mod output;
+mod registry_flags;
 mod template;
 
 use clap::{Parser, Subcommand};

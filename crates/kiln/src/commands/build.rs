@@ -1,6 +1,6 @@
 //! `kiln build`: a Dockerfile (or Containerfile) built without a daemon.
 
-use super::registry::{resolve_or_pull, PullPolicy, RegistryFlags};
+use crate::registry_flags::{resolve_or_pull, PullPolicy, RegistryFlags};
 use crate::output::with_hint;
 use anyhow::{anyhow, bail, Context, Result};
 use kiln_build::exec::{BuildOptions, BuildProgress, Builder, Images, RunNetwork, SecretSource};

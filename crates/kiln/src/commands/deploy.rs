@@ -1,7 +1,7 @@
 //! `kiln deploy`: Kubernetes objects for an image in the store (kiln-deploy writes them;
 //! this pushes first with `--push` and finds the digest the registry serves).
 
-use super::registry::{push_image, RegistryFlags};
+use crate::registry_flags::{push_image, RegistryFlags};
 use crate::output::{with_hint, Reporter};
 use anyhow::{anyhow, Context, Result};
 use kiln_oci::Reference;

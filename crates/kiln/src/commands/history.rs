@@ -31,7 +31,7 @@ pub struct RollbackArgs {
     #[arg(long)]
     local: bool,
     #[command(flatten)]
-    registry: super::registry::RegistryFlags,
+    registry: crate::registry_flags::RegistryFlags,
 }
 
 /// The history of a name: its moves and versions, with bad lines reported.
