@@ -76,6 +76,10 @@ for i in $(seq "$RUNS_MANY"); do
   timed "kiln load + first run" "$KILN_BIN --root $d/kr load -q -i $MANY_TAR && $KILN_BIN --root $d/kr run --rm --network none $MANY_REF /bin/true"
   timed "kiln pull" "$KILN_BIN --root $d/kp pull -q $SRC"
   timed "podman pull" "$p_pull pull -q --tls-verify=false $SRC"
+  if [[ -n $BASELINE_BIN ]]; then
+    mkdir -p "$d/bp"
+    timed "kiln pull (baseline)" "$BASELINE_BIN --root $d/bp pull -q $SRC"
+  fi
   timed "GNU tar -xzf" "tar -xzf $layer_gz -C $d/tar"
 done
 # The images must be complete: the pulled one runs, and holds every file.
@@ -88,13 +92,14 @@ v = [float(l.split("\t")[1]) for l in open(sys.argv[1]) if l.split("\t")[0] == s
 print(f"{statistics.median(v):.3f}" if v else "")
 PY
 }
-for c in "kiln load" "podman load" "kiln load + first run" "kiln pull" "podman pull" "GNU tar -xzf"; do
-  note "$c: median $(median "$c") s of $RUNS_MANY"
+for c in "kiln load" "podman load" "kiln load + first run" "kiln pull" "podman pull" "GNU tar -xzf" "kiln pull (baseline)"; do
+  [[ -n $(median "$c") ]] && note "$c: median $(median "$c") s of $RUNS_MANY"
 done
 compare_times "load many-file ${size_mb}MB (blobs stored)" "$(median "kiln load")" podman "$(median "podman load")" 3.33
 compare_times "load many-file + first run (unpacked)" "$(median "kiln load + first run")" podman "$(median "podman load")" 3.33
 compare_times "pull many-file ${compressed_mb}MB (unpacked)" "$(median "kiln pull")" podman "$(median "podman pull")" 3.33
 compare_times "pull many-file vs GNU tar -xzf (info)" "$(median "kiln pull")" "GNU tar" "$(median "GNU tar -xzf")" ""
+compare_baseline "pull many-file vs baseline" "$(median "kiln pull")" "$(median "kiln pull (baseline)")"
 cp "$TIMES" "$OUT_DIR/manyfiles.tsv"
 
 # Deleted only now, after the last run (podman's overlay storage may hold mounts: unmounted first).
