@@ -15,6 +15,7 @@
 pub mod build;
 pub mod debian;
 mod fetch;
+pub mod image;
 pub mod init;
 pub mod lockfile;
 pub mod manifest;

@@ -2,8 +2,12 @@
 //! prints; the logic lives in the libraries.
 
 mod commands;
+mod containers;
+mod image_env;
 mod output;
+mod project_cli;
 mod registry_flags;
+mod tables;
 mod template;
 
 use clap::{Parser, Subcommand};

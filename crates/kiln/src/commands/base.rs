@@ -1,7 +1,7 @@
 //! `kiln base debian`: a Debian image straight from the archive (see kiln-debian).
 
-use super::project::{project_err, Notes};
 use crate::output::with_hint;
+use crate::project_cli::{project_err, Notes};
 use anyhow::{anyhow, bail, Result};
 use kiln_debian::image::{Options, DEFAULT_MIRROR, DEFAULT_SECURITY_MIRROR};
 use std::collections::BTreeMap;

@@ -1,7 +1,7 @@
 //! `kiln build`: a Dockerfile (or Containerfile) built without a daemon.
 
-use crate::registry_flags::{resolve_or_pull, PullPolicy, RegistryFlags};
 use crate::output::with_hint;
+use crate::registry_flags::{resolve_or_pull, PullPolicy, RegistryFlags};
 use anyhow::{anyhow, bail, Context, Result};
 use kiln_build::exec::{BuildOptions, BuildProgress, Builder, Images, RunNetwork, SecretSource};
 use kiln_oci::Platform;
@@ -320,9 +320,9 @@ pub fn run(root: &Path, args: Args) -> Result<ExitCode> {
             .iter()
             .map(|l| key_value(l, "label"))
             .collect::<Result<Vec<_>>>()?;
-        return super::project::build(
+        return crate::project_cli::build(
             root,
-            super::project::BuildArgs {
+            crate::project_cli::BuildArgs {
                 dir: context,
                 tags: args.tags.clone(),
                 locked: args.locked,

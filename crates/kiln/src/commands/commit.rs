@@ -1,7 +1,7 @@
 //! `kiln commit`: a container's changes as a new image (its upper directory becomes one
 //! layer on top of the image it was started from).
 
-use super::ps::find;
+use crate::containers::find;
 use anyhow::{anyhow, Context, Result};
 use kiln_layer::{Compression, WriteOptions};
 use kiln_oci::types::History;

@@ -1,8 +1,8 @@
 //! `kiln deploy`: Kubernetes objects for an image in the store (kiln-deploy writes them;
 //! this pushes first with `--push` and finds the digest the registry serves).
 
-use crate::registry_flags::{push_image, RegistryFlags};
 use crate::output::{with_hint, Reporter};
+use crate::registry_flags::{push_image, RegistryFlags};
 use anyhow::{anyhow, Context, Result};
 use kiln_oci::Reference;
 use kiln_store::Store;
@@ -155,14 +155,14 @@ fn pullable(
 pub fn run(root: &Path, mut args: Args) -> Result<ExitCode> {
     let store = super::open_store(root)?;
     // A kiln project: built when stale, deployed by digest under the project's name.
-    if let Some(dir) = super::project::project_dir(&args.image) {
+    if let Some(dir) = crate::project_cli::project_dir(&args.image) {
         if args.rollback {
             anyhow::bail!(with_hint(
                 anyhow!("--rollback takes the image's name, not the project directory"),
                 "`kiln deploy NAME:TAG --rollback` (`kiln history NAME:TAG` lists the versions)",
             ));
         }
-        let (digest, project) = super::project::build_for_run(root, &dir)?;
+        let (digest, project) = crate::project_cli::build_for_run(root, &dir)?;
         if args.name.is_none() && args.push.is_none() {
             args.name = Some(project.name.clone());
         }

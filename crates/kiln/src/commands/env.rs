@@ -1,7 +1,7 @@
 //! `kiln env`: an image's environment, read from its layers (docs/env.md).
 
-use anyhow::{Context, Result};
-use kiln_sbom::{Environment, Source};
+use crate::image_env::{read, Read};
+use anyhow::Result;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -15,30 +15,6 @@ pub struct Args {
     /// Read the unpacked snapshots or the layer blobs (default: snapshots when all exist)
     #[arg(long, value_enum, default_value = "auto", hide = true)]
     pub read: Read,
-}
-
-/// Where `kiln env` and `kiln sbom` read the image's files from.
-#[derive(Clone, Copy, clap::ValueEnum)]
-pub enum Read {
-    Auto,
-    Snapshots,
-    Layers,
-}
-
-/// Resolves `image` and reads its environment.
-pub fn read(root: &Path, image: &str, from: Read) -> Result<Environment> {
-    let store = super::open_store(root)?;
-    let resolved = super::resolve(&store, image)?;
-    let info = store.image(&resolved.descriptor)?;
-    let source = match from {
-        Read::Auto => Source::Auto,
-        Read::Snapshots => Source::Snapshots,
-        Read::Layers => Source::Layers,
-    };
-    let name = resolved.name.as_deref().or(Some(image));
-    let (env, _) = kiln_sbom::read_environment(&store, &info, name, source)
-        .with_context(|| format!("cannot read the environment of {image}"))?;
-    Ok(env)
 }
 
 pub fn run(root: &Path, args: Args) -> Result<ExitCode> {

@@ -1,7 +1,7 @@
 //! `kiln ps` and `kiln rm`.
 
 use crate::output::human_age;
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 use kiln_runtime::container::{self, ContainerDirs, Record};
 use std::path::Path;
 use std::process::ExitCode;
@@ -86,31 +86,11 @@ pub fn run_ps(root: &Path, args: PsArgs) -> Result<ExitCode> {
             r.name.clone(),
         ]);
     }
-    super::images::print_table(&rows);
+    crate::tables::print_table(&rows);
     Ok(ExitCode::SUCCESS)
 }
 
-/// Finds a container by name, full ID or unique ID prefix.
-pub fn find(root: &Path, key: &str) -> Result<Record> {
-    let all = Record::list(root);
-    if let Some(r) = all.iter().find(|r| r.name == key || r.id == key) {
-        return Ok(r.clone());
-    }
-    let hits: Vec<&Record> = all
-        .iter()
-        .filter(|r| !key.is_empty() && r.id.starts_with(key))
-        .collect();
-    match hits.as_slice() {
-        [one] => Ok((*one).clone()),
-        [] => Err(crate::output::with_hint(
-            anyhow!("no such container: {key}"),
-            "`kiln ps -a` lists containers",
-        )),
-        _ => Err(anyhow!(
-            "`{key}` matches several containers; give more of the ID or the name"
-        )),
-    }
-}
+pub use crate::containers::find;
 
 pub fn run_rm(root: &Path, args: RmArgs) -> Result<ExitCode> {
     Ok(super::each(&args.containers, |key| {

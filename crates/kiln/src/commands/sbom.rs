@@ -2,7 +2,7 @@
 //! attached to the image (`kiln build --sbom`, or pulled with it) is preferred: the
 //! same bytes as when it was made.
 
-use super::env::Read;
+use crate::image_env::Read;
 use anyhow::Result;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -41,7 +41,7 @@ pub fn run(root: &Path, args: Args) -> Result<ExitCode> {
             return emit(&args, &doc);
         }
     }
-    let env = super::env::read(root, &args.image, args.read)?;
+    let env = crate::image_env::read(root, &args.image, args.read)?;
     let doc = match args.format {
         Format::Spdx => kiln_sbom::spdx::write(&env),
         Format::Cyclonedx => kiln_sbom::cyclonedx::write(&env),
