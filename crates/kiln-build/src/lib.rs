@@ -10,3 +10,4 @@ pub mod exec;
 mod fsutil;
 pub mod git;
 pub mod plan;
+pub mod schedule;

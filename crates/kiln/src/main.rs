@@ -1,6 +1,7 @@
 //! `kiln`: the command-line interface. It parses flags, calls the library crates and
 //! prints; the logic lives in the libraries.
 
+mod build_cli;
 mod commands;
 mod containers;
 mod image_env;
