@@ -19,7 +19,8 @@ use kiln_oci::media;
 use kiln_oci::types::{Descriptor, History, ImageConfig, Manifest, RootFs};
 use kiln_oci::{Digest, Platform};
 use kiln_runtime::container::{self, ContainerDirs};
-use kiln_runtime::spec::{self, Network, SpecOptions, UserMount};
+use kiln_runtime::launch::{options::NetworkMode, NetworkSetup};
+use kiln_runtime::spec::{self, SpecOptions, UserMount};
 use kiln_store::lease::Held;
 use kiln_store::{snapshot, ImageInfo, Store};
 use sha2::{Digest as _, Sha256};
@@ -256,7 +257,7 @@ pub struct CacheEntry {
 
 /// Records a cached layer step under its key.
 pub fn cache_put(store: &Store, key: &str, e: &CacheEntry) {
-    let dir = store.root().join("cache/build");
+    let dir = kiln_store::layout::cache_dir(store.root(), kiln_store::layout::Cache::Build);
     let _ = std::fs::create_dir_all(&dir);
     let _ = store.write_atomic(&dir.join(key), &serde_json::to_vec(e).expect("serializes"));
 }
@@ -787,7 +788,8 @@ impl<'a> Builder<'a> {
         if self.opts.no_cache && !self.opts.fresh_keys.contains(key) {
             return None;
         }
-        let p = self.store.root().join("cache/build").join(key);
+        let p = kiln_store::layout::cache_dir(self.store.root(), kiln_store::layout::Cache::Build)
+            .join(key);
         let e: CacheEntry = serde_json::from_slice(&std::fs::read(p).ok()?).ok()?;
         // Held before it is used; gone (pruned) means a miss.
         let missing = self
@@ -1056,7 +1058,11 @@ impl<'a> Builder<'a> {
             match m.kind {
                 MountKind::Cache => {
                     let id = m.id.clone().unwrap_or_else(|| m.target.clone());
-                    let dir = self.store.root().join("cache/mounts").join(hash(&[&id]));
+                    let dir = kiln_store::layout::cache_dir(
+                        self.store.root(),
+                        kiln_store::layout::Cache::Mounts,
+                    )
+                    .join(hash(&[&id]));
                     std::fs::create_dir_all(&dir)
                         .map_err(|e| BuildError::Other(format!("{}: {e}", dir.display())))?;
                     extra_mounts.push(UserMount::Bind {
@@ -1144,24 +1150,20 @@ impl<'a> Builder<'a> {
             let id = dirs.dir.file_name().expect("a container dir").to_string_lossy().into_owned();
             let etc_files =
                 container::write_etc_files(&dirs.dir, "buildkitsandbox", net == RunNetwork::Host)?;
-            let netns_path = match net {
-                RunNetwork::None | RunNetwork::Private => {
-                    let p = dirs.dir.join("netns");
-                    kiln_runtime::netns::create(&p)?;
-                    Some(p)
-                }
-                RunNetwork::Host => None,
-            };
-            let pasta = match (&netns_path, net) {
-                (Some(ns), RunNetwork::Private) => {
-                    let bin = kiln_runtime::pasta::binary().ok_or_else(|| {
+            // The namespace first: pasta comes up while the container is created, and
+            // is waited for right before the step's process starts.
+            let mode = match net {
+                RunNetwork::Host => NetworkMode::Host,
+                RunNetwork::None => NetworkMode::None,
+                RunNetwork::Private => NetworkMode::Private {
+                    pasta: kiln_runtime::pasta::binary().ok_or_else(|| {
                         BuildError::Other("RUN steps on a private network need `pasta` (apt-get install passt); or use --network host|none".into())
-                    })?;
-                    kiln_runtime::pasta::Guard(Some(kiln_runtime::pasta::attach(&bin, ns, &[], &dirs.dir.join("pasta.pid"))?))
-                }
-                _ => kiln_runtime::pasta::Guard(None),
+                    })?,
+                    publish: vec![],
+                },
             };
-            let netns_path = netns_path.map(|p| p.display().to_string());
+            let mut network = NetworkSetup::start(&dirs.dir, &mode)?;
+            let netns_path = network.netns().map(|p| p.display().to_string());
             let opts = SpecOptions {
                 args: argv.clone(),
                 env: env.clone(),
@@ -1170,7 +1172,7 @@ impl<'a> Builder<'a> {
                 gid: user.gid,
                 additional_gids: user.additional_gids,
                 hostname: "buildkitsandbox".into(),
-                network: if net == RunNetwork::Host { Network::Host } else { Network::None },
+                network: network.spec_network(),
                 mounts: extra_mounts.clone(),
                 etc_files,
                 // kiln's default, also in builds: set-user-ID programs (su, sudo) cannot
@@ -1210,14 +1212,14 @@ impl<'a> Builder<'a> {
                     let null = kiln_runtime::container::dev_null().map_err(|e| BuildError::Other(e.to_string()));
                     let res = null.and_then(|null| {
                         let err_w = out_w.try_clone().map_err(|e| BuildError::Other(e.to_string()))?;
-                        let exit = container::run_foreground(&dirs, &id, Some([null.into(), out_w, err_w]), false, container::OnSignal::Kill, |_| {})?;
+                        let exit = container::run_foreground(&dirs, &id, Some([null.into(), out_w, err_w]), false, container::OnSignal::Kill, || network.ready(), |_| {})?;
                         Ok(exit)
                     });
                     let _ = h.join();
                     res
                 })
             };
-            drop(pasta);
+            drop(network);
             let exit = reader?;
             if exit.code() != 0 {
                 return Err(BuildError::RunFailed {

@@ -444,7 +444,10 @@ fn ensure_lock(
             "run `kiln lock` to write it",
         ));
     }
-    let mut hashes = HashCache::open(store.root().join("cache/project/hashes.json"));
+    let mut hashes = HashCache::open(
+        kiln_store::layout::cache_dir(store.root(), kiln_store::layout::Cache::Project)
+            .join("hashes.json"),
+    );
     let weights_now = lockfile::weights_now(p, &mut hashes)?;
     hashes.save();
     let base_inputs = lockfile::base_inputs(p, arch);
@@ -483,7 +486,7 @@ fn ensure_lock(
             let (lock, _) = kiln_debian::image::plan(
                 &opts,
                 &fetcher,
-                &store.root().join("cache/debian"),
+                &kiln_store::layout::cache_dir(store.root(), kiln_store::layout::Cache::Debian),
                 progress,
             )
             .map_err(Error::new)?;
@@ -635,9 +638,10 @@ fn resolve_image(store: &Store, r: &str) -> Result<kiln_store::ImageInfo> {
 
 fn get_uv<'a>(store: &Store, uv: &'a mut Option<Uv>, progress: &dyn Progress) -> Result<&'a Uv> {
     if uv.is_none() {
-        *uv = Some(uv::locate(&store.root().join("cache"), &|m| {
-            progress.note(m)
-        })?);
+        *uv = Some(uv::locate(
+            &kiln_store::layout::caches(store.root()),
+            &|m| progress.note(m),
+        )?);
     }
     Ok(uv.as_ref().expect("set"))
 }
@@ -656,9 +660,8 @@ fn cache_get(store: &Store, key: &str, no_cache: bool) -> Option<CacheEntry> {
     if no_cache {
         return None;
     }
-    let p = store
-        .root()
-        .join("cache/project/layers")
+    let p = kiln_store::layout::cache_dir(store.root(), kiln_store::layout::Cache::Project)
+        .join("layers")
         .join(format!("{key}.json"));
     let e: CacheEntry = serde_json::from_slice(&fs::read(p).ok()?).ok()?;
     let missing = store.hold(&[Held::Blob(e.layer.digest.clone())]).ok()?;
@@ -666,7 +669,8 @@ fn cache_get(store: &Store, key: &str, no_cache: bool) -> Option<CacheEntry> {
 }
 
 fn cache_put(store: &Store, key: &str, e: &CacheEntry) {
-    let dir = store.root().join("cache/project/layers");
+    let dir = kiln_store::layout::cache_dir(store.root(), kiln_store::layout::Cache::Project)
+        .join("layers");
     let _ = fs::create_dir_all(&dir);
     let _ = store.write_atomic(
         &dir.join(format!("{key}.json")),
@@ -885,12 +889,14 @@ fn build_sdists(
 ) -> Result<BTreeMap<String, (String, String)>> {
     let mut out = BTreeMap::new();
     for d in sdists {
-        let dir = store.root().join("cache/project/built").join(format!(
-            "{}-{}-{}",
-            d.sha256,
-            interp.version,
-            base.manifest_descriptor.digest.hex()
-        ));
+        let dir = kiln_store::layout::cache_dir(store.root(), kiln_store::layout::Cache::Project)
+            .join("built")
+            .join(format!(
+                "{}-{}-{}",
+                d.sha256,
+                interp.version,
+                base.manifest_descriptor.digest.hex()
+            ));
         let memo = dir.join("wheel.json");
         if let Some((name, sha)) = fs::read(&memo)
             .ok()
@@ -1296,10 +1302,10 @@ pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Resu
                 &serde_json::to_string(dlock).expect("serializes"),
                 &format!("{:?}", req.source_date_epoch),
             ]);
-            let memo = store
-                .root()
-                .join("cache/project/bases")
-                .join(format!("{key}.json"));
+            let memo =
+                kiln_store::layout::cache_dir(store.root(), kiln_store::layout::Cache::Project)
+                    .join("bases")
+                    .join(format!("{key}.json"));
             let remembered = (!req.no_cache)
                 .then(|| fs::read(&memo).ok())
                 .flatten()

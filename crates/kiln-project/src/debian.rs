@@ -40,7 +40,7 @@ pub fn host_arch() -> &'static str {
 /// Builds the image `opts` describe. The caller must already be in a private mount
 /// namespace (`kiln_runtime::container::private_mount_namespace`) when scripts may run.
 pub fn build(store: &Store, opts: &Options, progress: &dyn Progress) -> Result<DebianImage> {
-    let cache = store.root().join("cache/debian");
+    let cache = kiln_store::layout::cache_dir(store.root(), kiln_store::layout::Cache::Debian);
     let fetcher = kiln_debian::fetch::Fetcher::new();
     let (lock, resolved) = debimage::plan(opts, &fetcher, &cache, progress).map_err(Error::new)?;
     let base_count = lock.packages.iter().filter(|p| p.group == "base").count();

@@ -20,6 +20,7 @@ use kiln_layer::{Compression, Compressor};
 use kiln_oci::media::{self, Kind};
 use kiln_oci::types::{to_canonical_json, Descriptor, Index, Manifest};
 use kiln_oci::{Digest, Reference};
+use kiln_store::layout::Cache;
 use kiln_store::{ImageInfo, Progress, Store};
 use reqwest::header;
 use reqwest::{Method, StatusCode};
@@ -60,13 +61,13 @@ pub struct PushReport {
     pub referrers: Vec<Digest>,
 }
 
-fn cache_dir(store: &Store, what: &str) -> PathBuf {
-    store.root().join("cache").join(what)
+fn cache_dir(store: &Store, cache: Cache) -> PathBuf {
+    kiln_store::layout::cache_dir(store.root(), cache)
 }
 
 /// Remembers that `digest` is in `registry/repository` (a later push may mount it).
 pub fn record_source(store: &Store, digest: &Digest, registry: &str, repository: &str) {
-    let dir = cache_dir(store, "sources");
+    let dir = cache_dir(store, Cache::Sources);
     let path = dir.join(digest.hex());
     let line = format!("{registry} {repository}");
     let old = fs::read_to_string(&path).unwrap_or_default();
@@ -79,7 +80,7 @@ pub fn record_source(store: &Store, digest: &Digest, registry: &str, repository:
 }
 
 fn sources(store: &Store, digest: &Digest, registry: &str, except: &str) -> Vec<String> {
-    fs::read_to_string(cache_dir(store, "sources").join(digest.hex()))
+    fs::read_to_string(cache_dir(store, Cache::Sources).join(digest.hex()))
         .unwrap_or_default()
         .lines()
         .filter_map(|l| l.split_once(' '))
@@ -126,7 +127,7 @@ fn layer_for_push(
         (Compression::Gzip, true) => media::DOCKER_LAYER_GZIP,
         (c, _) => media::oci_layer(c.media_type_suffix()),
     };
-    let memo = cache_dir(store, "variants").join(format!(
+    let memo = cache_dir(store, Cache::Variants).join(format!(
         "{}-{}",
         layer.digest.hex(),
         suffix_name(target)
@@ -566,7 +567,7 @@ fn start_upload(repo: &Repo) -> Result<reqwest::Url> {
 fn upload_memo(store: &Store, repo: &Repo, digest: &Digest) -> PathBuf {
     let key =
         Digest::of_bytes(format!("{} {} {digest}", repo.registry(), repo.repository()).as_bytes());
-    cache_dir(store, "uploads").join(key.hex())
+    cache_dir(store, Cache::Uploads).join(key.hex())
 }
 
 /// The offset the registry has of an upload (`GET` of the upload URL), or `None` when

@@ -207,7 +207,7 @@ pub fn cache_key(seccomp: &LinuxSeccomp) -> String {
 
 /// The cache directory of a store.
 pub fn cache_dir(store_root: &Path) -> PathBuf {
-    store_root.join("cache").join("seccomp")
+    kiln_store::layout::cache_dir(store_root, kiln_store::layout::Cache::Seccomp)
 }
 
 fn lib_err(what: &str, e: impl std::fmt::Display) -> RuntimeError {

@@ -24,7 +24,7 @@ pub struct ContainerDirs {
 impl ContainerDirs {
     pub fn new(store_root: &Path, id: &str) -> Self {
         Self {
-            dir: store_root.join("containers").join(id),
+            dir: kiln_store::layout::containers_dir(store_root).join(id),
         }
     }
     pub fn bundle(&self) -> PathBuf {
@@ -266,21 +266,10 @@ impl Exit {
 /// (cgroup, state) before returning.
 /// `stdio` replaces the inherited standard input, output and error (a detached container
 /// gets /dev/null and the pipes of its log).
-pub fn run_foreground(
-    dirs: &ContainerDirs,
-    id: &str,
-    stdio: Option<[std::os::fd::OwnedFd; 3]>,
-    terminal: bool,
-    on_signal: OnSignal,
-    on_start: impl FnOnce(i32),
-) -> Result<Exit> {
-    run_foreground_after(dirs, id, stdio, terminal, on_signal, || Ok(()), on_start)
-}
-
-/// [`run_foreground`], with `before_start` run once the container is created and before
+/// `before_start` runs once the container is created and before
 /// its process starts (what must be ready for the application, such as its network, is
 /// waited for there, while the container was being made).
-pub fn run_foreground_after(
+pub fn run_foreground(
     dirs: &ContainerDirs,
     id: &str,
     stdio: Option<[std::os::fd::OwnedFd; 3]>,
@@ -562,7 +551,7 @@ impl Record {
 
     /// Every container record in the store.
     pub fn list(store_root: &Path) -> Vec<Record> {
-        let mut out: Vec<Record> = fs::read_dir(store_root.join("containers"))
+        let mut out: Vec<Record> = fs::read_dir(kiln_store::layout::containers_dir(store_root))
             .into_iter()
             .flatten()
             .flatten()

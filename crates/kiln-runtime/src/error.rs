@@ -23,6 +23,17 @@ pub enum RuntimeError {
     UnknownUser { user: String },
     #[error("unable to find group {group}: no matching entries in group file")]
     UnknownGroup { group: String },
+    /// A request kiln refuses, with what to do instead.
+    #[error("{message}")]
+    Refused {
+        message: String,
+        hint: Option<String>,
+    },
+    /// The container's command cannot start: Docker's exit code (126, 127) with its message.
+    #[error("{message}")]
+    Exec { code: u8, message: String },
+    #[error(transparent)]
+    Cdi(#[from] crate::cdi::CdiError),
     #[error(transparent)]
     Store(#[from] kiln_store::StoreError),
     #[error(transparent)]
@@ -30,6 +41,34 @@ pub enum RuntimeError {
 }
 
 impl RuntimeError {
+    /// A refusal with a hint.
+    pub fn refused(message: impl Into<String>, hint: impl Into<String>) -> RuntimeError {
+        RuntimeError::Refused {
+            message: message.into(),
+            hint: Some(hint.into()),
+        }
+    }
+
+    /// What to do about it, when kiln knows.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            RuntimeError::Refused { hint, .. } => hint.clone(),
+            RuntimeError::UnknownUser { .. } | RuntimeError::UnknownGroup { .. } => Some(
+                "give a numeric `uid[:gid]`, or a name the image's /etc/passwd and /etc/group have"
+                    .into(),
+            ),
+            _ => None,
+        }
+    }
+
+    /// The exit code Docker gives this failure (125 unless the command could not start).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RuntimeError::Exec { code, .. } => *code,
+            _ => crate::launch::EXIT_KILN,
+        }
+    }
+
     /// Wraps an io error with its path.
     pub fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> RuntimeError {
         let path = path.into();

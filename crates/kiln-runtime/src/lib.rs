@@ -6,6 +6,7 @@ pub mod cdi;
 pub mod cgroupfs;
 pub mod container;
 pub mod error;
+pub mod launch;
 pub mod logs;
 pub mod netns;
 pub mod pasta;

@@ -184,28 +184,7 @@ impl Drop for Pasta {
     }
 }
 
-/// Connects the network namespace at `netns` and forwards `publish`, waiting until it is
-/// set up; returns pasta's pid (it runs in the background until [`stop`]).
-pub fn attach(pasta: &Path, netns: &Path, publish: &[Publish], pidfile: &Path) -> Result<i32> {
-    let mut p = Pasta::start(pasta, netns, publish, pidfile)?;
-    let pid = p.ready()?;
-    // The caller stops it: not this guard.
-    p.pid = None;
-    Ok(pid)
-}
-
-/// Stops a pasta started by [`attach`] when dropped, however the container ends.
-pub struct Guard(pub Option<i32>);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Some(pid) = self.0 {
-            stop(pid);
-        }
-    }
-}
-
-/// Ends a pasta started by [`attach`].
+/// Ends a pasta daemon.
 pub fn stop(pid: i32) {
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid),

@@ -84,6 +84,17 @@ pub enum UserMount {
     },
 }
 
+/// A resource limit of the container's process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rlimit {
+    /// The spec's name: `RLIMIT_NOFILE`, `RLIMIT_NPROC`...
+    pub name: String,
+    /// Soft limit.
+    pub soft: u64,
+    /// Hard limit.
+    pub hard: u64,
+}
+
 /// Everything that decides the spec.
 #[derive(Clone, Debug, Default)]
 pub struct SpecOptions {
@@ -108,8 +119,7 @@ pub struct SpecOptions {
     pub cap_drop: Vec<String>,
     pub no_new_privileges: bool,
     pub seccomp: Seccomp,
-    /// (type, soft, hard)
-    pub rlimits: Vec<(String, u64, u64)>,
+    pub rlimits: Vec<Rlimit>,
     pub cgroups_path: String,
     pub privileged_devices: Vec<Value>,
     /// A network namespace made beforehand (loopback up), joined instead of a new one.
@@ -341,7 +351,7 @@ pub fn build(o: &SpecOptions) -> Value {
     let rlimits: Vec<Value> = o
         .rlimits
         .iter()
-        .map(|(t, soft, hard)| json!({"type": t, "soft": soft, "hard": hard}))
+        .map(|r| json!({"type": r.name, "soft": r.soft, "hard": r.hard}))
         .collect();
     json!({
         "ociVersion": "1.0.2",

@@ -13,6 +13,7 @@ pub mod diff;
 pub mod error;
 pub mod history;
 pub mod images;
+pub mod layout;
 pub mod lease;
 pub mod lock;
 pub mod progress;

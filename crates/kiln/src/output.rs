@@ -36,6 +36,11 @@ pub fn print_error(e: &anyhow::Error) {
                 hint.get_or_insert(h);
             }
         }
+        if let Some(r) = cause.downcast_ref::<kiln_runtime::RuntimeError>() {
+            if let Some(h) = r.hint() {
+                hint.get_or_insert(h);
+            }
+        }
         if let Some(a) = cause.downcast_ref::<kiln_archive::ArchiveError>() {
             if let Some(h) = a.hint() {
                 hint.get_or_insert_with(|| h.to_string());

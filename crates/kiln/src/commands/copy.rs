@@ -5,8 +5,8 @@
 //! Images travel through a store: the local one when it is an end of the copy,
 //! otherwise a staging store under the store's `tmp/`, removed afterwards.
 
-use crate::registry_flags::{pull_into, push_image, registry_error, RegistryFlags};
 use crate::output::{with_hint, Reporter};
+use crate::registry_flags::{pull_into, push_image, registry_error, RegistryFlags};
 use anyhow::{anyhow, bail, Context, Result};
 use kiln_oci::media::ANNOTATION_REF_NAME;
 use kiln_oci::types::{Descriptor, Index};

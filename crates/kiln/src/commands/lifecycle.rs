@@ -207,13 +207,10 @@ pub fn run_exec(root: &Path, args: ExecArgs) -> Result<ExitCode> {
     if let Some(rt) = &r.runtime {
         bail!("container {key} runs under the external runtime {rt}; `kiln exec` needs the built-in one");
     }
-    let mut env = std::collections::HashMap::new();
-    for e in &args.env {
-        match e.split_once('=') {
-            Some((k, v)) => env.insert(k.to_string(), v.to_string()),
-            None => env.insert(e.clone(), std::env::var(e).unwrap_or_default()),
-        };
-    }
+    // `-e KEY` passes the host's value, and nothing when it is unset, as in `kiln run`.
+    let env = kiln_runtime::launch::options::resolve_env(&args.env, |k| std::env::var(k).ok())
+        .into_iter()
+        .collect();
     // Names resolve in the container's own /etc/passwd and /etc/group, read through its
     // root (/proc/PID/root) with every path confined to it.
     let user = match &args.user {
