@@ -307,3 +307,18 @@ fn a_service_needs_a_port() {
     assert!(e.to_string().contains("exposes no port"), "{e}");
     assert!(e.hint().unwrap().contains("ports = [8000]"));
 }
+
+#[test]
+fn registry_names_and_default_names() {
+    assert!(registry_name("app:v1").is_none());
+    assert!(registry_name("team/app:v1").is_none());
+    let r = registry_name("localhost:5000/team/app:v1").unwrap();
+    let p = Pullable::new(&r, "sha256:abc");
+    assert_eq!(p.reference, "localhost:5000/team/app@sha256:abc");
+    assert_eq!(p.repository, "team/app");
+    assert_eq!(p.tag.as_deref(), Some("v1"));
+    assert_eq!(default_name(None, "team/app"), "app");
+    assert_eq!(default_name(Some("web"), "team/app"), "web");
+    let e = no_registry_name("app:v1");
+    assert!(e.hint().unwrap().contains("kiln deploy app:v1 --push"));
+}

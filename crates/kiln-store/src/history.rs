@@ -203,6 +203,174 @@ pub fn current(moves: &[Move], name: &str) -> Option<String> {
         .and_then(|m| m.digest.clone())
 }
 
+/// The first twelve hex digits of a digest, as kiln prints image IDs.
+pub fn short(digest: &str) -> &str {
+    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+    &hex[..hex.len().min(12)]
+}
+
+/// Why no version could be chosen: a message, and what to do about it where there is
+/// advice.
+#[derive(Debug, thiserror::Error)]
+pub enum VersionError {
+    #[error("{message}")]
+    NoVersion {
+        message: String,
+        hint: Option<String>,
+    },
+    #[error("{name} no longer names an image")]
+    Gone {
+        name: String,
+        #[source]
+        source: StoreError,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl VersionError {
+    fn new(message: String, hint: Option<String>) -> Self {
+        VersionError::NoVersion { message, hint }
+    }
+
+    /// What the user can do about it.
+    pub fn hint(&self) -> Option<&str> {
+        match self {
+            VersionError::NoVersion { hint, .. } => hint.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+/// The version `to` names (a digest or a unique prefix of one in the history, or `-N`:
+/// N versions back), counted from `current`; the one before `current` without `to`.
+pub fn pick_version<'v>(
+    name: &str,
+    versions: &'v [Version],
+    current: &str,
+    to: Option<&str>,
+) -> std::result::Result<&'v Version, VersionError> {
+    let pos = versions.iter().position(|v| v.digest == current);
+    let listed = || Some(format!("`kiln history {name}` lists its versions"));
+    let back = match to {
+        None => 1,
+        Some(n) if n.starts_with('-') => n[1..].parse::<usize>().map_err(|_| {
+            VersionError::new(
+                format!("--to {n}: give a digest from `kiln history`, or -N to go N versions back"),
+                None,
+            )
+        })?,
+        Some(d) => {
+            let hex = d.strip_prefix("sha256:").unwrap_or(d);
+            let found: Vec<&Version> = versions
+                .iter()
+                .filter(|v| v.digest.trim_start_matches("sha256:").starts_with(hex))
+                .collect();
+            return match found.as_slice() {
+                [one] => Ok(one),
+                [] => Err(VersionError::new(
+                    format!("{d} is not a version of {name}"),
+                    listed(),
+                )),
+                _ => Err(VersionError::new(
+                    format!("{d} matches several versions of {name}: give more of it"),
+                    None,
+                )),
+            };
+        }
+    };
+    let Some(pos) = pos else {
+        return Err(VersionError::new(
+            format!("{name} points at {current}, which its history does not know"),
+            Some("give the version with `--to DIGEST`".into()),
+        ));
+    };
+    if back == 0 || back > pos {
+        return Err(VersionError::new(
+            format!(
+                "{name} has no version {back} before {}: it is version {} of {}",
+                short(current),
+                pos + 1,
+                versions.len()
+            ),
+            listed(),
+        ));
+    }
+    Ok(&versions[pos - back])
+}
+
+impl Store {
+    /// The moves of the history and the versions of `name`; lines that are no record go
+    /// to `bad`.
+    pub fn versions_of(
+        &self,
+        name: &str,
+        bad: &mut dyn FnMut(&BadLine),
+    ) -> Result<(Vec<Move>, Vec<Version>)> {
+        let (moves, bad_lines) = self.history()?;
+        bad_lines.iter().for_each(&mut *bad);
+        let versions = versions(&moves, name);
+        Ok((moves, versions))
+    }
+
+    /// The digest of the version before the current one of `reference` (or the one `to`
+    /// names): in the registry's history when kiln pushed the name, else in the store's.
+    /// What `kiln deploy --rollback` deploys.
+    pub fn previous_version(
+        &self,
+        reference: &kiln_oci::Reference,
+        to: Option<&str>,
+        bad: &mut dyn FnMut(&BadLine),
+    ) -> std::result::Result<String, VersionError> {
+        let remote = remote_name(reference);
+        let (moves, pushed) = self.versions_of(&remote, bad)?;
+        if !pushed.is_empty() {
+            let current = current(&moves, &remote).unwrap_or_default();
+            return Ok(pick_version(&remote, &pushed, &current, to)?.digest.clone());
+        }
+        let name = reference.familiar();
+        let (_, versions) = self.versions_of(&name, bad)?;
+        if versions.is_empty() {
+            return Err(VersionError::new(
+                format!("no history for {name}: nothing to roll back to"),
+                Some("`kiln history NAME` shows the versions kiln recorded".into()),
+            ));
+        }
+        let current = self
+            .resolve(&name)
+            .map(|r| r.descriptor.digest.to_string())
+            .map_err(|source| VersionError::Gone {
+                name: name.clone(),
+                source,
+            })?;
+        Ok(pick_version(&name, &versions, &current, to)?.digest.clone())
+    }
+}
+
+/// The last push of one of `digests` (a manifest kiln pushed as it is, or recompressed).
+pub fn last_push<'m>(moves: &'m [Move], digests: &[String]) -> Option<&'m Move> {
+    moves
+        .iter()
+        .rev()
+        .find(|m| m.action == "push" && m.digest.as_ref().is_some_and(|d| digests.contains(d)))
+}
+
+/// The image in the store that the manifest `digest` was pushed from (`inputs.local` of
+/// its last push).
+pub fn pushed_from(moves: &[Move], digest: &str) -> Option<String> {
+    moves
+        .iter()
+        .rev()
+        .filter(|m| m.action == "push" && m.digest.as_deref() == Some(digest))
+        .find_map(|m| {
+            m.inputs
+                .as_ref()?
+                .get("local")?
+                .as_str()
+                .map(str::to_string)
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,5 +418,46 @@ mod tests {
         assert_eq!(bad.len(), 1);
         assert_eq!(bad[0].line, 2);
         assert!(moves[0].command.is_some() && moves[0].user.is_some());
+    }
+
+    fn three() -> Vec<Version> {
+        let moves = vec![
+            mv("tag", "app:v1", Some("sha256:aaa111")),
+            mv("tag", "app:v1", Some("sha256:bbb222")),
+            mv("tag", "app:v1", Some("sha256:ccc333")),
+        ];
+        versions(&moves, "app:v1")
+    }
+
+    #[test]
+    fn picks_versions_back_and_by_digest() {
+        let v = three();
+        let cur = "sha256:ccc333";
+        assert_eq!(
+            pick_version("app:v1", &v, cur, None).unwrap().digest,
+            "sha256:bbb222"
+        );
+        assert_eq!(
+            pick_version("app:v1", &v, cur, Some("-2")).unwrap().digest,
+            "sha256:aaa111"
+        );
+        assert_eq!(
+            pick_version("app:v1", &v, cur, Some("aaa")).unwrap().digest,
+            "sha256:aaa111"
+        );
+        let e = pick_version("app:v1", &v, cur, Some("-3")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "app:v1 has no version 3 before ccc333: it is version 3 of 3"
+        );
+        assert_eq!(e.hint(), Some("`kiln history app:v1` lists its versions"));
+        let e = pick_version("app:v1", &v, cur, Some("ddd")).unwrap_err();
+        assert_eq!(e.to_string(), "ddd is not a version of app:v1");
+        let e = pick_version("app:v1", &v, "sha256:eee", None).unwrap_err();
+        assert_eq!(e.hint(), Some("give the version with `--to DIGEST`"));
+        assert!(pick_version("app:v1", &v, cur, Some("-x"))
+            .unwrap_err()
+            .hint()
+            .is_none());
     }
 }

@@ -10,6 +10,7 @@ mod project_cli;
 mod registry_flags;
 mod tables;
 mod template;
+mod versions;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

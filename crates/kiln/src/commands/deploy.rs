@@ -3,8 +3,11 @@
 
 use crate::output::{with_hint, Reporter};
 use crate::registry_flags::{push_image, RegistryFlags};
+use crate::versions::{version_error, warn_bad};
 use anyhow::{anyhow, Context, Result};
+use kiln_deploy::{default_name, registry_name, Pullable};
 use kiln_oci::Reference;
+use kiln_store::history;
 use kiln_store::Store;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -85,33 +88,6 @@ pub struct Args {
     registry: RegistryFlags,
 }
 
-/// The registry name and digest of the image, as Kubernetes will pull it.
-struct Pullable {
-    /// `registry/repository@sha256:...`
-    reference: String,
-    repository: String,
-    tag: Option<String>,
-}
-
-/// A name in a registry: not one kiln made up for a local image (`docker.io/library/x`
-/// for `x:v1`), which no registry serves unless it was pulled from there.
-fn registry_name(familiar: &str) -> Option<Reference> {
-    let r = Reference::parse(familiar).ok()?;
-    let first = familiar.split('/').next().unwrap_or("");
-    let explicit = familiar.contains('/')
-        && (first.contains('.') || first.contains(':') || first == "localhost");
-    explicit.then_some(r)
-}
-
-fn no_registry_name(image: &str) -> anyhow::Error {
-    with_hint(
-        anyhow!("`{image}` has no registry name: Kubernetes pulls images from a registry"),
-        &format!(
-            "push it as you deploy it: `kiln deploy {image} --push registry.example.com/team/name:tag`"
-        ),
-    )
-}
-
 /// Finds what the cluster pulls for an image already in a registry: a registry name of
 /// the image (it was pulled, or named so), or a push of its manifest recorded in the
 /// history.
@@ -125,31 +101,21 @@ fn pullable(
     let mut names: Vec<String> = resolved.name.iter().cloned().collect();
     names.extend(store.names_of(digest)?);
     if let Some(r) = names.iter().find_map(|n| registry_name(n)) {
-        return Ok(Pullable {
-            reference: format!("{}@{digest}", r.full_name()),
-            repository: r.repository().to_string(),
-            tag: r.tag().map(str::to_string),
-        });
+        return Ok(Pullable::new(&r, &digest.to_string()));
     }
     // `kiln push` leaves the manifest as it is unless it recompresses: the same digest.
     let (moves, _) = store.history()?;
-    let pushed = moves.iter().rev().find(|m| {
-        m.action == "push"
-            && m.digest.as_deref().is_some_and(|d| {
-                d == digest.to_string() || d == info.manifest_descriptor.digest.to_string()
-            })
-    });
-    if let Some(m) = pushed {
+    let digests = [
+        digest.to_string(),
+        info.manifest_descriptor.digest.to_string(),
+    ];
+    if let Some(m) = history::last_push(&moves, &digests) {
         let name = m.name.strip_prefix("docker://").unwrap_or(&m.name);
         if let Ok(r) = Reference::parse(name) {
-            return Ok(Pullable {
-                reference: format!("{}@{}", r.full_name(), m.digest.as_deref().unwrap_or("")),
-                repository: r.repository().to_string(),
-                tag: r.tag().map(str::to_string),
-            });
+            return Ok(Pullable::new(&r, m.digest.as_deref().unwrap_or("")));
         }
     }
-    Err(no_registry_name(image))
+    Err(deploy_error(kiln_deploy::no_registry_name(image)))
 }
 
 pub fn run(root: &Path, mut args: Args) -> Result<ExitCode> {
@@ -183,27 +149,16 @@ pub fn run(root: &Path, mut args: Args) -> Result<ExitCode> {
                 "drop --push",
             ));
         }
-        let digest = super::history::previous_version(&store, &args.image, args.to.as_deref())?;
+        let reference = super::parse_reference(&args.image)?;
+        let digest = store
+            .previous_version(&reference, args.to.as_deref(), &mut |b| warn_bad(&store, b))
+            .map_err(version_error)?;
         eprintln!("rolling back {} to {digest}", args.image);
         let (moves, _) = store.history()?;
-        let local = moves
-            .iter()
-            .rev()
-            .filter(|m| m.action == "push" && m.digest.as_deref() == Some(digest.as_str()))
-            .find_map(|m| {
-                m.inputs
-                    .as_ref()?
-                    .get("local")?
-                    .as_str()
-                    .map(str::to_string)
-            });
+        let local = history::pushed_from(&moves, &digest);
         if let (Some(local), Ok(r)) = (local, Reference::parse(&args.image)) {
             if registry_name(&args.image).is_some() {
-                rolled_back = Some(Pullable {
-                    reference: format!("{}@{digest}", r.full_name()),
-                    repository: r.repository().to_string(),
-                    tag: r.tag().map(str::to_string),
-                });
+                rolled_back = Some(Pullable::new(&r, &digest));
                 args.image = local;
             } else {
                 args.image = digest;
@@ -246,14 +201,14 @@ pub fn run(root: &Path, mut args: Args) -> Result<ExitCode> {
     };
     let pull = match (&args.push, rolled_back) {
         (_, Some(p)) => {
-            opts.name = default_name(&args.name, &p.repository);
+            opts.name = default_name(args.name.as_deref(), &p.repository);
             p
         }
         (Some(dest), None) => {
             let dest = super::parse_reference(dest)?;
-            opts.name = default_name(&args.name, dest.repository());
+            opts.name = default_name(args.name.as_deref(), dest.repository());
             // Check everything that does not depend on the digest before pushing.
-            dry_run(&info, &opts)?;
+            kiln_deploy::check(&info.config, &opts).map_err(deploy_error)?;
             store.hold_image(&info)?;
             let progress = Reporter::new(false);
             let report = push_image(
@@ -267,15 +222,11 @@ pub fn run(root: &Path, mut args: Args) -> Result<ExitCode> {
             )
             .with_context(|| format!("cannot push `{}` to {dest}", args.image))?;
             eprintln!("Pushed {dest}@{}", report.digest);
-            Pullable {
-                reference: format!("{}@{}", dest.full_name(), report.digest),
-                repository: dest.repository().to_string(),
-                tag: dest.tag().map(str::to_string),
-            }
+            Pullable::new(&dest, &report.digest.to_string())
         }
         (None, None) => {
             let p = pullable(&store, &args.image, &resolved, &info)?;
-            opts.name = default_name(&args.name, &p.repository);
+            opts.name = default_name(args.name.as_deref(), &p.repository);
             p
         }
     };
@@ -322,31 +273,6 @@ pub fn run(root: &Path, mut args: Args) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The objects' name: `--name`, or the last part of the repository.
-fn default_name(name: &Option<String>, repository: &str) -> String {
-    name.clone().unwrap_or_else(|| {
-        repository
-            .rsplit('/')
-            .next()
-            .unwrap_or(repository)
-            .to_string()
-    })
-}
-
-/// Generates once with a placeholder digest, so that bad options fail before a push.
-fn dry_run(info: &kiln_store::ImageInfo, opts: &kiln_deploy::Options) -> Result<()> {
-    kiln_deploy::generate(
-        &kiln_deploy::Image {
-            reference: String::new(),
-            version: None,
-            config: &info.config,
-        },
-        opts,
-    )
-    .map(|_| ())
-    .map_err(deploy_error)
 }
 
 fn deploy_error(e: kiln_deploy::Error) -> anyhow::Error {

@@ -1,8 +1,9 @@
 //! `kiln history` and `kiln rollback`: the versions of a tag, and moving it back.
 
 use crate::output::{human_size, with_hint};
-use anyhow::{anyhow, bail, Context, Result};
-use kiln_store::history::{self, Move, Version};
+use crate::versions::{version_error, warn_bad};
+use anyhow::{anyhow, bail, Result};
+use kiln_store::history::{self, short, Move, Version};
 use kiln_store::Store;
 use std::path::Path;
 use std::process::ExitCode;
@@ -36,17 +37,7 @@ pub struct RollbackArgs {
 
 /// The history of a name: its moves and versions, with bad lines reported.
 fn read(store: &Store, name: &str) -> Result<(Vec<Move>, Vec<Version>)> {
-    let (moves, bad) = store.history()?;
-    for b in &bad {
-        eprintln!(
-            "warning: {}:{}: not a history record ({}); skipped",
-            store.root().join("history/tags.jsonl").display(),
-            b.line,
-            b.reason
-        );
-    }
-    let versions = history::versions(&moves, name);
-    Ok((moves, versions))
+    Ok(store.versions_of(name, &mut |b| warn_bad(store, b))?)
 }
 
 /// How a version got there: the kiln command that moved the tag (`build`, `pull`,
@@ -63,11 +54,6 @@ fn how(m: &Move) -> String {
         .and_then(|c| c.split_whitespace().find(|w| COMMANDS.contains(w)))
         .unwrap_or(&m.action)
         .to_string()
-}
-
-fn short(digest: &str) -> &str {
-    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
-    &hex[..hex.len().min(12)]
 }
 
 pub fn run_history(root: &Path, args: HistoryArgs) -> Result<ExitCode> {
@@ -196,84 +182,6 @@ fn layers(store: &Store, args: &HistoryArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The version `--to` names (a digest or a unique prefix of one in the history, or `-N`),
-/// counted from `current`.
-fn target<'v>(
-    name: &str,
-    versions: &'v [Version],
-    current: &str,
-    to: Option<&str>,
-) -> Result<&'v Version> {
-    let pos = versions.iter().position(|v| v.digest == current);
-    let back = match to {
-        None => 1,
-        Some(n) if n.starts_with('-') => n[1..].parse::<usize>().map_err(|_| {
-            anyhow!("--to {n}: give a digest from `kiln history`, or -N to go N versions back")
-        })?,
-        Some(d) => {
-            let hex = d.strip_prefix("sha256:").unwrap_or(d);
-            let found: Vec<&Version> = versions
-                .iter()
-                .filter(|v| v.digest.trim_start_matches("sha256:").starts_with(hex))
-                .collect();
-            return match found.as_slice() {
-                [one] => Ok(one),
-                [] => Err(with_hint(
-                    anyhow!("{d} is not a version of {name}"),
-                    &format!("`kiln history {name}` lists its versions"),
-                )),
-                _ => Err(anyhow!(
-                    "{d} matches several versions of {name}: give more of it"
-                )),
-            };
-        }
-    };
-    let Some(pos) = pos else {
-        bail!(with_hint(
-            anyhow!("{name} points at {current}, which its history does not know"),
-            "give the version with `--to DIGEST`",
-        ));
-    };
-    if back == 0 || back > pos {
-        bail!(with_hint(
-            anyhow!(
-                "{name} has no version {back} before {}: it is version {} of {}",
-                short(current),
-                pos + 1,
-                versions.len()
-            ),
-            &format!("`kiln history {name}` lists its versions"),
-        ));
-    }
-    Ok(&versions[pos - back])
-}
-
-/// The digest of the version before the current one of `reference` (or the one `to`
-/// names): in the registry's history when kiln pushed the name, else in the store's.
-/// What `kiln deploy --rollback` deploys.
-pub fn previous_version(store: &Store, reference: &str, to: Option<&str>) -> Result<String> {
-    let reference = super::parse_reference(reference)?;
-    let remote = history::remote_name(&reference);
-    let (moves, pushed) = read(store, &remote)?;
-    if !pushed.is_empty() {
-        let current = history::current(&moves, &remote).unwrap_or_default();
-        return Ok(target(&remote, &pushed, &current, to)?.digest.clone());
-    }
-    let name = reference.familiar();
-    let (_, versions) = read(store, &name)?;
-    if versions.is_empty() {
-        bail!(with_hint(
-            anyhow!("no history for {name}: nothing to roll back to"),
-            "`kiln history NAME` shows the versions kiln recorded",
-        ));
-    }
-    let current = store
-        .resolve(&name)
-        .map(|r| r.descriptor.digest.to_string())
-        .with_context(|| format!("{name} no longer names an image"))?;
-    Ok(target(&name, &versions, &current, to)?.digest.clone())
-}
-
 pub fn run_rollback(root: &Path, args: RollbackArgs) -> Result<ExitCode> {
     let store = super::open_store(root)?;
     let reference = super::parse_reference(&args.reference)?;
@@ -305,7 +213,8 @@ pub fn run_rollback(root: &Path, args: RollbackArgs) -> Result<ExitCode> {
         (Err(_), Some(d)) if !d.starts_with('-') => String::new(),
         (Err(_), _) => return Err(current.unwrap_err()),
     };
-    let v = target(&name, &versions, &current, args.to.as_deref())?;
+    let v = history::pick_version(&name, &versions, &current, args.to.as_deref())
+        .map_err(version_error)?;
     let digest = kiln_oci::Digest::parse(&v.digest)?;
     let desc = store.descriptor_of(&digest)?.ok_or_else(|| {
         with_hint(
@@ -331,7 +240,8 @@ fn rollback_remote(
     let repo = kiln_registry::Repo::new(&opts, reference, true)?;
     let tag = reference.tag().unwrap_or("latest").to_string();
     let (_, _, current) = repo.get_manifest(&tag)?;
-    let v = target(remote, versions, &current.to_string(), args.to.as_deref())?;
+    let v = history::pick_version(remote, versions, &current.to_string(), args.to.as_deref())
+        .map_err(version_error)?;
     let digest = kiln_oci::Digest::parse(&v.digest)?;
     let (bytes, media_type) = match repo.get_manifest(&digest.to_string()) {
         Ok((bytes, media_type, _)) => (bytes, media_type),
