@@ -81,6 +81,26 @@ pub enum ArchiveError {
         #[source]
         source: std::io::Error,
     },
+    #[error("`{0}` names no path")]
+    NoPath(String),
+    #[error("transport `{0}:` is not supported")]
+    UnsupportedTransport(String),
+    #[error("{source_name} holds {count} images")]
+    SeveralImages { source_name: String, count: usize },
+    #[error("{0}: no image of that name in it")]
+    NoSuchImage(String),
+    #[error("cannot read {path}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not a valid OCI index")]
+    InvalidIndex {
+        path: String,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error(transparent)]
     Store(#[from] kiln_store::StoreError),
     #[error(transparent)]
@@ -100,6 +120,10 @@ impl ArchiveError {
             Self::DigestMismatch { .. } | Self::DiffIdMismatch { .. } | Self::SizeMismatch { .. } => {
                 Some("the archive is corrupted or was modified after it was written; nothing was loaded")
             }
+            Self::NoPath(_) | Self::UnsupportedTransport(_) => {
+                Some(crate::transport::TRANSPORT_HINT)
+            }
+            Self::SeveralImages { .. } => Some("name one: append `:NAME` to the source"),
             _ => None,
         }
     }

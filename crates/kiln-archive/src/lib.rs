@@ -9,6 +9,7 @@
 pub mod error;
 mod load;
 mod save;
+pub mod transport;
 
 pub use error::{ArchiveError, Result};
 pub use load::{load_dir, load_reader, LoadedImage};

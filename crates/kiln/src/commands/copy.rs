@@ -7,13 +7,13 @@
 
 use crate::output::{with_hint, Reporter};
 use crate::registry_flags::{pull_into, push_image, registry_error, RegistryFlags};
-use anyhow::{anyhow, bail, Context, Result};
-use kiln_oci::media::ANNOTATION_REF_NAME;
-use kiln_oci::types::{Descriptor, Index};
+use anyhow::{Context, Result};
+use kiln_archive::transport::{pick, raw_ref_entry, write_layout, Picked, Transport};
+use kiln_archive::ArchiveError;
 use kiln_oci::{Platform, Reference};
 use kiln_registry::{PullOptions, Repo};
 use kiln_store::Store;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 #[derive(clap::Args)]
@@ -33,66 +33,12 @@ pub struct Args {
     registry: RegistryFlags,
 }
 
-#[derive(Debug)]
-enum Transport {
-    Registry(Reference),
-    Local(String),
-    OciDir(PathBuf, Option<String>),
-    OciArchive(PathBuf, Option<String>),
-    DockerArchive(PathBuf, Option<String>),
-}
-
-const TRANSPORT_HINT: &str = "use docker://REF, oci:DIR[:REF], oci-archive:FILE[:REF], docker-archive:FILE[:REF] or kiln:REF";
-
-fn path_and_ref(rest: &str) -> (PathBuf, Option<String>) {
-    match rest.split_once(':') {
-        Some((p, r)) if !r.is_empty() => (PathBuf::from(p), Some(r.to_string())),
-        Some((p, _)) => (PathBuf::from(p), None),
-        None => (PathBuf::from(rest), None),
-    }
-}
-
+/// A source or destination, with the reference hint for a bad registry name.
 fn parse(s: &str) -> Result<Transport> {
-    if let Some(r) = s.strip_prefix("docker://") {
-        return Ok(Transport::Registry(super::parse_reference(r)?));
-    }
-    if let Some(r) = s.strip_prefix("kiln:") {
-        return Ok(Transport::Local(r.to_string()));
-    }
-    for (prefix, make) in [
-        (
-            "oci:",
-            Transport::OciDir as fn(PathBuf, Option<String>) -> Transport,
-        ),
-        ("oci-archive:", Transport::OciArchive),
-        ("docker-archive:", Transport::DockerArchive),
-    ] {
-        if let Some(rest) = s.strip_prefix(prefix) {
-            let (p, r) = path_and_ref(rest);
-            if p.as_os_str().is_empty() {
-                bail!(with_hint(anyhow!("`{s}` names no path"), TRANSPORT_HINT));
-            }
-            return Ok(make(p, r));
-        }
-    }
-    if let Some((t, _)) = s.split_once(':') {
-        if !t.contains('/')
-            && !t.contains('.')
-            && ["containers-storage", "dir", "docker-daemon"].contains(&t)
-        {
-            bail!(with_hint(
-                anyhow!("transport `{t}:` is not supported"),
-                TRANSPORT_HINT
-            ));
-        }
-    }
-    Ok(Transport::Local(s.to_string()))
-}
-
-/// An image in some store, ready to be written somewhere.
-struct Staged {
-    descriptor: Descriptor,
-    name: Option<Reference>,
+    Transport::parse(s).map_err(|e| match e {
+        ArchiveError::Oci(e) => with_hint(e, super::REFERENCE_HINT),
+        e => e.into(),
+    })
 }
 
 pub fn run(root: &Path, args: Args) -> Result<ExitCode> {
@@ -116,14 +62,14 @@ pub fn run(root: &Path, args: Args) -> Result<ExitCode> {
     let staged = match &src {
         Transport::Local(r) => {
             let res = super::resolve(&store, r)?;
-            Staged {
+            Picked {
                 name: res.name.as_deref().and_then(|n| Reference::parse(n).ok()),
                 descriptor: res.descriptor,
             }
         }
         Transport::Registry(r) if dst_local => {
             let rep = pull_into(&stage, r, platform, &args.registry, &progress)?;
-            Staged {
+            Picked {
                 descriptor: rep.descriptor,
                 name: Some(r.clone()),
             }
@@ -144,7 +90,7 @@ pub fn run(root: &Path, args: Args) -> Result<ExitCode> {
                 },
             )
             .map_err(registry_error)?;
-            Staged {
+            Picked {
                 descriptor: rep.descriptor,
                 name: Some(r.clone()),
             }
@@ -201,77 +147,4 @@ pub fn run(root: &Path, args: Args) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The entry of an OCI layout's index.json whose `ref.name` is exactly `want`.
-fn raw_ref_entry(dir: &Path, want: Option<&str>) -> Result<Option<Descriptor>> {
-    let Some(want) = want else { return Ok(None) };
-    let path = dir.join("index.json");
-    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    let index: Index = serde_json::from_slice(&bytes)
-        .with_context(|| format!("{} is not a valid OCI index", path.display()))?;
-    Ok(index
-        .manifests
-        .into_iter()
-        .find(|d| d.annotation(ANNOTATION_REF_NAME) == Some(want)))
-}
-
-fn pick(
-    loaded: Vec<kiln_archive::LoadedImage>,
-    want: Option<&str>,
-    raw: Option<&Descriptor>,
-    source: &str,
-) -> Result<Staged> {
-    let found = match (want, raw) {
-        (_, Some(d)) => loaded.into_iter().find(|l| l.descriptor.digest == d.digest),
-        (Some(w), None) => {
-            let wanted = Reference::parse(w).ok();
-            loaded.into_iter().find(|l| {
-                l.names
-                    .iter()
-                    .any(|n| Some(n) == wanted.as_ref() || n.familiar() == w)
-            })
-        }
-        (None, None) if loaded.len() == 1 => loaded.into_iter().next(),
-        (None, None) => bail!(with_hint(
-            anyhow!("{source} holds {} images", loaded.len()),
-            "name one: append `:NAME` to the source",
-        )),
-    };
-    let l = found.ok_or_else(|| anyhow!("{source}: no image of that name in it"))?;
-    Ok(Staged {
-        name: l.names.first().cloned(),
-        descriptor: l.descriptor,
-    })
-}
-
-/// Writes the image into the OCI layout `dir` (created if needed), named `name` in
-/// `ref.name` exactly as given (the layout convention skopeo and umoci follow).
-fn write_layout(stage: &Store, desc: &Descriptor, dir: &Path, name: Option<&str>) -> Result<()> {
-    let fresh = !dir.join("oci-layout").exists();
-    let made: Vec<PathBuf> = ["tmp", "locks", "history"]
-        .iter()
-        .map(|d| dir.join(d))
-        .filter(|p| !p.exists())
-        .collect();
-    let layout = Store::open(dir)?;
-    let result = (|| -> Result<()> {
-        for d in stage.blobs_of(desc)? {
-            if !layout.has_blob(&d) {
-                let mut w = layout.blob_writer()?;
-                std::io::copy(&mut stage.open_blob(&d)?, &mut w)?;
-                w.commit(Some(&d))?;
-            }
-        }
-        layout.set_ref_name(desc, name)?;
-        Ok(())
-    })();
-    // The layout gets only what the OCI spec names; kiln's own directories go again.
-    for p in made {
-        let _ = std::fs::remove_dir_all(p);
-    }
-    if result.is_err() && fresh {
-        let _ = std::fs::remove_dir_all(dir);
-    }
-    result
 }

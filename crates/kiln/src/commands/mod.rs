@@ -45,7 +45,7 @@ pub fn resolve(store: &Store, reference: &str) -> Result<Resolved> {
     })
 }
 
-const REFERENCE_HINT: &str =
+pub const REFERENCE_HINT: &str =
     "references look like `name`, `name:tag`, `registry.example.com/team/name:tag` or `name@sha256:...`";
 
 /// Parses a reference given as an argument.
