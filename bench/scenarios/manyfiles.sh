@@ -59,7 +59,12 @@ timed() {
   end=$(date +%s.%N)
   python3 -c "print('$name\t' + f'{$end - $start:.3f}')" | tee -a "$TIMES" >&2
 }
-podman_at() { echo "podman --root $1/root --runroot $1/runroot --tmpdir $1/tmp --storage-driver $PODMAN_DRIVER --cgroup-manager cgroupfs --events-backend file --runtime runc"; }
+# podman_at DIR: podman on storage under DIR; its runroot (at most 50 characters) under /tmp.
+RUNROOTS=/tmp/kiln-many.$$
+podman_at() {
+  local rel=${1#"$RUNS_DIR"/}
+  echo "podman --root $1/root --runroot $RUNROOTS-${rel//\//-} --tmpdir $1/tmp --storage-driver $PODMAN_DRIVER --cgroup-manager cgroupfs --events-backend file --runtime runc"
+}
 
 for i in $(seq "$RUNS_MANY"); do
   n=$((n + 1))
@@ -107,5 +112,5 @@ for s in "$RUNS_DIR"/*/pl "$RUNS_DIR"/*/pp; do
   $(podman_at "$s") rmi -af >/dev/null 2>&1 || true
   $(podman_at "$s") system reset -f >/dev/null 2>&1 || true
 done
-rm -rf "$RUNS_DIR"
+rm -rf "$RUNS_DIR" "$RUNROOTS"-*
 true
