@@ -49,6 +49,7 @@ hf debian-warm --runs 5 --warmup 1 \
   -n "ca-certificates by its script (warm .deb cache)" "KILN_DEBIAN_NO_NATIVE=ca-certificates $KILN base debian --suite bookworm --packages $PKGS -t py:b --lock $LOCK -q"
 rm -rf "$TRASH"
 # Which maintainer scripts still run in a container on a warm rebuild (and its phases).
+mkdir -p "$TRASH"
 eval "$keep_debs"
 $KILN base debian --suite bookworm --packages $PKGS -t py:b --lock $LOCK --json >"$OUT_DIR/debian-warm.json"
 note "warm rebuild: container step for $(python3 -c "import json; print(', '.join(json.load(open('$OUT_DIR/debian-warm.json'))['scripts_run']) or 'nothing')")"
