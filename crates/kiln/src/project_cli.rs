@@ -35,8 +35,8 @@ impl kiln_build::exec::BuildProgress for Notes {
 
 /// A kiln-project error as an anyhow error with its hint.
 pub fn project_err(e: kiln_project::Error) -> anyhow::Error {
-    match e.hint_text() {
-        Some(h) if !h.is_empty() => with_hint(anyhow!("{e}"), h),
+    match e.hint() {
+        Some(h) if !h.is_empty() => with_hint(anyhow!("{e}"), &h),
         _ => anyhow!("{e}"),
     }
 }
@@ -178,4 +178,37 @@ pub fn build_for_run(root: &Path, dir: &Path) -> Result<(String, kiln_project::P
         store.tag(&descriptor, &t)?;
     }
     Ok((descriptor.digest.to_string(), outcome.project))
+}
+
+/// The flags of `kiln run` a project gives defaults for.
+pub struct RunFlags<'a> {
+    pub image: &'a mut String,
+    pub network: &'a str,
+    pub publish: &'a mut Vec<String>,
+    pub cpus: &'a mut Option<f64>,
+    pub memory: &'a mut Option<String>,
+    pub gpus: &'a mut Option<String>,
+}
+
+/// `kiln run DIR` of a kiln project: built when stale, then run with its ports and
+/// resources (flags given win). Nothing happens when the image is not a project.
+pub fn run_defaults(root: &Path, f: RunFlags) -> Result<()> {
+    let Some(dir) = project_dir(f.image.as_str()) else {
+        return Ok(());
+    };
+    let (image, project) = build_for_run(root, &dir)?;
+    *f.image = image;
+    if f.publish.is_empty() && !matches!(f.network, "none" | "host") {
+        *f.publish = project.ports.iter().map(|p| format!("{p}:{p}")).collect();
+    }
+    if f.cpus.is_none() {
+        *f.cpus = project.manifest.resources.cpus.map(|c| c.value());
+    }
+    if f.memory.is_none() {
+        *f.memory = project.memory_bytes.map(|b| b.to_string());
+    }
+    if f.gpus.is_none() && project.manifest.resources.gpus > 0 {
+        *f.gpus = Some(project.manifest.resources.gpus.to_string());
+    }
+    Ok(())
 }

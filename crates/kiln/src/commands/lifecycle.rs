@@ -1,6 +1,6 @@
 //! `kiln logs`, `stop`, `kill`, `wait` and `exec`: containers from any later process.
 
-use super::ps::find;
+use crate::containers::find;
 use anyhow::{anyhow, bail, Context, Result};
 use kiln_runtime::container::{self, ContainerDirs, Record};
 use kiln_runtime::logs;

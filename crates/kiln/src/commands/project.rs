@@ -11,7 +11,6 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 // Kept while `commands/run.rs` still reaches them here.
-pub use crate::project_cli::{build_for_run, project_dir};
 
 #[derive(clap::Args)]
 pub struct LockArgs {

@@ -1,5 +1,6 @@
 //! `kiln ps` and `kiln rm`.
 
+use crate::containers::find;
 use crate::output::human_age;
 use anyhow::Result;
 use kiln_runtime::container::{self, ContainerDirs, Record};
@@ -89,8 +90,6 @@ pub fn run_ps(root: &Path, args: PsArgs) -> Result<ExitCode> {
     crate::tables::print_table(&rows);
     Ok(ExitCode::SUCCESS)
 }
-
-pub use crate::containers::find;
 
 pub fn run_rm(root: &Path, args: RmArgs) -> Result<ExitCode> {
     Ok(super::each(&args.containers, |key| {

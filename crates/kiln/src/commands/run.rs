@@ -150,13 +150,9 @@ fn config(root: &Path, args: &Args, cmd: &[String]) -> Result<RunConfig> {
     }
     let network = NetworkMode::parse(&args.network, &args.publish, kiln_runtime::pasta::binary())?;
     let parse_size = |s: &Option<String>| s.as_deref().map(options::parse_size).transpose();
-    let mut mounts = Vec::new();
-    for v in &args.volume {
-        mounts.push(volumes::parse_volume(root, v)?);
-    }
-    for m in &args.mount {
-        mounts.push(volumes::parse_mount(root, m)?);
-    }
+    let mut mounts = (args.volume.iter().map(|v| volumes::parse_volume(root, v)))
+        .chain(args.mount.iter().map(|m| volumes::parse_mount(root, m)))
+        .collect::<Result<Vec<_>, _>>()?;
     mounts.extend(args.tmpfs.iter().map(|t| volumes::parse_tmpfs(t)));
     let env = options::env_entries(&args.env_file, &args.env)?;
     let cfg = RunConfig {
@@ -197,35 +193,18 @@ fn config(root: &Path, args: &Args, cmd: &[String]) -> Result<RunConfig> {
     Ok(cfg)
 }
 
-/// `kiln run DIR` of a kiln project: built when stale, then run with its ports and
-/// resources (flags given win).
-fn project_defaults(root: &Path, args: &mut Args) -> Result<()> {
-    let Some(dir) = args
-        .image_and_command
-        .first()
-        .and_then(|a| super::project::project_dir(a))
-    else {
-        return Ok(());
-    };
-    let (image, project) = super::project::build_for_run(root, &dir)?;
-    args.image_and_command[0] = image;
-    if args.publish.is_empty() && !matches!(args.network.as_str(), "none" | "host") {
-        args.publish = project.ports.iter().map(|p| format!("{p}:{p}")).collect();
-    }
-    if args.cpus.is_none() {
-        args.cpus = project.manifest.resources.cpus.map(|c| c.value());
-    }
-    if args.memory.is_none() {
-        args.memory = project.memory_bytes.map(|b| b.to_string());
-    }
-    if args.gpus.is_none() && project.manifest.resources.gpus > 0 {
-        args.gpus = Some(project.manifest.resources.gpus.to_string());
-    }
-    Ok(())
-}
-
 fn launch(root: &Path, mut args: Args) -> Result<ExitCode> {
-    project_defaults(root, &mut args)?;
+    crate::project_cli::run_defaults(
+        root,
+        crate::project_cli::RunFlags {
+            image: &mut args.image_and_command[0],
+            network: &args.network,
+            publish: &mut args.publish,
+            cpus: &mut args.cpus,
+            memory: &mut args.memory,
+            gpus: &mut args.gpus,
+        },
+    )?;
     let (image_ref, user_cmd) = args
         .image_and_command
         .split_first()
