@@ -111,8 +111,8 @@ pub enum ArchiveError {
 
 impl ArchiveError {
     /// Advice for the user, where there is some.
-    pub fn hint(&self) -> Option<&'static str> {
-        match self {
+    pub fn hint(&self) -> Option<String> {
+        let hint = match self {
             Self::NotATar { .. } | Self::UnknownFormat { .. } => Some(
                 "`kiln load` takes the output of `docker save`, `podman save` (docker-archive or oci-archive) or `kiln save`, optionally gzip- or zstd-compressed",
             ),
@@ -125,7 +125,8 @@ impl ArchiveError {
             }
             Self::SeveralImages { .. } => Some("name one: append `:NAME` to the source"),
             _ => None,
-        }
+        };
+        hint.map(str::to_string)
     }
 }
 

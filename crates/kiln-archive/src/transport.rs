@@ -199,7 +199,7 @@ mod tests {
         ));
         let e = Transport::parse("oci:").unwrap_err();
         assert_eq!(e.to_string(), "`oci:` names no path");
-        assert_eq!(e.hint(), Some(TRANSPORT_HINT));
+        assert_eq!(e.hint().as_deref(), Some(TRANSPORT_HINT));
         let e = Transport::parse("dir:/x").unwrap_err();
         assert_eq!(e.to_string(), "transport `dir:` is not supported");
         assert!(matches!(

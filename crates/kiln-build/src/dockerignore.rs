@@ -16,13 +16,14 @@
 //! The `.dockerignore` and the Dockerfile themselves are always sent by Docker even when
 //! matched; that is for the caller to apply.
 
+use crate::dockerfile::SyntaxError;
 use std::path::{Path, PathBuf};
 
 /// A parsed `.dockerignore`.
 #[derive(Debug, Clone, Default)]
 pub struct Ignore {
     patterns: Vec<Pattern>,
-    errors: Vec<String>,
+    errors: Vec<SyntaxError>,
 }
 
 #[derive(Debug, Clone)]
@@ -60,7 +61,7 @@ impl Ignore {
 
     /// Like [`Ignore::parse`], but fails on the first pattern Docker rejects (a lone `!`,
     /// a malformed `[...]` class, a trailing `\`), with Docker's message.
-    pub fn try_parse(text: &str) -> Result<Ignore, String> {
+    pub fn try_parse(text: &str) -> Result<Ignore, SyntaxError> {
         let ignore = Ignore::parse(text);
         match ignore.errors.first() {
             Some(e) => Err(e.clone()),
@@ -69,7 +70,7 @@ impl Ignore {
     }
 
     /// Messages for the patterns left out by [`Ignore::parse`].
-    pub fn errors(&self) -> &[String] {
+    pub fn errors(&self) -> &[SyntaxError] {
         &self.errors
     }
 
@@ -215,19 +216,24 @@ fn read_all(text: &str) -> Vec<String> {
 
 impl Pattern {
     /// patternmatcher's `New` for one pattern.
-    fn new(raw: &str) -> Result<Option<Pattern>, String> {
+    fn new(raw: &str) -> Result<Option<Pattern>, SyntaxError> {
         let p = raw.trim();
         if p.is_empty() {
             return Ok(None);
         }
         let p = go_clean(p);
         let (exclusion, p) = match p.strip_prefix('!') {
-            Some("") => return Err("illegal exclusion pattern: \"!\"".into()),
+            Some("") => {
+                return Err(SyntaxError::Pattern(
+                    "illegal exclusion pattern: \"!\"".into(),
+                ))
+            }
             Some(rest) => (true, rest.to_string()),
             None => (false, p),
         };
-        validate_glob(&p).map_err(|e| format!("{e}: {p}"))?;
-        let matcher = compile(&p).map_err(|e| format!("syntax error in pattern: {p}: {e}"))?;
+        validate_glob(&p).map_err(|e| SyntaxError::Pattern(format!("{e}: {p}")))?;
+        let matcher = compile(&p)
+            .map_err(|e| SyntaxError::Pattern(format!("syntax error in pattern: {p}: {e}")))?;
         Ok(Some(Pattern {
             text: p,
             exclusion,
@@ -291,24 +297,24 @@ pub(crate) fn go_clean(path: &str) -> String {
 }
 
 /// Checks a pattern the way Go's `filepath.Match` does (`syntax error in pattern`).
-fn validate_glob(p: &str) -> Result<(), String> {
+fn validate_glob(p: &str) -> Result<(), SyntaxError> {
     const BAD: &str = "syntax error in pattern";
     let c: Vec<char> = p.chars().collect();
     let n = c.len();
-    let get_esc = |i: &mut usize| -> Result<char, String> {
+    let get_esc = |i: &mut usize| -> Result<char, SyntaxError> {
         if *i >= n || c[*i] == '-' || c[*i] == ']' {
-            return Err(BAD.into());
+            return Err(SyntaxError::Pattern(BAD.into()));
         }
         if c[*i] == '\\' {
             *i += 1;
             if *i >= n {
-                return Err(BAD.into());
+                return Err(SyntaxError::Pattern(BAD.into()));
             }
         }
         let ch = c[*i];
         *i += 1;
         if *i >= n {
-            return Err(BAD.into());
+            return Err(SyntaxError::Pattern(BAD.into()));
         }
         Ok(ch)
     };
@@ -317,7 +323,7 @@ fn validate_glob(p: &str) -> Result<(), String> {
         match c[i] {
             '\\' => {
                 if i + 1 >= n {
-                    return Err(BAD.into());
+                    return Err(SyntaxError::Pattern(BAD.into()));
                 }
                 i += 2;
             }
@@ -337,7 +343,7 @@ fn validate_glob(p: &str) -> Result<(), String> {
                         i += 1;
                         let hi = get_esc(&mut i)?;
                         if hi < lo {
-                            return Err(BAD.into());
+                            return Err(SyntaxError::Pattern(BAD.into()));
                         }
                     }
                     nrange += 1;
@@ -351,7 +357,7 @@ fn validate_glob(p: &str) -> Result<(), String> {
 
 /// patternmatcher's `compile`: the match type, and for regex patterns the same regular
 /// expression Go builds (then parsed by the small engine below).
-fn compile(p: &str) -> Result<Matcher, String> {
+fn compile(p: &str) -> Result<Matcher, SyntaxError> {
     #[derive(PartialEq)]
     enum Ty {
         Exact,
@@ -474,7 +480,7 @@ fn escape_class(c: char) -> Option<(bool, Vec<(char, char)>)> {
     })
 }
 
-fn escape_char(c: char) -> Result<char, String> {
+fn escape_char(c: char) -> Result<char, SyntaxError> {
     Ok(match c {
         'n' => '\n',
         't' => '\t',
@@ -482,33 +488,37 @@ fn escape_char(c: char) -> Result<char, String> {
         'f' => '\x0c',
         'v' => '\x0b',
         'a' => '\x07',
-        c if c.is_ascii_alphanumeric() => return Err(format!("invalid escape sequence: \\{c}")),
+        c if c.is_ascii_alphanumeric() => {
+            return Err(SyntaxError::Pattern(format!(
+                "invalid escape sequence: \\{c}"
+            )))
+        }
         c => c,
     })
 }
 
-fn parse_regex(re: &str) -> Result<Vec<Node>, String> {
+fn parse_regex(re: &str) -> Result<Vec<Node>, SyntaxError> {
     let chars: Vec<char> = re.chars().collect();
     let mut pos = 0;
     let nodes = parse_seq(&chars, &mut pos, false)?;
     if pos != chars.len() {
-        return Err("unexpected )".into());
+        return Err(SyntaxError::Pattern("unexpected )".into()));
     }
     Ok(nodes)
 }
 
-fn parse_seq(c: &[char], pos: &mut usize, in_group: bool) -> Result<Vec<Node>, String> {
+fn parse_seq(c: &[char], pos: &mut usize, in_group: bool) -> Result<Vec<Node>, SyntaxError> {
     let mut nodes: Vec<Node> = Vec::new();
     while *pos < c.len() {
         let ch = c[*pos];
         *pos += 1;
         let atom = match ch {
             ')' if in_group => return Ok(nodes),
-            ')' => return Err("unexpected )".into()),
+            ')' => return Err(SyntaxError::Pattern("unexpected )".into())),
             '(' => {
                 let inner = parse_seq(c, pos, true)?;
                 if c.get(*pos - 1) != Some(&')') {
-                    return Err("missing closing )".into());
+                    return Err(SyntaxError::Pattern("missing closing )".into()));
                 }
                 Atom::Group(inner)
             }
@@ -517,7 +527,9 @@ fn parse_seq(c: &[char], pos: &mut usize, in_group: bool) -> Result<Vec<Node>, S
             '.' => Atom::Dot,
             '\\' => {
                 let Some(&e) = c.get(*pos) else {
-                    return Err("trailing backslash at end of expression".into());
+                    return Err(SyntaxError::Pattern(
+                        "trailing backslash at end of expression".into(),
+                    ));
                 };
                 *pos += 1;
                 match escape_class(e) {
@@ -528,7 +540,9 @@ fn parse_seq(c: &[char], pos: &mut usize, in_group: bool) -> Result<Vec<Node>, S
             '[' => parse_class(c, pos)?,
             '*' | '+' | '?' => {
                 let Some(last) = nodes.last_mut().filter(|n| n.quant == Quant::One) else {
-                    return Err(format!("missing argument to repetition operator: {ch}"));
+                    return Err(SyntaxError::Pattern(format!(
+                        "missing argument to repetition operator: {ch}"
+                    )));
                 };
                 last.quant = match ch {
                     '*' => Quant::Star,
@@ -545,12 +559,12 @@ fn parse_seq(c: &[char], pos: &mut usize, in_group: bool) -> Result<Vec<Node>, S
         });
     }
     if in_group {
-        return Err("missing closing )".into());
+        return Err(SyntaxError::Pattern("missing closing )".into()));
     }
     Ok(nodes)
 }
 
-fn parse_class(c: &[char], pos: &mut usize) -> Result<Atom, String> {
+fn parse_class(c: &[char], pos: &mut usize) -> Result<Atom, SyntaxError> {
     let mut negated = false;
     if c.get(*pos) == Some(&'^') {
         negated = true;
@@ -560,7 +574,7 @@ fn parse_class(c: &[char], pos: &mut usize) -> Result<Atom, String> {
     let mut first = true;
     loop {
         let Some(&ch) = c.get(*pos) else {
-            return Err("missing closing ]".into());
+            return Err(SyntaxError::Pattern("missing closing ]".into()));
         };
         if ch == ']' && !first {
             *pos += 1;
@@ -570,12 +584,14 @@ fn parse_class(c: &[char], pos: &mut usize) -> Result<Atom, String> {
         *pos += 1;
         let lo = if ch == '\\' {
             let Some(&e) = c.get(*pos) else {
-                return Err("missing closing ]".into());
+                return Err(SyntaxError::Pattern("missing closing ]".into()));
             };
             *pos += 1;
             if let Some((neg, rs)) = escape_class(e) {
                 if neg {
-                    return Err("negated escape class inside [] is not supported".into());
+                    return Err(SyntaxError::Pattern(
+                        "negated escape class inside [] is not supported".into(),
+                    ));
                 }
                 ranges.extend(rs);
                 continue;
@@ -591,7 +607,7 @@ fn parse_class(c: &[char], pos: &mut usize) -> Result<Atom, String> {
             *pos += 1;
             hi = if h == '\\' {
                 let Some(&e) = c.get(*pos) else {
-                    return Err("missing closing ]".into());
+                    return Err(SyntaxError::Pattern("missing closing ]".into()));
                 };
                 *pos += 1;
                 escape_char(e)?
@@ -599,7 +615,9 @@ fn parse_class(c: &[char], pos: &mut usize) -> Result<Atom, String> {
                 h
             };
             if hi < lo {
-                return Err(format!("invalid character class range: {lo}-{hi}"));
+                return Err(SyntaxError::Pattern(format!(
+                    "invalid character class range: {lo}-{hi}"
+                )));
             }
         }
         ranges.push((lo, hi));
@@ -899,11 +917,12 @@ mod tests {
     #[test]
     fn invalid_patterns_are_reported() {
         assert_eq!(
-            Ignore::try_parse("ok\n!\n").unwrap_err(),
+            Ignore::try_parse("ok\n!\n").unwrap_err().to_string(),
             "illegal exclusion pattern: \"!\""
         );
         assert!(Ignore::try_parse("[abc\n")
             .unwrap_err()
+            .to_string()
             .contains("syntax error in pattern"));
         assert!(Ignore::try_parse("a\\\n").is_err(), "trailing backslash");
         assert!(Ignore::try_parse("[z-a]\n").is_err(), "reversed range");

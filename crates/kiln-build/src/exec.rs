@@ -102,7 +102,7 @@ const CA_VARIABLES: &[&str] = &[
 
 /// Images named by FROM and `--from`: found in the store or pulled by the caller.
 pub trait Images: Sync {
-    fn resolve(&self, name: &str) -> std::result::Result<ImageInfo, String>;
+    fn resolve(&self, name: &str) -> Result<ImageInfo>;
 }
 
 /// Progress of a build, one step at a time (BuildKit's plain format is the model).
@@ -137,12 +137,141 @@ pub enum BuildError {
         code: i32,
         output: Vec<String>,
     },
+    /// `FROM`/`--target` names no stage of the Dockerfile, or a stage refers to itself or
+    /// to a later one.
+    #[error("line {line}: FROM {base}: {source}")]
+    BaseName {
+        line: usize,
+        base: String,
+        #[source]
+        source: dockerfile::SyntaxError,
+    },
+    #[error("the Dockerfile has no stage")]
+    NoStages,
+    #[error("target stage `{0}` could not be found")]
+    NoTarget(String),
+    #[error("there is no stage {0}")]
+    NoStage(usize),
+    #[error("stage {0} depends on itself")]
+    StageCycle(usize),
+    #[error("stage {stage} (line {line}) refers to stage {dep}, which comes after it")]
+    LaterStage {
+        stage: usize,
+        line: usize,
+        dep: usize,
+    },
+    /// A file or directory of the build (the context, a step's directories) could not be
+    /// read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The directory of a `WORKDIR` could not be made.
+    #[error("WORKDIR {dir}: {source}")]
+    Workdir {
+        dir: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file named as the Dockerfile writes it (a COPY source or destination) that
+    /// cannot be reached.
+    #[error("{name}: {source}")]
+    Named {
+        name: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A COPY/ADD source could not be copied to its target in the stage's root.
+    #[error("{} -> {target}: {source}", src.display())]
+    Copy {
+        src: PathBuf,
+        target: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// An `ADD`ed archive could not be unpacked.
+    #[error("{}: {source}", path.display())]
+    Extract {
+        path: PathBuf,
+        #[source]
+        source: kiln_layer::LayerError,
+    },
+    /// A system resource of the builder (a pipe, a temporary directory) failed.
+    #[error("{0}")]
+    Os(#[source] std::io::Error),
+    #[error("{0}")]
+    Sys(#[source] nix::errno::Errno),
+    /// A step's changes could not be written as a layer.
+    #[error("cannot write the layer: {0}")]
+    WriteLayer(#[source] kiln_store::compose::LayerWriteError<kiln_layer::LayerError>),
+    #[error("RUN steps on a private network need `pasta` (apt-get install passt); or use --network host|none")]
+    NoPasta,
+    /// `ADD URL`: the HTTP client could not be set up.
+    #[error(transparent)]
+    Http(#[from] reqwest::Error),
+    /// `ADD URL`: the download failed.
+    #[error("{url}: {source}")]
+    Download {
+        url: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("{url}: the server answered {status}")]
+    DownloadStatus {
+        url: String,
+        status: reqwest::StatusCode,
+    },
+    #[error("{url}: checksum mismatch: expected {want}, got {got}")]
+    Checksum {
+        url: String,
+        want: String,
+        got: String,
+    },
+    /// A FROM image the caller's [`Images`] cannot give (not found, not pulled).
+    #[error("{0}")]
+    Image(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// `--cache-from`/`--cache-to`: the cache's `index.json` cannot be read.
+    #[error("{}: {source}", path.display())]
+    CacheIndex {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{}: `{key}` is not a cache key", path.display())]
+    CacheKey { path: PathBuf, key: String },
+    #[error("{}: {source}", path.display())]
+    CacheDiffId {
+        path: PathBuf,
+        #[source]
+        source: kiln_oci::OciError,
+    },
+    /// A cached layer that cannot be added to the store (its digest does not match).
+    #[error("{}: {source}", path.display())]
+    CacheBlob {
+        path: PathBuf,
+        #[source]
+        source: kiln_store::StoreError,
+    },
+    /// Kept for callers outside this crate's own modules (a build helper's start).
     #[error("{0}")]
     Other(String),
     #[error(transparent)]
     Store(#[from] kiln_store::StoreError),
     #[error(transparent)]
     Runtime(#[from] kiln_runtime::RuntimeError),
+}
+
+impl BuildError {
+    /// Advice for the user, where there is some (a RUN step's container failing to start
+    /// gives the runtime's).
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Self::Runtime(e) => e.hint(),
+            _ => None,
+        }
+    }
 }
 
 fn last_lines(lines: &[String]) -> String {
@@ -282,13 +411,16 @@ impl<'a> Builder<'a> {
         opts: &'a BuildOptions,
         file: String,
     ) -> Result<Self> {
-        let ignore = match crate::dockerignore::find(&opts.context, &opts.dockerfile_name) {
-            Some(p) => Ignore::parse(
-                &std::fs::read_to_string(&p)
-                    .map_err(|e| BuildError::Other(format!("{}: {e}", p.display())))?,
-            ),
-            None => Ignore::parse(""),
-        };
+        let ignore =
+            match crate::dockerignore::find(&opts.context, &opts.dockerfile_name) {
+                Some(p) => Ignore::parse(&std::fs::read_to_string(&p).map_err(|source| {
+                    BuildError::Io {
+                        path: p.clone(),
+                        source,
+                    }
+                })?),
+                None => Ignore::parse(""),
+            };
         Ok(Self {
             store,
             images,
@@ -301,21 +433,20 @@ impl<'a> Builder<'a> {
         })
     }
 
-    fn step_error(&self, ins: &Instruction, message: impl Into<String>) -> BuildError {
+    fn step_error(&self, ins: &Instruction, message: impl std::fmt::Display) -> BuildError {
         BuildError::Step {
             file: self.file.clone(),
             line: ins.line,
             text: ins.original.clone(),
-            message: message.into(),
+            message: message.to_string(),
         }
     }
 
     /// Builds the target stage of `df` (and the stages it needs); writes the image.
     pub fn build(&self, df: &Dockerfile) -> Result<BuildResult> {
-        let mut plan = plan::plan(df, self.opts.target.as_deref(), &self.global_args(df))
-            .map_err(BuildError::Other)?;
+        let mut plan = plan::plan(df, self.opts.target.as_deref(), &self.global_args(df))?;
         if let Some(i) = self.opts.stage_index {
-            plan = plan::plan_stage(df, i, &self.global_args(df)).map_err(BuildError::Other)?;
+            plan = plan::plan_stage(df, i, &self.global_args(df))?;
         }
         let mut done: BTreeMap<usize, StageState> = BTreeMap::new();
         for &i in &plan.order {
@@ -421,7 +552,7 @@ impl<'a> Builder<'a> {
                     file: self.file.clone(),
                     line: stage.line,
                     text: format!("FROM {}", stage.base),
-                    message: e,
+                    message: e.to_string(),
                 })?;
                 self.progress.done(n, t.elapsed().as_secs_f64());
                 let mut config = img.config.clone();
@@ -807,8 +938,7 @@ impl<'a> Builder<'a> {
     /// than the target, that no other such stage builds on (each helper builds what its
     /// stage needs). Empty when fewer than two could run at once.
     pub fn parallel_stages(&self, df: &Dockerfile) -> Result<Vec<usize>> {
-        let plan = plan::plan(df, self.opts.target.as_deref(), &self.global_args(df))
-            .map_err(BuildError::Other)?;
+        let plan = plan::plan(df, self.opts.target.as_deref(), &self.global_args(df))?;
         let out = plan::independent(df, &plan, &self.global_args(df));
         Ok(if out.len() >= 2 { out } else { vec![] })
     }
@@ -871,8 +1001,10 @@ impl<'a> Builder<'a> {
                 } else {
                     Some(owner_in_root(&rootfs, user)?)
                 };
-                fsutil::mkdir_all(&rootfs, dir, owner)
-                    .map_err(|e| BuildError::Other(format!("WORKDIR {dir}: {e}")))?;
+                fsutil::mkdir_all(&rootfs, dir, owner).map_err(|source| BuildError::Workdir {
+                    dir: dir.clone(),
+                    source,
+                })?;
             }
             let exclude = work(&rootfs)?;
             let _ = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH);
@@ -893,7 +1025,7 @@ impl<'a> Builder<'a> {
                 .write_layer(self.opts.compression, |out| {
                     kiln_layer::write_dir(&dirs.upper(), out, &opts).map(|_| ())
                 })
-                .map_err(|e| BuildError::Other(format!("cannot write the layer: {e}")))?;
+                .map_err(BuildError::WriteLayer)?;
             // The upper directory is already the layer unpacked in overlay form: made
             // exactly like the layer (excluded paths gone, times clamped), it becomes the
             // layer's snapshot, and the next step need not unpack what this one wrote.
@@ -1063,8 +1195,10 @@ impl<'a> Builder<'a> {
                         kiln_store::layout::Cache::Mounts,
                     )
                     .join(hash(&[&id]));
-                    std::fs::create_dir_all(&dir)
-                        .map_err(|e| BuildError::Other(format!("{}: {e}", dir.display())))?;
+                    std::fs::create_dir_all(&dir).map_err(|source| BuildError::Io {
+                        path: dir.clone(),
+                        source,
+                    })?;
                     extra_mounts.push(UserMount::Bind {
                         source: dir.display().to_string(),
                         destination: m.target.clone(),
@@ -1091,9 +1225,9 @@ impl<'a> Builder<'a> {
                         Some(SecretSource::Env(var)) => {
                             let value = std::env::var(var).map_err(|_| self.step_error(ins, format!("secret `{id}`: ${var} is not set")))?;
                             let dir = self.store.tmp_path("secret");
-                            std::fs::create_dir_all(&dir).map_err(|e| BuildError::Other(e.to_string()))?;
+                            std::fs::create_dir_all(&dir).map_err(BuildError::Os)?;
                             let f = dir.join(&id);
-                            std::fs::write(&f, value).map_err(|e| BuildError::Other(e.to_string()))?;
+                            std::fs::write(&f, value).map_err(BuildError::Os)?;
                             extra_mounts.push(UserMount::Bind { source: f.display().to_string(), destination: target, readonly: true });
                             stage_mounts.push(dir);
                         }
@@ -1156,9 +1290,7 @@ impl<'a> Builder<'a> {
                 RunNetwork::Host => NetworkMode::Host,
                 RunNetwork::None => NetworkMode::None,
                 RunNetwork::Private => NetworkMode::Private {
-                    pasta: kiln_runtime::pasta::binary().ok_or_else(|| {
-                        BuildError::Other("RUN steps on a private network need `pasta` (apt-get install passt); or use --network host|none".into())
-                    })?,
+                    pasta: kiln_runtime::pasta::binary().ok_or_else(|| BuildError::NoPasta)?,
                     publish: vec![],
                 },
             };
@@ -1181,15 +1313,25 @@ impl<'a> Builder<'a> {
                 no_new_privileges: true,
                 cgroups_path: format!("/kiln/{id}"),
                 cgroup_view: kiln_runtime::cgroupfs::prepare(&dirs.dir, &format!("/kiln/{id}"))
-                    .map_err(|e| BuildError::Other(format!("{}: {e}", dirs.dir.display())))?,
+                    .map_err(|source| BuildError::Io {
+                        path: dirs.dir.clone(),
+                        source,
+                    })?,
                 netns_path,
                 ..Default::default()
             };
             let config = spec::build(&opts);
             let config_path = dirs.bundle().join("config.json");
-            std::fs::write(&config_path, serde_json::to_vec_pretty(&config).expect("serializes"))
-                .map_err(|e| BuildError::Other(format!("{}: {e}", config_path.display())))?;
-            let (out_r, out_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| BuildError::Other(e.to_string()))?;
+            std::fs::write(
+                &config_path,
+                serde_json::to_vec_pretty(&config).expect("serializes"),
+            )
+            .map_err(|source| BuildError::Io {
+                path: config_path.clone(),
+                source,
+            })?;
+            let (out_r, out_w) =
+                nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(BuildError::Sys)?;
             let tail: Arc<Mutex<VecDeque<String>>> = Arc::new(Mutex::new(VecDeque::new()));
             // The reader runs with every signal blocked, so the wait loop gets them all.
             let all = nix::sys::signal::SigSet::all();
@@ -1209,9 +1351,9 @@ impl<'a> Builder<'a> {
                         }
                     });
                     let _ = all.thread_unblock();
-                    let null = kiln_runtime::container::dev_null().map_err(|e| BuildError::Other(e.to_string()));
+                    let null = kiln_runtime::container::dev_null().map_err(BuildError::Os);
                     let res = null.and_then(|null| {
-                        let err_w = out_w.try_clone().map_err(|e| BuildError::Other(e.to_string()))?;
+                        let err_w = out_w.try_clone().map_err(BuildError::Os)?;
                         let exit = container::run_foreground(&dirs, &id, Some([null.into(), out_w, err_w]), false, container::OnSignal::Kill, || network.ready(), |_| {})?;
                         Ok(exit)
                     });
@@ -1255,7 +1397,10 @@ impl<'a> Builder<'a> {
     fn copy_on_write(&self, source: &Path, ins: &Instruction) -> Result<PathBuf> {
         let dir = self.store.tmp_path("bind");
         let view = dir.join("rootfs");
-        let io = |e: std::io::Error| BuildError::Other(format!("{}: {e}", dir.display()));
+        let io = |source: std::io::Error| BuildError::Io {
+            path: dir.clone(),
+            source,
+        };
         if !source.is_dir() {
             std::fs::create_dir_all(&dir).map_err(io)?;
             std::fs::copy(source, &view).map_err(io)?;
@@ -1321,8 +1466,10 @@ impl<'a> Builder<'a> {
         };
         let dir = self.store.tmp_path("from");
         let rootfs = dir.join("rootfs");
-        std::fs::create_dir_all(&rootfs)
-            .map_err(|e| BuildError::Other(format!("{}: {e}", rootfs.display())))?;
+        std::fs::create_dir_all(&rootfs).map_err(|source| BuildError::Io {
+            path: rootfs.clone(),
+            source,
+        })?;
         if lowers.is_empty() {
             return Ok(dir);
         }
@@ -1330,7 +1477,7 @@ impl<'a> Builder<'a> {
         if lw.len() == 1 {
             // overlayfs needs two lower layers without an upper one: add an empty one.
             let empty = dir.join("empty");
-            std::fs::create_dir_all(&empty).map_err(|e| BuildError::Other(e.to_string()))?;
+            std::fs::create_dir_all(&empty).map_err(BuildError::Os)?;
             lw.push(empty);
         }
         let data = format!(
@@ -1394,7 +1541,7 @@ impl<'a> Builder<'a> {
         };
         let result = (|| -> Result<()> {
             // Sources: heredocs become files; the rest are globs in the context or stage.
-            let tmp_heredocs = tempfile::tempdir().map_err(|e| BuildError::Other(e.to_string()))?;
+            let tmp_heredocs = tempfile::tempdir().map_err(BuildError::Os)?;
             let mut sources: Vec<Source> = Vec::new();
             for h in &c.heredocs {
                 let content = if h.expand {
@@ -1404,7 +1551,7 @@ impl<'a> Builder<'a> {
                     h.content.clone()
                 };
                 let p = tmp_heredocs.path().join(&h.name);
-                std::fs::write(&p, content).map_err(|e| BuildError::Other(e.to_string()))?;
+                std::fs::write(&p, content).map_err(BuildError::Os)?;
                 use std::os::unix::fs::PermissionsExt;
                 let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644));
                 sources.push(Source {
@@ -1528,8 +1675,10 @@ impl<'a> Builder<'a> {
                 let mut links = fsutil::HardLinks::new();
                 for source in &sources {
                     let src = &source.path;
-                    let md = std::fs::symlink_metadata(src)
-                        .map_err(|e| BuildError::Other(format!("{}: {e}", src.display())))?;
+                    let md = std::fs::symlink_metadata(src).map_err(|source| BuildError::Io {
+                        path: src.clone(),
+                        source,
+                    })?;
                     let target = if c.parents && src.starts_with(&src_root) {
                         // `--parents`: the source's path under the root is kept.
                         format!("{}/{}", dest.trim_end_matches('/'), source.rel)
@@ -1542,8 +1691,12 @@ impl<'a> Builder<'a> {
                     .then(|| open_tar(src))
                     .flatten()
                     {
-                        let d = fsutil::mkdir_all(rootfs, &dest, None)
-                            .map_err(|e| BuildError::Other(format!("{dest}: {e}")))?;
+                        let d = fsutil::mkdir_all(rootfs, &dest, None).map_err(|source| {
+                            BuildError::Named {
+                                name: dest.clone(),
+                                source,
+                            }
+                        })?;
                         kiln_layer::extract(
                             plain,
                             &d,
@@ -1552,7 +1705,10 @@ impl<'a> Builder<'a> {
                                 ..Default::default()
                             },
                         )
-                        .map_err(|e| BuildError::Other(format!("{}: {e}", src.display())))?;
+                        .map_err(|source| BuildError::Extract {
+                            path: src.clone(),
+                            source,
+                        })?;
                         continue;
                     } else {
                         let into_dir = dest_is_dir
@@ -1569,7 +1725,11 @@ impl<'a> Builder<'a> {
                         }
                     };
                     fsutil::copy_into(rootfs, src, &target, &meta, &filter, &mut links).map_err(
-                        |e| BuildError::Other(format!("{} -> {target}: {e}", src.display())),
+                        |source| BuildError::Copy {
+                            src: src.clone(),
+                            target: target.clone(),
+                            source,
+                        },
                     )?;
                 }
                 Ok(None)
@@ -1587,15 +1747,21 @@ impl<'a> Builder<'a> {
 /// `ADD URL`: the file downloaded into `dir` (named after the URL's last path part,
 /// mode 0600 and the mtime of `Last-Modified`, as Docker does), checked against
 /// `--checksum` when given.
-fn download(url: &str, checksum: Option<&str>, dir: &Path) -> std::result::Result<PathBuf, String> {
+fn download(url: &str, checksum: Option<&str>, dir: &Path) -> Result<PathBuf> {
     use std::io::Write as _;
     let client = reqwest::blocking::Client::builder()
         .user_agent(concat!("kiln/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| e.to_string())?;
-    let mut resp = client.get(url).send().map_err(|e| format!("{url}: {e}"))?;
+        .build()?;
+    let failed = |e: Box<dyn std::error::Error + Send + Sync>| BuildError::Download {
+        url: url.to_string(),
+        source: e,
+    };
+    let mut resp = client.get(url).send().map_err(|e| failed(e.into()))?;
     if !resp.status().is_success() {
-        return Err(format!("{url}: the server answered {}", resp.status()));
+        return Err(BuildError::DownloadStatus {
+            url: url.to_string(),
+            status: resp.status(),
+        });
     }
     let name = resp
         .url()
@@ -1610,30 +1776,35 @@ fn download(url: &str, checksum: Option<&str>, dir: &Path) -> std::result::Resul
         .and_then(|v| chrono::DateTime::parse_from_rfc2822(v).ok())
         .map(|t| t.timestamp());
     let sub = dir.join(format!("url-{}", hash(&[url])));
-    std::fs::create_dir_all(&sub).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&sub).map_err(BuildError::Os)?;
     let path = sub.join(&name);
-    let mut f = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut f = std::fs::File::create(&path).map_err(|source| BuildError::Io {
+        path: path.clone(),
+        source,
+    })?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     loop {
-        let n = std::io::Read::read(&mut resp, &mut buf).map_err(|e| format!("{url}: {e}"))?;
+        let n = std::io::Read::read(&mut resp, &mut buf).map_err(|e| failed(e.into()))?;
         if n == 0 {
             break;
         }
         h.update(&buf[..n]);
-        f.write_all(&buf[..n]).map_err(|e| e.to_string())?;
+        f.write_all(&buf[..n]).map_err(BuildError::Os)?;
     }
     let got = format!("sha256:{}", hex::encode(h.finalize()));
     if let Some(want) = checksum {
         if want != got {
-            return Err(format!(
-                "{url}: checksum mismatch: expected {want}, got {got}"
-            ));
+            return Err(BuildError::Checksum {
+                url: url.to_string(),
+                want: want.to_string(),
+                got,
+            });
         }
     }
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| e.to_string())?;
+        .map_err(BuildError::Os)?;
     if let Some(t) = mtime {
         let ts = rustix::fs::Timespec {
             tv_sec: t,
@@ -1701,21 +1872,22 @@ pub fn platform_args(target: &Platform, build: &Platform) -> Vec<(&'static str, 
 
 /// One EXPOSE word as Docker's `nat.ParsePortSpecs` reads it: `PORT[-END][/PROTO]`,
 /// the protocol `tcp` by default; a range gives every port in it.
-fn port_range(word: &str) -> std::result::Result<Vec<String>, String> {
+fn port_range(word: &str) -> std::result::Result<Vec<String>, dockerfile::SyntaxError> {
     let (ports, proto) = word.split_once('/').unwrap_or((word, "tcp"));
     let proto = proto.to_ascii_lowercase();
     let num = |s: &str| {
-        s.parse::<u16>()
-            .map_err(|_| format!("invalid port `{s}` in `{word}`"))
+        s.parse::<u16>().map_err(|_| {
+            dockerfile::SyntaxError::Instruction(format!("invalid port `{s}` in `{word}`"))
+        })
     };
     let (start, end) = match ports.split_once('-') {
         Some((a, b)) => (num(a)?, num(b)?),
         None => (num(ports)?, num(ports)?),
     };
     if end < start {
-        return Err(format!(
+        return Err(dockerfile::SyntaxError::Instruction(format!(
             "invalid port range `{ports}`: the end is before the start"
-        ));
+        )));
     }
     Ok((start..=end).map(|p| format!("{p}/{proto}")).collect())
 }
@@ -1838,11 +2010,7 @@ struct Source {
 /// `<root>/etc` and never the host's. Returns each match as (the path as named,
 /// relative to the root; where it leads on the host). `ignore` is checked on both, so
 /// a link cannot reach an excluded file under another name.
-fn glob(
-    root: &Path,
-    pattern: &str,
-    ignore: Option<&Ignore>,
-) -> std::result::Result<Vec<(String, PathBuf)>, String> {
+fn glob(root: &Path, pattern: &str, ignore: Option<&Ignore>) -> Result<Vec<(String, PathBuf)>> {
     let clean = clean_path(&format!("/{pattern}"));
     let parts: Vec<&str> = clean.split('/').filter(|p| !p.is_empty()).collect();
     if parts.is_empty() {
@@ -1875,7 +2043,10 @@ fn glob(
                 };
                 let inside = format!("/{}/{name}", dir_in_root.to_string_lossy());
                 let resolved =
-                    fsutil::secure_join(root, &inside).map_err(|e| format!("{named}: {e}"))?;
+                    fsutil::secure_join(root, &inside).map_err(|source| BuildError::Named {
+                        name: named.clone(),
+                        source,
+                    })?;
                 if std::fs::symlink_metadata(&resolved).is_ok() {
                     next.push((named, resolved));
                 }
@@ -1975,7 +2146,7 @@ impl RunMount {
     }
 }
 
-fn parse_run_mount(spec: &str) -> std::result::Result<RunMount, String> {
+fn parse_run_mount(spec: &str) -> std::result::Result<RunMount, dockerfile::SyntaxError> {
     let mut m = RunMount {
         kind: MountKind::Bind,
         target: String::new(),
@@ -1995,9 +2166,9 @@ fn parse_run_mount(spec: &str) -> std::result::Result<RunMount, String> {
                     "tmpfs" => MountKind::Tmpfs,
                     "secret" => MountKind::Secret,
                     other => {
-                        return Err(format!(
+                        return Err(dockerfile::SyntaxError::Instruction(format!(
                             "--mount: type `{other}` is not supported (bind, cache, tmpfs, secret)"
-                        ))
+                        )))
                     }
                 }
             }
@@ -2009,14 +2180,20 @@ fn parse_run_mount(spec: &str) -> std::result::Result<RunMount, String> {
             "ro" | "readonly" => m.rw = !(v.is_empty() || v == "true"),
             "required" => m.required = v.is_empty() || v == "true",
             "sharing" | "mode" | "uid" | "gid" | "size" | "env" => {}
-            other => return Err(format!("--mount: unknown option `{other}`")),
+            other => {
+                return Err(dockerfile::SyntaxError::Instruction(format!(
+                    "--mount: unknown option `{other}`"
+                )))
+            }
         }
     }
     if m.kind == MountKind::Cache {
         m.rw = true;
     }
     if m.target.is_empty() && m.kind != MountKind::Secret {
-        return Err(format!("--mount `{spec}` has no target"));
+        return Err(dockerfile::SyntaxError::Instruction(format!(
+            "--mount `{spec}` has no target"
+        )));
     }
     if !m.target.is_empty() && !m.target.starts_with('/') {
         m.target = format!("/{}", m.target);

@@ -4,6 +4,7 @@
 //! frontend of a later issue produces the same shape.
 
 use crate::dockerfile::{self, Dockerfile, Kind};
+use crate::exec::{BuildError, Result};
 use std::collections::BTreeMap;
 
 /// What a stage starts from.
@@ -41,12 +42,17 @@ pub fn plan(
     df: &Dockerfile,
     target: Option<&str>,
     globals: &BTreeMap<String, String>,
-) -> Result<Plan, String> {
+) -> Result<Plan> {
     let mut names = BTreeMap::new();
     let mut bases = Vec::new();
     for s in &df.stages {
-        let base = dockerfile::expand(&s.base, df.escape, &|n| globals.get(n).cloned())
-            .map_err(|e| format!("line {}: FROM {}: {e}", s.line, s.base))?;
+        let base = dockerfile::expand(&s.base, df.escape, &|n| globals.get(n).cloned()).map_err(
+            |source| BuildError::BaseName {
+                line: s.line,
+                base: s.base.clone(),
+                source,
+            },
+        )?;
         let b = if base.eq_ignore_ascii_case("scratch") {
             Base::Scratch
         } else if let Some(i) = names.get(&base.to_ascii_lowercase()) {
@@ -60,14 +66,10 @@ pub fn plan(
         }
     }
     let target = match target {
-        None => df
-            .stages
-            .len()
-            .checked_sub(1)
-            .ok_or("the Dockerfile has no stage")?,
+        None => df.stages.len().checked_sub(1).ok_or(BuildError::NoStages)?,
         Some(t) => *names
             .get(&t.to_ascii_lowercase())
-            .ok_or_else(|| format!("target stage `{t}` could not be found"))?,
+            .ok_or_else(|| BuildError::NoTarget(t.to_string()))?,
     };
     let mut p = Plan {
         order: vec![],
@@ -81,14 +83,10 @@ pub fn plan(
 }
 
 /// Plans the build of the stage with index `i` (a helper building it ahead).
-pub fn plan_stage(
-    df: &Dockerfile,
-    i: usize,
-    globals: &BTreeMap<String, String>,
-) -> Result<Plan, String> {
+pub fn plan_stage(df: &Dockerfile, i: usize, globals: &BTreeMap<String, String>) -> Result<Plan> {
     let mut p = plan(df, None, globals)?;
     if i >= df.stages.len() {
-        return Err(format!("there is no stage {i}"));
+        return Err(BuildError::NoStage(i));
     }
     p.order.clear();
     p.target = i;
@@ -155,19 +153,20 @@ fn visit(
     i: usize,
     state: &mut [u8],
     globals: &BTreeMap<String, String>,
-) -> Result<(), String> {
+) -> Result<()> {
     match state[i] {
         2 => return Ok(()),
-        1 => return Err(format!("stage {i} depends on itself")),
+        1 => return Err(BuildError::StageCycle(i)),
         _ => {}
     }
     state[i] = 1;
     for d in deps(df, p, i, globals) {
         if d >= i {
-            return Err(format!(
-                "stage {i} (line {}) refers to stage {d}, which comes after it",
-                df.stages[i].line
-            ));
+            return Err(BuildError::LaterStage {
+                stage: i,
+                line: df.stages[i].line,
+                dep: d,
+            });
         }
         visit(df, p, d, state, globals)?;
     }

@@ -57,8 +57,8 @@ impl Error {
     }
 
     /// What the user can do about it.
-    pub fn hint(&self) -> Option<&str> {
-        self.hint.as_deref()
+    pub fn hint(&self) -> Option<String> {
+        self.hint.clone()
     }
 }
 

@@ -178,7 +178,7 @@ fn interp_from_image(store: &Store, info: &kiln_store::ImageInfo) -> Result<Inte
                 .unwrap_or(prefer.len())
         })
         .ok_or_else(|| {
-            Error::hint(
+            Error::with_hint(
                 "the base image has no Python 3 interpreter",
                 "use a base with python3 (a python:3.X image), or debian:SUITE",
             )
@@ -192,7 +192,7 @@ fn interp_from_image(store: &Store, info: &kiln_store::ImageInfo) -> Result<Inte
         .and_then(|p| upstream(&p.version))
         .map(|(a, b, _)| (a, b));
     if env.os_packages.iter().any(|p| p.manager == "apk") {
-        return Err(Error::hint(
+        return Err(Error::with_hint(
             "the base image is musl-based (Alpine); kiln installs manylinux wheels",
             "use a glibc base such as debian:bookworm or python:3.X-slim",
         ));
@@ -338,7 +338,7 @@ fn resolve_python(uv: &Uv, p: &Project, interp: &Interp, tmp: &Path) -> Result<V
                     Some(at) => format!("{at}: {msg}"),
                     None => msg,
                 };
-                Error::hint(
+                Error::with_hint(
                     head,
                     format!(
                         "check the requirement's name and version on PyPI (or [python] index-url); kiln needs a wheel (or a source distribution it builds) of each for Python {} on {}",
@@ -389,7 +389,7 @@ fn resolve_python(uv: &Uv, p: &Project, interp: &Interp, tmp: &Path) -> Result<V
                                     .position(|l| l.trim_start().starts_with("dependencies"))
                             })
                             .map_or(1, |i| i + 1);
-                        Error::hint(
+                        Error::with_hint(
                             format!(
                                 "{}:{line}: uv.lock is out of date with pyproject.toml ({})",
                                 pyproject.display(),
@@ -398,14 +398,14 @@ fn resolve_python(uv: &Uv, p: &Project, interp: &Interp, tmp: &Path) -> Result<V
                             "run `uv lock` in the project to update uv.lock, then build again",
                         )
                     } else {
-                        Error::hint(msg, "check that `uv lock --check` passes in the project")
+                        Error::with_hint(msg, "check that `uv lock --check` passes in the project")
                     }
                 })?;
             let dists = compile(&reqs, true, &facts.registries)?;
             for d in &dists {
                 let allowed = facts.hashes.get(&(d.name.clone(), d.version.clone()));
                 if !allowed.is_some_and(|h| h.contains(&d.sha256)) {
-                    return Err(Error::hint(
+                    return Err(Error::with_hint(
                         format!(
                             "{}: the wheel {} (sha256 {}) is not one uv.lock allows for {} {}",
                             lock_path.display(),
@@ -436,7 +436,7 @@ fn ensure_lock(
     let lock_path = p.dir.join(lockfile::FILE);
     let old = KilnLock::read(&lock_path)?;
     if req.locked && old.is_none() {
-        return Err(Error::hint(
+        return Err(Error::with_hint(
             format!(
                 "{} does not exist, and --locked was given",
                 lock_path.display()
@@ -468,7 +468,7 @@ fn ensure_lock(
                     if i.descriptor.digest.to_string() == digest {
                         Ok(i)
                     } else {
-                        Err(Error::hint(
+                        Err(Error::with_hint(
                             format!("kiln.lock pins the base {r} at {digest}, and the store has {}", i.descriptor.digest),
                             format!("`kiln pull {}@{digest}`, or `kiln lock --upgrade` to move to the new base", strip_digest(r)),
                         ))
@@ -535,7 +535,7 @@ fn ensure_lock(
                 .unwrap_or(0..0);
             let text = fs::read_to_string(p.dir.join(crate::manifest::FILE)).unwrap_or_default();
             let (l, c) = crate::manifest::line_col(&text, span.start);
-            return Err(Error::hint(
+            return Err(Error::with_hint(
                 format!(
                     "{}:{l}:{c}: Python {want} was asked for, and the base {} gives Python {}",
                     p.dir.join(crate::manifest::FILE).display(),
@@ -610,7 +610,7 @@ fn ensure_lock(
 }
 
 fn stale_error(lock_path: &Path, changes: &[String]) -> Error {
-    Error::hint(
+    Error::with_hint(
         format!(
             "{} is out of date (--locked):\n  - {}",
             lock_path.display(),
@@ -626,7 +626,7 @@ fn strip_digest(r: &str) -> &str {
 
 fn resolve_image(store: &Store, r: &str) -> Result<kiln_store::ImageInfo> {
     let resolved = store.resolve(r).map_err(|e| {
-        Error::hint(
+        Error::with_hint(
             format!("the base image {r}: {e}"),
             format!("`kiln pull {r}` first, or use a debian:SUITE base that kiln builds"),
         )
@@ -759,7 +759,7 @@ fn write_placed(
                         if let Some(want) = sha {
                             let got = hex::encode(r.hash.finalize());
                             if &got != want {
-                                return Err(Error::hint(
+                                return Err(Error::with_hint(
                                     format!("{}: changed while the image was built (sha256 {got}, kiln.lock has {want})", src.display()),
                                     "build again once the file is written",
                                 ));
@@ -846,10 +846,8 @@ struct BaseImage<'a> {
 }
 
 impl kiln_build::exec::Images for BaseImage<'_> {
-    fn resolve(&self, _name: &str) -> std::result::Result<kiln_store::ImageInfo, String> {
-        self.store
-            .image(&self.descriptor)
-            .map_err(|e| e.to_string())
+    fn resolve(&self, _name: &str) -> kiln_build::exec::Result<kiln_store::ImageInfo> {
+        Ok(self.store.image(&self.descriptor)?)
     }
 }
 
@@ -862,7 +860,7 @@ fn download_verified(url: &str, sha256: &str, size: u64, dest: &Path) -> Result<
         |e| match e {
             FetchError::Transfer(e) => fail(e),
             FetchError::TooLarge => fail(format!("more than the {cap} bytes the index announced")),
-            FetchError::Mismatch(got) => Error::hint(
+            FetchError::Mismatch(got) => Error::with_hint(
                 format!("{url}: sha256 {got}, kiln.lock has {sha256}"),
                 "the index serves other bytes than when kiln.lock was written: `kiln lock --upgrade`",
             ),
@@ -967,7 +965,7 @@ fn build_sdists(
             kiln_build::exec::Builder::new(store, &images, progress, &opts, "kiln project".into())
                 .map_err(|e| Error::new(e.to_string()))?;
         let result = builder.build(&df).map_err(|e| {
-            Error::hint(
+            Error::with_hint(
                 format!("cannot build {} {} from its source distribution: {e}", d.name, d.version),
                 "a source distribution that needs a compiler needs it in the base: add it to [base] packages (e.g. build-essential), or use a version with a wheel",
             )
@@ -1183,7 +1181,7 @@ fn code_files(p: &Project) -> Result<Vec<(String, PathBuf)>> {
             let e = e.map_err(io(&dir))?;
             seen += 1;
             if seen > 200_000 {
-                return Err(Error::hint(
+                return Err(Error::with_hint(
                     format!("{}: more than 200,000 files", p.dir.display()),
                     "list the code in [app].files or exclude data directories in .kilnignore",
                 ));
@@ -1212,7 +1210,7 @@ fn code_files(p: &Project) -> Result<Vec<(String, PathBuf)>> {
                 match fs::canonicalize(&path) {
                     Ok(real) if real.starts_with(&root) => real,
                     _ => {
-                        return Err(Error::hint(
+                        return Err(Error::with_hint(
                             format!("{}: a link that leaves the project", path.display()),
                             "the image gets files inside the project only: copy the target in, or add the link to .kilnignore",
                         ))
@@ -1733,7 +1731,7 @@ fn env_layer(
                 f.get(3).and_then(|g| g.parse::<u32>().ok()),
             );
             if ids != (Some(uid), Some(gid)) {
-                return Err(Error::hint(
+                return Err(Error::with_hint(
                     format!(
                         "user `{name}` exists in the base with uid:gid {}:{}, not {uid}:{gid}",
                         f.get(2).unwrap_or(&"?"),

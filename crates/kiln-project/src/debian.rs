@@ -82,7 +82,7 @@ pub fn build(store: &Store, opts: &Options, progress: &dyn Progress) -> Result<D
         stage
     } else if arch != host_arch() {
         if !asm.scripts.is_empty() {
-            return Err(Error::hint(
+            return Err(Error::with_hint(
                 format!(
                     "the maintainer scripts of {} must run, and this {} host cannot run {arch} programs",
                     scripts_run.join(", "),
@@ -123,10 +123,8 @@ struct Stage<'a> {
 }
 
 impl Images for Stage<'_> {
-    fn resolve(&self, _name: &str) -> std::result::Result<ImageInfo, String> {
-        self.store
-            .image(&self.descriptor)
-            .map_err(|e| e.to_string())
+    fn resolve(&self, _name: &str) -> kiln_build::exec::Result<ImageInfo> {
+        Ok(self.store.image(&self.descriptor)?)
     }
 }
 

@@ -45,7 +45,7 @@ impl BuildRequest {
 }
 
 fn parse_reference(s: &str) -> Result<Reference> {
-    Reference::parse(s).map_err(|e| Error::hint(e.to_string(), REFERENCE_HINT))
+    Reference::parse(s).map_err(|e| Error::with_hint(e.to_string(), REFERENCE_HINT))
 }
 
 /// The names a project image gets: the ones given, else NAME:VERSION and NAME:latest.

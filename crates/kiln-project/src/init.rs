@@ -13,6 +13,7 @@
 //! was found and what is left to the user are in [`Detection::detected`] and
 //! [`Detection::missing`], for the command to print.
 
+use crate::{Error, Result};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Write as _;
 use std::fs;
@@ -205,19 +206,18 @@ const SUITES: &[(&str, &str, [u32; 3])] = &[
 ///
 /// Fails only when `dir` is not a readable directory; anything inside it that cannot be
 /// read is skipped and noted in [`Detection::missing`].
-pub fn detect(dir: &Path, opts: &InitOptions) -> Result<Detection, String> {
+pub fn detect(dir: &Path, opts: &InitOptions) -> Result<Detection> {
     detect_with_limit(dir, opts, MAX_ENTRIES)
 }
 
-fn detect_with_limit(dir: &Path, opts: &InitOptions, limit: usize) -> Result<Detection, String> {
-    let meta = fs::metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+fn detect_with_limit(dir: &Path, opts: &InitOptions, limit: usize) -> Result<Detection> {
+    let io = |e: std::io::Error| Error::new(format!("{}: {e}", dir.display()));
+    let meta = fs::metadata(dir).map_err(io)?;
     if !meta.is_dir() {
-        return Err(format!("{}: not a directory", dir.display()));
+        return Err(Error::new(format!("{}: not a directory", dir.display())));
     }
-    let root = dir
-        .canonicalize()
-        .map_err(|e| format!("{}: {e}", dir.display()))?;
-    fs::read_dir(&root).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let root = dir.canonicalize().map_err(io)?;
+    fs::read_dir(&root).map_err(io)?;
     let mut det = Detector::new(root, opts, limit);
     Ok(det.run())
 }
@@ -478,8 +478,8 @@ struct Pyproject {
 }
 
 impl Pyproject {
-    fn parse(text: &str) -> Result<Pyproject, String> {
-        let doc: toml::Table = toml::from_str(text).map_err(|e| e.message().to_string())?;
+    fn parse(text: &str) -> Result<Pyproject> {
+        let doc: toml::Table = toml::from_str(text).map_err(|e| Error::new(e.message()))?;
         let mut py = Pyproject::default();
         let str_of = |t: &toml::Table, key: &str| {
             t.get(key).and_then(toml::Value::as_str).map(str::to_string)
@@ -1514,7 +1514,7 @@ impl<'a> Detector<'a> {
         match read_text(&self.root.join(rel), limit) {
             Ok(text) => Some(text),
             Err(e) => {
-                self.skipped.push((rel.to_string(), e));
+                self.skipped.push((rel.to_string(), e.to_string()));
                 None
             }
         }
@@ -1531,7 +1531,7 @@ impl<'a> Detector<'a> {
             Ok(py) => self.pyproject = Some(py),
             Err(e) => self.missing(format!(
                 "pyproject.toml is not valid TOML ({}): ignored",
-                one_line(&e)
+                one_line(&e.to_string())
             )),
         }
     }
@@ -3221,20 +3221,21 @@ fn comment(s: &str) -> String {
 // ---------------------------------------------------------------------------------------
 // Small helpers
 
-fn read_text(path: &Path, limit: u64) -> Result<String, String> {
-    let meta = fs::metadata(path).map_err(|e| e.to_string())?;
+fn read_text(path: &Path, limit: u64) -> Result<String> {
+    let too_large = || Error::new(format!("larger than {}", human_size(limit)));
+    let meta = fs::metadata(path).map_err(|e| Error::new(e.to_string()))?;
     if !meta.is_file() {
-        return Err("not a regular file".into());
+        return Err(Error::new("not a regular file"));
     }
     if meta.len() > limit {
-        return Err(format!("larger than {}", human_size(limit)));
+        return Err(too_large());
     }
     let mut buf = Vec::new();
     fs::File::open(path)
         .and_then(|f| f.take(limit + 1).read_to_end(&mut buf))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Error::new(e.to_string()))?;
     if buf.len() as u64 > limit {
-        return Err(format!("larger than {}", human_size(limit)));
+        return Err(too_large());
     }
     Ok(String::from_utf8_lossy(&buf).into_owned())
 }

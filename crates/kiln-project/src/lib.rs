@@ -26,7 +26,8 @@ pub use build::{build, BuildOutcome, BuildRequest};
 pub use manifest::Project;
 
 /// An error with an optional hint (the CLI prints it as `hint: ...`).
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
 pub struct Error {
     message: String,
     hint: Option<String>,
@@ -40,26 +41,18 @@ impl Error {
         }
     }
 
-    pub fn hint(message: impl Into<String>, hint: impl Into<String>) -> Self {
+    pub fn with_hint(message: impl Into<String>, hint: impl Into<String>) -> Self {
         Error {
             message: message.into(),
             hint: Some(hint.into()),
         }
     }
 
-    /// The hint, if any.
-    pub fn hint_text(&self) -> Option<&str> {
-        self.hint.as_deref()
+    /// What the user can do about it, if kiln knows.
+    pub fn hint(&self) -> Option<String> {
+        self.hint.clone()
     }
 }
-
-impl std::fmt::Display for Error {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for Error {}
 
 impl From<kiln_store::StoreError> for Error {
     fn from(e: kiln_store::StoreError) -> Self {

@@ -200,7 +200,7 @@ pub fn weights_files(path: &Path) -> Result<Vec<(String, PathBuf)>> {
                         out.push((r, e.path()))
                     }
                     _ => {
-                        return Err(Error::hint(
+                        return Err(Error::with_hint(
                             format!(
                                 "{}: a link that leaves the weights directory",
                                 e.path().display()
@@ -323,13 +323,13 @@ impl KilnLock {
         };
         let lock: KilnLock = toml::from_str(&text).map_err(|e| {
             let (l, c) = crate::manifest::line_col(&text, e.span().map_or(0, |s| s.start));
-            Error::hint(
+            Error::with_hint(
                 format!("{}:{l}:{c}: {}", path.display(), e.message()),
                 "kiln.lock is written by `kiln lock`; delete it and run `kiln lock` again",
             )
         })?;
         if lock.version != VERSION {
-            return Err(Error::hint(
+            return Err(Error::with_hint(
                 format!(
                     "{}: lock version {} is not {VERSION}",
                     path.display(),

@@ -251,7 +251,7 @@ impl Ctx<'_> {
         } else {
             format!("{}:{l}:{c}", self.file.display())
         };
-        Error::hint(format!("{where_}: {msg}"), hint)
+        Error::with_hint(format!("{where_}: {msg}"), hint)
     }
 }
 
@@ -365,7 +365,7 @@ impl Project {
     pub fn load(dir: &Path) -> Result<Project> {
         let file = dir.join(FILE);
         let text = std::fs::read_to_string(&file).map_err(|e| {
-            Error::hint(
+            Error::with_hint(
                 format!("{}: {e}", file.display()),
                 "`kiln init` writes a kiln.toml for an existing Python project",
             )
@@ -540,7 +540,7 @@ impl Project {
         };
         for f in &py.find_links {
             if !f.contains("://") && !inside(f) {
-                return Err(Error::hint(
+                return Err(Error::with_hint(
                     format!(
                         "{}: [python] find-links `{f}` is outside the project",
                         file.display()
@@ -577,7 +577,7 @@ impl Project {
         } else if dir.join("requirements.txt").is_file() {
             Dependencies::Requirements(dir.join("requirements.txt"))
         } else if dir.join("pyproject.toml").is_file() {
-            return Err(Error::hint(
+            return Err(Error::with_hint(
                 format!(
                     "{}: the project has pyproject.toml but no uv.lock",
                     file.display()
@@ -594,7 +594,7 @@ impl Project {
             _ => vec![],
         };
         if let Some(f) = dep_files.iter().find(|f| leaves(dir, f)) {
-            return Err(Error::hint(
+            return Err(Error::with_hint(
                 format!("{}: a link that leads outside the project", f.display()),
                 "kiln reads only the project's files: copy the file into the project",
             ));
@@ -731,7 +731,7 @@ impl Project {
         };
         for w in &manifest.app.writable {
             if !w.starts_with('/') || w.split('/').any(|c| c == "..") || image_join("/", w) == "/" {
-                return Err(Error::hint(
+                return Err(Error::with_hint(
                     format!(
                         "{}: [app] writable `{w}` is not an absolute path in the image",
                         file.display()
@@ -747,14 +747,14 @@ impl Project {
         let memory_bytes = match &manifest.resources.memory {
             None => None,
             Some(MemoryValue::Bytes(0)) => {
-                return Err(Error::hint(
+                return Err(Error::with_hint(
                     format!("{}: [resources] memory = 0 is not a size", file.display()),
                     "write a size such as \"512m\" or \"2g\"",
                 ))
             }
             Some(MemoryValue::Bytes(b)) => Some(*b),
             Some(MemoryValue::Text(t)) => Some(parse_memory(t).ok_or_else(|| {
-                Error::hint(
+                Error::with_hint(
                     format!("{}: [resources] memory `{t}` is not a size", file.display()),
                     "write a size such as \"512m\" or \"2g\"",
                 )
@@ -762,7 +762,7 @@ impl Project {
         };
         if let Some(c) = manifest.resources.cpus.map(Cpus::value) {
             if !(c.is_finite() && c > 0.0) {
-                return Err(Error::hint(
+                return Err(Error::with_hint(
                     format!(
                         "{}: [resources] cpus = {c} is not a positive number",
                         file.display()
@@ -922,7 +922,7 @@ mod tests {
 
     fn err(text: &str) -> String {
         let e = parse(text).unwrap_err();
-        format!("{e}\nhint: {}", e.hint_text().unwrap_or(""))
+        format!("{e}\nhint: {}", e.hint().unwrap_or_default())
     }
 
     #[test]
@@ -1029,7 +1029,7 @@ gpus = 1
             "[project]\nname = \"x\"\n[weights.w]\npath = \"models\"\n",
         )
         .unwrap_err();
-        format!("{e}\nhint: {}", e.hint_text().unwrap_or(""))
+        format!("{e}\nhint: {}", e.hint().unwrap_or_default())
     }
 
     #[test]

@@ -83,7 +83,7 @@ pub fn read(text: &str, origin: &str) -> Result<Vec<LockedDist>> {
             ([w], _) => (w, false),
             ([], Some(sd)) => (sd, true),
             ([], None) => {
-                return Err(Error::hint(
+                return Err(Error::with_hint(
                     format!(
                         "{} {version} has no wheel and no source distribution for this platform",
                         p.name
@@ -112,7 +112,7 @@ pub fn read(text: &str, origin: &str) -> Result<Vec<LockedDist>> {
             }
         };
         let sha256 = wheel.hashes.get("sha256").cloned().ok_or_else(|| {
-            Error::hint(
+            Error::with_hint(
                 format!("{origin}: the wheel of {} {version} has no sha256", p.name),
                 "kiln pins every wheel by sha256; use an index that publishes hashes",
             )
@@ -248,7 +248,7 @@ pub fn read_uv_lock(path: &Path) -> Result<UvLockFacts> {
         .map_err(|e| Error::new(format!("{}: {e}", path.display())))?;
     let lock: UvLock = toml::from_str(&text).map_err(|e| {
         let (l, c) = crate::manifest::line_col(&text, e.span().map_or(0, |s| s.start));
-        Error::hint(
+        Error::with_hint(
             format!("{}:{l}:{c}: {}", path.display(), e.message()),
             "uv.lock is written by `uv lock`; run it again",
         )

@@ -44,7 +44,7 @@ pub fn locate(cache_root: &Path, note: &dyn Fn(&str)) -> Result<Uv> {
     if let Some(p) = std::env::var_os("KILN_UV").filter(|v| !v.is_empty()) {
         let bin = PathBuf::from(p);
         if !bin.is_file() {
-            return Err(Error::hint(
+            return Err(Error::with_hint(
                 format!("KILN_UV={} is not a file", bin.display()),
                 "point KILN_UV at a uv binary, or unset it to let kiln install its pinned uv",
             ));
@@ -83,14 +83,14 @@ fn install_pinned(dir: &Path, note: &dyn Fn(&str)) -> Result<()> {
         .iter()
         .find(|(a, _, _)| *a == arch)
         .ok_or_else(|| {
-            Error::hint(
+            Error::with_hint(
                 format!("kiln has no pinned uv for {arch}"),
                 "install uv (https://docs.astral.sh/uv/) and put it on PATH, or set KILN_UV",
             )
         })?;
     note(&format!("installing uv {PINNED_VERSION} from PyPI"));
     let fail = |e: String| {
-        Error::hint(
+        Error::with_hint(
             format!("cannot download uv {PINNED_VERSION} from {url}: {e}"),
             "put a uv binary on PATH or set KILN_UV=/path/to/uv (`pip install uv` gives one)",
         )
@@ -162,7 +162,7 @@ impl Uv {
     pub fn run(&self, mut c: Command, what: &str, hint: &str) -> Result<Vec<u8>> {
         c.stdout(Stdio::piped()).stderr(Stdio::piped());
         let out = c.output().map_err(|e| {
-            Error::hint(
+            Error::with_hint(
                 format!("cannot run uv ({}): {e}", self.bin.display()),
                 "put a uv binary on PATH or set KILN_UV",
             )
@@ -170,7 +170,7 @@ impl Uv {
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr);
             let err = err.trim();
-            return Err(Error::hint(format!("{what}: uv says:\n{err}"), hint));
+            return Err(Error::with_hint(format!("{what}: uv says:\n{err}"), hint));
         }
         Ok(out.stdout)
     }

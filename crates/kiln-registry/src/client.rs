@@ -366,9 +366,8 @@ impl Repo {
         if !status.is_success() {
             return Err(self.protocol(format!("the token service answered {status}")));
         }
-        let body: serde_json::Value = resp
-            .json_value(MAX_TOKEN)
-            .map_err(|e| self.protocol(format!("token answer: {e}")))?;
+        let body: serde_json::Value =
+            resp.json_value(MAX_TOKEN, |e| self.protocol(format!("token answer: {e}")))?;
         body.get("token")
             .or_else(|| body.get("access_token"))
             .and_then(|t| t.as_str())
@@ -717,9 +716,9 @@ impl Repo {
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|t| t.starts_with(media::OCI_INDEX))
         {
-            let v = resp
-                .json_value(MAX_MANIFEST)
-                .map_err(|e| self.protocol(format!("referrers of {digest}: {e}")))?;
+            let v = resp.json_value(MAX_MANIFEST, |e| {
+                self.protocol(format!("referrers of {digest}: {e}"))
+            })?;
             serde_json::from_value(v)
                 .map_err(|e| self.protocol(format!("referrers of {digest}: {e}")))?
         } else if resp.status() == StatusCode::NOT_FOUND || resp.status().is_success() {
@@ -973,23 +972,38 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 trait JsonValue {
-    /// The body as JSON; a body over `cap` bytes is refused unread.
-    fn json_value(self, cap: u64) -> std::result::Result<serde_json::Value, String>;
+    /// The body as JSON; a body over `cap` bytes is refused unread. `fail` makes the
+    /// error from what is wrong with the body (the caller names the request).
+    fn json_value(
+        self,
+        cap: u64,
+        fail: impl Fn(String) -> RegistryError,
+    ) -> Result<serde_json::Value>;
 }
 
 impl JsonValue for Response {
-    fn json_value(self, cap: u64) -> std::result::Result<serde_json::Value, String> {
+    fn json_value(
+        self,
+        cap: u64,
+        fail: impl Fn(String) -> RegistryError,
+    ) -> Result<serde_json::Value> {
         if self.content_length().is_some_and(|n| n > cap) {
-            return Err(format!("larger than {}, the most kiln accepts", human(cap)));
+            return Err(fail(format!(
+                "larger than {}, the most kiln accepts",
+                human(cap)
+            )));
         }
         let mut body = Vec::new();
         self.take(cap + 1)
             .read_to_end(&mut body)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| fail(e.to_string()))?;
         if body.len() as u64 > cap {
-            return Err(format!("larger than {}, the most kiln accepts", human(cap)));
+            return Err(fail(format!(
+                "larger than {}, the most kiln accepts",
+                human(cap)
+            )));
         }
-        serde_json::from_slice(&body).map_err(|e| e.to_string())
+        serde_json::from_slice(&body).map_err(|e| fail(e.to_string()))
     }
 }
 

@@ -17,7 +17,7 @@
 use crate::error::{RegistryError, Result};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Registry settings.
 #[derive(Clone, Debug, Default)]
@@ -46,12 +46,7 @@ impl Settings {
         let mut s = Settings::default();
         if let Some(path) = config_path() {
             match std::fs::read(&path) {
-                Ok(bytes) => {
-                    s = Self::parse(&bytes).map_err(|reason| RegistryError::Credentials {
-                        path: path.clone(),
-                        reason,
-                    })?
-                }
+                Ok(bytes) => s = Self::parse(&bytes, &path)?,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => {
                     return Err(RegistryError::Credentials {
@@ -72,37 +67,46 @@ impl Settings {
         Ok(s)
     }
 
-    /// Parses the JSON settings document.
-    pub fn parse(bytes: &[u8]) -> std::result::Result<Self, String> {
+    /// Parses the JSON settings document read from `path` (which errors name).
+    pub fn parse(bytes: &[u8], path: &Path) -> Result<Self> {
+        let invalid = |reason: String| RegistryError::Credentials {
+            path: path.to_path_buf(),
+            reason,
+        };
         let doc: Value =
-            serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON: {e}"))?;
+            serde_json::from_slice(bytes).map_err(|e| invalid(format!("not valid JSON: {e}")))?;
         let mut s = Settings::default();
         if let Some(list) = doc.get("insecure-registries") {
-            let list = list
-                .as_array()
-                .ok_or("`insecure-registries` must be a list of registries")?;
+            let list = list.as_array().ok_or_else(|| {
+                invalid("`insecure-registries` must be a list of registries".into())
+            })?;
             for v in list {
                 let r = v
                     .as_str()
-                    .ok_or("`insecure-registries` must hold strings")?;
+                    .ok_or_else(|| invalid("`insecure-registries` must hold strings".into()))?;
                 s.insecure.push(strip_scheme(r).to_string());
             }
         }
         match doc.get("registry-mirrors") {
             None => {}
             Some(Value::Array(list)) => {
-                let m = strings(list).ok_or("`registry-mirrors` must hold strings")?;
+                let m = strings(list)
+                    .ok_or_else(|| invalid("`registry-mirrors` must hold strings".into()))?;
                 s.mirrors.insert("docker.io".into(), m);
             }
             Some(Value::Object(map)) => {
                 for (k, v) in map {
                     let m = v.as_array().and_then(|l| strings(l)).ok_or_else(|| {
-                        format!("`registry-mirrors.{k}` must be a list of strings")
+                        invalid(format!("`registry-mirrors.{k}` must be a list of strings"))
                     })?;
                     s.mirrors.insert(k.clone(), m);
                 }
             }
-            Some(_) => return Err("`registry-mirrors` must be a list or an object".into()),
+            Some(_) => {
+                return Err(invalid(
+                    "`registry-mirrors` must be a list or an object".into(),
+                ))
+            }
         }
         Ok(s)
     }
@@ -148,14 +152,19 @@ mod tests {
     fn parses_docker_style_settings() {
         let s = Settings::parse(
             br#"{"insecure-registries":["http://reg.lan:5000/"],"registry-mirrors":["https://m.example"]}"#,
+            Path::new("c.json"),
         )
         .unwrap();
         assert!(s.is_insecure("reg.lan:5000"));
         assert!(!s.is_insecure("reg.lan"));
         assert_eq!(s.mirrors["docker.io"], vec!["https://m.example"]);
-        let s = Settings::parse(br#"{"registry-mirrors":{"ghcr.io":["cache.lan/ghcr"]}}"#).unwrap();
+        let s = Settings::parse(
+            br#"{"registry-mirrors":{"ghcr.io":["cache.lan/ghcr"]}}"#,
+            Path::new("c.json"),
+        )
+        .unwrap();
         assert_eq!(s.mirrors["ghcr.io"], vec!["cache.lan/ghcr"]);
-        assert!(Settings::parse(br#"{"registry-mirrors":3}"#).is_err());
+        assert!(Settings::parse(br#"{"registry-mirrors":3}"#, Path::new("c.json")).is_err());
     }
 
     #[test]

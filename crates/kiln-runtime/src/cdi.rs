@@ -417,82 +417,91 @@ fn parse_qualified_name(name: &str) -> Result<(&str, &str), CdiError> {
             "not a fully-qualified cdi device name (expected vendor.com/class=name)",
         ));
     };
-    validate_kind(kind).map_err(|r| invalid(&r))?;
-    validate_device_name(dev).map_err(|r| invalid(&r))?;
+    validate_kind(kind, &|r| invalid(&r))?;
+    validate_device_name(dev, &|r| invalid(&r))?;
     Ok((kind, dev))
 }
 
-fn validate_kind(kind: &str) -> Result<(), String> {
+/// Makes the error of a failed check from its reason (the caller knows the name or file).
+type Fail<'a> = &'a dyn Fn(String) -> CdiError;
+
+fn validate_kind(kind: &str, fail: Fail<'_>) -> Result<(), CdiError> {
     let Some((vendor, class)) = kind.split_once('/') else {
-        return Err(format!("kind `{kind}` is not of the form vendor/class"));
+        return Err(fail(format!(
+            "kind `{kind}` is not of the form vendor/class"
+        )));
     };
-    validate_vendor(vendor)?;
-    validate_class(class)
+    validate_vendor(vendor, fail)?;
+    validate_class(class, fail)
 }
 
-fn validate_vendor(vendor: &str) -> Result<(), String> {
+fn validate_vendor(vendor: &str, fail: Fail<'_>) -> Result<(), CdiError> {
     let first = vendor.chars().next();
     let last = vendor.chars().last();
     if !first.is_some_and(|c| c.is_ascii_alphabetic()) {
-        return Err(format!("vendor `{vendor}` must start with a letter"));
+        return Err(fail(format!("vendor `{vendor}` must start with a letter")));
     }
     if !last.is_some_and(|c| c.is_ascii_alphanumeric()) {
-        return Err(format!(
+        return Err(fail(format!(
             "vendor `{vendor}` must end with a letter or a digit"
-        ));
+        )));
     }
     if let Some(c) = vendor
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
     {
-        return Err(format!(
+        return Err(fail(format!(
             "vendor `{vendor}` contains invalid character {c:?}"
-        ));
+        )));
     }
     if vendor.contains("..") {
-        return Err(format!("vendor `{vendor}` contains an empty label"));
+        return Err(fail(format!("vendor `{vendor}` contains an empty label")));
     }
     Ok(())
 }
 
-fn validate_class(class: &str) -> Result<(), String> {
+fn validate_class(class: &str, fail: Fail<'_>) -> Result<(), CdiError> {
     let first = class.chars().next();
     let last = class.chars().last();
     if !first.is_some_and(|c| c.is_ascii_alphabetic()) {
-        return Err(format!("class `{class}` must start with a letter"));
+        return Err(fail(format!("class `{class}` must start with a letter")));
     }
     if !last.is_some_and(|c| c.is_ascii_alphanumeric()) {
-        return Err(format!("class `{class}` must end with a letter or a digit"));
+        return Err(fail(format!(
+            "class `{class}` must end with a letter or a digit"
+        )));
     }
     if let Some(c) = class
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
     {
-        return Err(format!("class `{class}` contains invalid character {c:?}"));
+        return Err(fail(format!(
+            "class `{class}` contains invalid character {c:?}"
+        )));
     }
     Ok(())
 }
 
-fn validate_device_name(name: &str) -> Result<(), String> {
+fn validate_device_name(name: &str, fail: Fail<'_>) -> Result<(), CdiError> {
     let first = name.chars().next();
     let last = name.chars().last();
     if !first.is_some_and(|c| c.is_ascii_alphanumeric()) {
-        return Err(format!(
+        return Err(fail(format!(
             "device name `{name}` must start with a letter or a digit"
-        ));
+        )));
     }
     if !last.is_some_and(|c| c.is_ascii_alphanumeric()) {
-        return Err(format!(
+        return Err(fail(format!(
             "device name `{name}` must end with a letter or a digit"
-        ));
+        )));
     }
     if let Some(c) = name
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-')))
     {
-        return Err(format!(
+        return Err(fail(format!(
             "device name `{name}` contains invalid character {c:?}"
-        ));
+        )));
     }
     Ok(())
 }
@@ -502,102 +511,110 @@ fn parse_spec_file(path: &Path) -> Result<SpecFile, CdiError> {
         path: path.to_path_buf(),
         source,
     })?;
-    let parsed: Result<SpecFile, String> = match path.extension().and_then(|e| e.to_str()) {
-        Some("json") => serde_json::from_str(&data).map_err(|e| e.to_string()),
-        _ => serde_yaml::from_str(&data).map_err(|e| e.to_string()),
-    };
-    let spec = parsed.map_err(|reason| CdiError::Parse {
+    let parse_error = |reason: String| CdiError::Parse {
         path: path.to_path_buf(),
         reason,
-    })?;
-    validate_spec(&spec).map_err(|reason| CdiError::Invalid {
+    };
+    let spec: SpecFile = match path.extension().and_then(|e| e.to_str()) {
+        Some("json") => serde_json::from_str(&data).map_err(|e| parse_error(e.to_string()))?,
+        _ => serde_yaml::from_str(&data).map_err(|e| parse_error(e.to_string()))?,
+    };
+    validate_spec(&spec, &|reason| CdiError::Invalid {
         path: path.to_path_buf(),
         reason,
     })?;
     Ok(spec)
 }
 
-fn validate_spec(spec: &SpecFile) -> Result<(), String> {
+fn validate_spec(spec: &SpecFile, fail: Fail<'_>) -> Result<(), CdiError> {
     if !KNOWN_VERSIONS.contains(&spec.cdi_version.as_str()) {
-        return Err(format!(
+        return Err(fail(format!(
             "unsupported cdiVersion `{}` (known: {})",
             spec.cdi_version,
             KNOWN_VERSIONS.join(", ")
-        ));
+        )));
     }
-    validate_kind(&spec.kind)?;
+    validate_kind(&spec.kind, fail)?;
     if let Some(edits) = &spec.container_edits {
-        validate_edits(edits).map_err(|e| format!("spec containerEdits: {e}"))?;
+        validate_edits(edits, &|r| fail(format!("spec containerEdits: {r}")))?;
     }
     let mut names = HashSet::new();
     for dev in &spec.devices {
-        validate_device_name(&dev.name)?;
+        validate_device_name(&dev.name, fail)?;
         if !names.insert(dev.name.as_str()) {
-            return Err(format!("device `{}` is defined twice", dev.name));
+            return Err(fail(format!("device `{}` is defined twice", dev.name)));
         }
-        validate_edits(&dev.container_edits).map_err(|e| format!("device `{}`: {e}", dev.name))?;
+        validate_edits(&dev.container_edits, &|r| {
+            fail(format!("device `{}`: {r}", dev.name))
+        })?;
     }
     Ok(())
 }
 
-fn validate_edits(edits: &SpecEdits) -> Result<(), String> {
+fn validate_edits(edits: &SpecEdits, fail: Fail<'_>) -> Result<(), CdiError> {
     for env in edits.env.iter().flatten() {
-        validate_env(env)?;
+        validate_env(env, fail)?;
     }
     for node in edits.device_nodes.iter().flatten() {
         if node.path.is_empty() {
-            return Err("device node without a path".to_string());
+            return Err(fail("device node without a path".to_string()));
         }
         if let Some(t) = &node.dev_type {
             if !matches!(t.as_str(), "b" | "c" | "u" | "p") {
-                return Err(format!(
+                return Err(fail(format!(
                     "device node {}: invalid type `{t}` (expected b, c, u or p)",
                     node.path
-                ));
+                )));
             }
         }
         if let Some(p) = &node.permissions {
             if p.is_empty() || p.chars().any(|c| !matches!(c, 'r' | 'w' | 'm')) {
-                return Err(format!(
+                return Err(fail(format!(
                     "device node {}: invalid permissions `{p}` (expected a subset of rwm)",
                     node.path
-                ));
+                )));
             }
         }
     }
     for hook in edits.hooks.iter().flatten() {
         if !HOOK_NAMES.contains(&hook.hook_name.as_str()) {
-            return Err(format!(
+            return Err(fail(format!(
                 "hook {}: invalid hookName `{}` (expected one of {})",
                 hook.path,
                 hook.hook_name,
                 HOOK_NAMES.join(", ")
-            ));
+            )));
         }
         if !Path::new(&hook.path).is_absolute() {
-            return Err(format!("hook path `{}` is not absolute", hook.path));
+            return Err(fail(format!("hook path `{}` is not absolute", hook.path)));
         }
         for env in hook.env.iter().flatten() {
-            validate_env(env).map_err(|e| format!("hook {}: {e}", hook.path))?;
+            validate_env(env, &|r| fail(format!("hook {}: {r}", hook.path)))?;
         }
     }
     for mount in edits.mounts.iter().flatten() {
         if mount.host_path.is_empty() {
-            return Err(format!("mount {}: missing hostPath", mount.container_path));
+            return Err(fail(format!(
+                "mount {}: missing hostPath",
+                mount.container_path
+            )));
         }
         if mount.container_path.is_empty() {
-            return Err(format!("mount {}: missing containerPath", mount.host_path));
+            return Err(fail(format!(
+                "mount {}: missing containerPath",
+                mount.host_path
+            )));
         }
     }
     Ok(())
 }
 
-fn validate_env(env: &str) -> Result<(), String> {
+fn validate_env(env: &str, fail: Fail<'_>) -> Result<(), CdiError> {
     match env.split_once('=') {
         Some((key, _)) if !key.is_empty() => Ok(()),
-        _ => Err(format!(
+        _ => Err(fail(format!(
             "invalid environment variable `{env}` (expected KEY=VALUE)"
-        )),
+        ))),
     }
 }
 
@@ -924,7 +941,7 @@ pub fn gpus_to_devices(gpus: &str) -> Result<Vec<String>, CdiError> {
             if id.is_empty() {
                 return Err(err("empty device id"));
             }
-            validate_device_name(id).map_err(|r| err(&r))?;
+            validate_device_name(id, &|r| err(&r))?;
             let name = format!("nvidia.com/gpu={id}");
             if !out.contains(&name) {
                 out.push(name);

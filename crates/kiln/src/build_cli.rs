@@ -44,12 +44,12 @@ pub struct StoreImages<'a> {
 }
 
 impl Images for StoreImages<'_> {
-    fn resolve(&self, name: &str) -> std::result::Result<ImageInfo, String> {
+    fn resolve(&self, name: &str) -> kiln_build::exec::Result<ImageInfo> {
         let r = resolve_or_pull(self.store, name, self.policy, None, &self.flags)
-            .map_err(|e| format!("{e:#}"))?;
-        let image = self.store.image(&r.descriptor).map_err(|e| e.to_string())?;
+            .map_err(|e| kiln_build::exec::BuildError::Image(format!("{e:#}").into()))?;
+        let image = self.store.image(&r.descriptor)?;
         // Held for the whole build: a base image untagged and pruned meanwhile stays.
-        self.store.hold_image(&image).map_err(|e| e.to_string())?;
+        self.store.hold_image(&image)?;
         Ok(image)
     }
 }

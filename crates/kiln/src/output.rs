@@ -43,7 +43,12 @@ pub fn print_error(e: &anyhow::Error) {
         }
         if let Some(a) = cause.downcast_ref::<kiln_archive::ArchiveError>() {
             if let Some(h) = a.hint() {
-                hint.get_or_insert_with(|| h.to_string());
+                hint.get_or_insert(h);
+            }
+        }
+        if let Some(b) = cause.downcast_ref::<kiln_build::exec::BuildError>() {
+            if let Some(h) = b.hint() {
+                hint.get_or_insert(h);
             }
         }
         let text = cause.to_string();

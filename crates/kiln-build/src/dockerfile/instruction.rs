@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use super::shell::{self, Mode};
-use super::{ArgDecl, Command, CopyArgs, Healthcheck, Heredoc, Kind};
+use super::{ArgDecl, Command, CopyArgs, Healthcheck, Heredoc, Kind, SyntaxError};
 
 const NOT_STRING_ARRAY: &str =
     "when using JSON array syntax, arrays must be comprised of strings only";
@@ -45,7 +45,7 @@ fn split_ws(rest: &str) -> Vec<String> {
         .collect()
 }
 
-pub(crate) fn split_line(line: &str) -> Result<Head, String> {
+pub(crate) fn split_line(line: &str) -> Result<Head, SyntaxError> {
     let line = line.trim();
     let (cmd, args) = match line.find(is_re_ws) {
         Some(i) => (&line[..i], line[i..].trim_start_matches(is_re_ws)),
@@ -63,7 +63,7 @@ pub(crate) fn split_line(line: &str) -> Result<Head, String> {
 impl Head {
     /// Whether the lines after this one may hold heredoc bodies: RUN, COPY and ADD (also
     /// as ONBUILD triggers) in their non-JSON form.
-    pub fn can_contain_heredoc(&self) -> Result<bool, String> {
+    pub fn can_contain_heredoc(&self) -> Result<bool, SyntaxError> {
         match self.lower.as_str() {
             "run" | "copy" | "add" => Ok(json_array(&self.rest)?.is_none()),
             "onbuild" if !self.rest.is_empty() => split_line(&self.rest)?.can_contain_heredoc(),
@@ -166,7 +166,7 @@ fn extract_builder_flags(line: &str) -> (String, Vec<String>) {
 
 /// `Ok(Some(..))` for a JSON array of strings, `Ok(None)` when the text is not a JSON
 /// array (the shell form applies), an error for a JSON array holding non-strings.
-fn json_array(rest: &str) -> Result<Option<Vec<String>>, String> {
+fn json_array(rest: &str) -> Result<Option<Vec<String>>, SyntaxError> {
     let t = rest.trim_start();
     if !t.starts_with('[') {
         return Ok(None);
@@ -178,7 +178,7 @@ fn json_array(rest: &str) -> Result<Option<Vec<String>>, String> {
         .into_iter()
         .map(|v| match v {
             serde_json::Value::String(s) => Ok(s),
-            _ => Err(NOT_STRING_ARRAY.to_string()),
+            _ => Err(SyntaxError::Instruction(NOT_STRING_ARRAY.to_string())),
         })
         .collect::<Result<Vec<_>, _>>()
         .map(Some)
@@ -267,7 +267,7 @@ fn parse_words(rest: &str, escape: char) -> Vec<String> {
 
 /// Parses one word as a heredoc opener (`^(\d*)<<(-?)([^<]*)$`); the returned heredoc
 /// has an empty body.
-pub(crate) fn parse_heredoc_word(word: &str) -> Result<Option<Heredoc>, String> {
+pub(crate) fn parse_heredoc_word(word: &str) -> Result<Option<Heredoc>, SyntaxError> {
     let r = word.trim_start_matches(|c: char| c.is_ascii_digit());
     let Some(r) = r.strip_prefix("<<") else {
         return Ok(None);
@@ -294,9 +294,9 @@ pub(crate) fn parse_heredoc_word(word: &str) -> Result<Option<Heredoc>, String> 
     };
     let (_, raw_words) = shell::process(r, '\\', raw, &none)?;
     if raw_words.len() != words.len() {
-        return Err(format!(
+        return Err(SyntaxError::Instruction(format!(
             "internal lexing of heredoc produced inconsistent results: {r}"
-        ));
+        )));
     }
     let quotes = |s: &str| s.chars().filter(|&c| c == '"' || c == '\'').count();
     let expand = quotes(&words[0]) == quotes(&raw_words[0]);
@@ -309,7 +309,7 @@ pub(crate) fn parse_heredoc_word(word: &str) -> Result<Option<Heredoc>, String> 
 }
 
 /// The heredocs a line opens, in order (bodies empty).
-pub(crate) fn heredocs_from_line(line: &str) -> Result<Vec<Heredoc>, String> {
+pub(crate) fn heredocs_from_line(line: &str) -> Result<Vec<Heredoc>, SyntaxError> {
     let mode = Mode {
         raw_quotes: true,
         raw_escapes: true,
@@ -346,11 +346,13 @@ enum FlagValue {
 struct Flags(HashMap<&'static str, FlagValue>);
 
 impl Flags {
-    fn parse(raw: &[String], spec: &[(&'static str, FlagType)]) -> Result<Flags, String> {
+    fn parse(raw: &[String], spec: &[(&'static str, FlagType)]) -> Result<Flags, SyntaxError> {
         let mut used: HashMap<&'static str, FlagValue> = HashMap::new();
         for arg in raw {
             let Some(body) = arg.strip_prefix("--") else {
-                return Err(format!("arg should start with -- : {arg}"));
+                return Err(SyntaxError::Instruction(format!(
+                    "arg should start with -- : {arg}"
+                )));
             };
             if body.is_empty() {
                 break;
@@ -360,37 +362,45 @@ impl Flags {
                 None => (body, None),
             };
             let Some(&(key, ty)) = spec.iter().find(|(n, _)| *n == name) else {
-                return Err(format!("unknown flag: {name}"));
+                return Err(SyntaxError::Instruction(format!("unknown flag: {name}")));
             };
             if used.contains_key(key) && ty != FlagType::Strings {
-                return Err(format!("duplicate flag specified: {name}"));
+                return Err(SyntaxError::Instruction(format!(
+                    "duplicate flag specified: {name}"
+                )));
             }
             match ty {
                 FlagType::Bool => {
                     if value == Some("") {
-                        return Err(format!("missing a value on flag: {name}"));
+                        return Err(SyntaxError::Instruction(format!(
+                            "missing a value on flag: {name}"
+                        )));
                     }
                     let v = match value.map(str::to_ascii_lowercase).as_deref() {
                         None | Some("true") => true,
                         Some("false") => false,
                         Some(_) => {
-                            return Err(format!(
+                            return Err(SyntaxError::Instruction(format!(
                                 "expecting boolean value for flag {name}, not: {}",
                                 value.unwrap_or_default()
-                            ))
+                            )))
                         }
                     };
                     used.insert(key, FlagValue::Bool(v));
                 }
                 FlagType::Str => {
                     let Some(v) = value else {
-                        return Err(format!("missing a value on flag: {name}"));
+                        return Err(SyntaxError::Instruction(format!(
+                            "missing a value on flag: {name}"
+                        )));
                     };
                     used.insert(key, FlagValue::Str(v.to_string()));
                 }
                 FlagType::Strings => {
                     let Some(v) = value else {
-                        return Err(format!("missing a value on flag: {name}"));
+                        return Err(SyntaxError::Instruction(format!(
+                            "missing a value on flag: {name}"
+                        )));
                     };
                     match used
                         .entry(key)
@@ -435,11 +445,11 @@ fn exactly_one(cmd: &str) -> String {
     format!("{cmd} requires exactly one argument")
 }
 
-fn no_flags(head: &Head) -> Result<(), String> {
+fn no_flags(head: &Head) -> Result<(), SyntaxError> {
     Flags::parse(&head.flags, &[]).map(|_| ())
 }
 
-fn maybe_json_command(rest: &str) -> Result<Command, String> {
+fn maybe_json_command(rest: &str) -> Result<Command, SyntaxError> {
     if rest.is_empty() {
         return Ok(Command::Shell(String::new()));
     }
@@ -450,10 +460,14 @@ fn maybe_json_command(rest: &str) -> Result<Command, String> {
 }
 
 /// `ENV`/`LABEL` arguments: the legacy `KEY value...` form or `k=v k2=v2...`.
-fn parse_name_val(rest: &str, cmd: &str, escape: char) -> Result<Vec<(String, String)>, String> {
+fn parse_name_val(
+    rest: &str,
+    cmd: &str,
+    escape: char,
+) -> Result<Vec<(String, String)>, SyntaxError> {
     let words = parse_words(rest, escape);
     if words.is_empty() {
-        return Err(at_least_one(cmd));
+        return Err(SyntaxError::Instruction(at_least_one(cmd)));
     }
     let pairs = if !words[0].contains('=') {
         let mut parts = rest.splitn(2, is_re_ws);
@@ -461,27 +475,29 @@ fn parse_name_val(rest: &str, cmd: &str, escape: char) -> Result<Vec<(String, St
         let value = parts
             .next()
             .map(|v| v.trim_start_matches(is_re_ws))
-            .ok_or_else(|| format!("{cmd} must have two arguments"))?;
+            .ok_or_else(|| SyntaxError::Instruction(format!("{cmd} must have two arguments")))?;
         vec![(key.to_string(), value.to_string())]
     } else {
         let mut pairs = Vec::new();
         for w in &words {
             let Some((k, v)) = w.split_once('=') else {
-                return Err(format!(
+                return Err(SyntaxError::Instruction(format!(
                     "Syntax error - can't find = in \"{w}\". Must be of the form: name=value"
-                ));
+                )));
             };
             pairs.push((k.to_string(), v.to_string()));
         }
         pairs
     };
     if pairs.iter().any(|(k, _)| k.is_empty()) {
-        return Err(format!("{cmd} names can not be blank"));
+        return Err(SyntaxError::Instruction(format!(
+            "{cmd} names can not be blank"
+        )));
     }
     Ok(pairs)
 }
 
-fn duration_flag(flags: &Flags, name: &'static str) -> Result<Option<String>, String> {
+fn duration_flag(flags: &Flags, name: &'static str) -> Result<Option<String>, SyntaxError> {
     let Some(v) = flags.string(name) else {
         return Ok(None);
     };
@@ -490,15 +506,17 @@ fn duration_flag(flags: &Flags, name: &'static str) -> Result<Option<String>, St
     }
     let nanos = parse_go_duration(&v)?;
     if nanos != 0 && nanos < 1_000_000 {
-        return Err(format!("Interval \"{name}\" cannot be less than 1ms"));
+        return Err(SyntaxError::Instruction(format!(
+            "Interval \"{name}\" cannot be less than 1ms"
+        )));
     }
     Ok(Some(v))
 }
 
-fn healthcheck(head: &Head) -> Result<Kind, String> {
+fn healthcheck(head: &Head) -> Result<Kind, SyntaxError> {
     let rest = head.rest.as_str();
     if rest.is_empty() {
-        return Err(at_least_one("HEALTHCHECK"));
+        return Err(SyntaxError::Instruction(at_least_one("HEALTHCHECK")));
     }
     let (typ, args) = match rest.find(char::is_whitespace) {
         Some(i) => (&rest[..i], rest[i..].trim_start()),
@@ -512,7 +530,9 @@ fn healthcheck(head: &Head) -> Result<Kind, String> {
     };
     if typ == "NONE" {
         if !args.is_empty() {
-            return Err("HEALTHCHECK NONE takes no arguments".into());
+            return Err(SyntaxError::Instruction(
+                "HEALTHCHECK NONE takes no arguments".into(),
+            ));
         }
         return Ok(Kind::Healthcheck(None));
     }
@@ -528,22 +548,36 @@ fn healthcheck(head: &Head) -> Result<Kind, String> {
         ],
     )?;
     if typ != "CMD" {
-        return Err(format!("Unknown type \"{typ}\" in HEALTHCHECK (try CMD)"));
+        return Err(SyntaxError::Instruction(format!(
+            "Unknown type \"{typ}\" in HEALTHCHECK (try CMD)"
+        )));
     }
     let test = match json {
-        Some(v) if v.is_empty() => return Err("Missing command after HEALTHCHECK CMD".into()),
+        Some(v) if v.is_empty() => {
+            return Err(SyntaxError::Instruction(
+                "Missing command after HEALTHCHECK CMD".into(),
+            ))
+        }
         Some(v) => std::iter::once("CMD".to_string()).chain(v).collect(),
-        None if args.is_empty() => return Err("Missing command after HEALTHCHECK CMD".into()),
+        None if args.is_empty() => {
+            return Err(SyntaxError::Instruction(
+                "Missing command after HEALTHCHECK CMD".into(),
+            ))
+        }
         None => vec!["CMD-SHELL".to_string(), args.to_string()],
     };
     let retries = match flags.string("retries").filter(|s| !s.is_empty()) {
         None => None,
         Some(s) => {
-            let n: i32 = s
-                .parse()
-                .map_err(|_| format!("strconv.ParseInt: parsing \"{s}\": invalid syntax"))?;
+            let n: i32 = s.parse().map_err(|_| {
+                SyntaxError::Instruction(format!(
+                    "strconv.ParseInt: parsing \"{s}\": invalid syntax"
+                ))
+            })?;
             if n < 0 {
-                return Err(format!("--retries cannot be negative ({n})"));
+                return Err(SyntaxError::Instruction(format!(
+                    "--retries cannot be negative ({n})"
+                )));
             }
             Some(n as u32)
         }
@@ -558,16 +592,16 @@ fn healthcheck(head: &Head) -> Result<Kind, String> {
     })))
 }
 
-fn copy_or_add(head: &Head, heredocs: &[Heredoc], add: bool) -> Result<CopyArgs, String> {
+fn copy_or_add(head: &Head, heredocs: &[Heredoc], add: bool) -> Result<CopyArgs, SyntaxError> {
     let cmd = if add { "ADD" } else { "COPY" };
     let (json, args) = match json_array(&head.rest)? {
         Some(v) => (true, v),
         None => (false, split_ws(&head.rest)),
     };
     if args.len() < 2 {
-        return Err(format!(
+        return Err(SyntaxError::Instruction(format!(
             "{cmd} requires at least two arguments, but only one was provided. Destination could not be determined."
-        ));
+        )));
     }
     use FlagType::{Bool, Str, Strings};
     let spec: &[(&'static str, FlagType)] = if add {
@@ -596,7 +630,9 @@ fn copy_or_add(head: &Head, heredocs: &[Heredoc], add: bool) -> Result<CopyArgs,
     let mut sources = Vec::new();
     let mut docs = Vec::new();
     if !json && matches!(parse_heredoc_word(&dest), Ok(Some(_))) {
-        return Err(format!("{cmd} cannot accept a heredoc as a destination"));
+        return Err(SyntaxError::Instruction(format!(
+            "{cmd} cannot accept a heredoc as a destination"
+        )));
     }
     for src in srcs {
         match (json, parse_heredoc_word(src)) {
@@ -632,7 +668,7 @@ pub(crate) fn build(
     line: &str,
     heredocs: Vec<Heredoc>,
     escape: char,
-) -> Result<Parsed, String> {
+) -> Result<Parsed, SyntaxError> {
     let rest = head.rest.as_str();
     let kind = match head.lower.as_str() {
         "from" => {
@@ -646,15 +682,19 @@ pub(crate) fn build(
                             c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c)
                         });
                     if !valid {
-                        return Err(format!(
+                        return Err(SyntaxError::Instruction(format!(
                             "invalid name for build stage: \"{}\", name can't start with a number or contain symbols",
                             args[2]
-                        ));
+                        )));
                     }
                     Some(name)
                 }
                 1 => None,
-                _ => return Err("FROM requires either one or three arguments".into()),
+                _ => {
+                    return Err(SyntaxError::Instruction(
+                        "FROM requires either one or three arguments".into(),
+                    ))
+                }
             };
             let flags = Flags::parse(&head.flags, &[("platform", FlagType::Str)])?;
             return Ok(Parsed::From {
@@ -672,13 +712,17 @@ pub(crate) fn build(
             let network = flags.string("network");
             if let Some(n) = &network {
                 if !matches!(n.as_str(), "default" | "none" | "host") {
-                    return Err(format!("unsupported network mode: {n}"));
+                    return Err(SyntaxError::Instruction(format!(
+                        "unsupported network mode: {n}"
+                    )));
                 }
             }
             let security = flags.string("security");
             if let Some(s) = &security {
                 if !matches!(s.as_str(), "sandbox" | "insecure") {
-                    return Err(format!("unsupported security mode: {s}"));
+                    return Err(SyntaxError::Instruction(format!(
+                        "unsupported security mode: {s}"
+                    )));
                 }
             }
             Kind::Run {
@@ -704,7 +748,7 @@ pub(crate) fn build(
         "arg" => {
             let words = parse_words(rest, escape);
             if words.is_empty() {
-                return Err(at_least_one("ARG"));
+                return Err(SyntaxError::Instruction(at_least_one("ARG")));
             }
             no_flags(head)?;
             let mut decls = Vec::new();
@@ -720,7 +764,9 @@ pub(crate) fn build(
                     },
                 };
                 if decl.name.is_empty() {
-                    return Err("ARG names can not be blank".into());
+                    return Err(SyntaxError::Instruction(
+                        "ARG names can not be blank".into(),
+                    ));
                 }
                 decls.push(decl);
             }
@@ -728,7 +774,9 @@ pub(crate) fn build(
         }
         "workdir" | "user" | "stopsignal" | "maintainer" => {
             if rest.is_empty() {
-                return Err(exactly_one(&head.lower.to_ascii_uppercase()));
+                return Err(SyntaxError::Instruction(exactly_one(
+                    &head.lower.to_ascii_uppercase(),
+                )));
             }
             no_flags(head)?;
             let v = rest.to_string();
@@ -742,7 +790,7 @@ pub(crate) fn build(
         "expose" => {
             let ports = split_ws(rest);
             if ports.is_empty() {
-                return Err(at_least_one("EXPOSE"));
+                return Err(SyntaxError::Instruction(at_least_one("EXPOSE")));
             }
             no_flags(head)?;
             Kind::Expose(ports)
@@ -753,11 +801,13 @@ pub(crate) fn build(
                 None => split_ws(rest),
             };
             if vols.is_empty() {
-                return Err(at_least_one("VOLUME"));
+                return Err(SyntaxError::Instruction(at_least_one("VOLUME")));
             }
             no_flags(head)?;
             if vols.iter().any(|v| v.trim().is_empty()) {
-                return Err("VOLUME specified can not be an empty string".into());
+                return Err(SyntaxError::Instruction(
+                    "VOLUME specified can not be an empty string".into(),
+                ));
             }
             Kind::Volume(vols)
         }
@@ -773,26 +823,38 @@ pub(crate) fn build(
         "shell" => {
             no_flags(head)?;
             match json_array(rest)? {
-                Some(v) if v.is_empty() => return Err(at_least_one("SHELL")),
+                Some(v) if v.is_empty() => {
+                    return Err(SyntaxError::Instruction(at_least_one("SHELL")))
+                }
                 Some(v) => Kind::Shell(v),
-                None if rest.is_empty() => return Err(at_least_one("SHELL")),
-                None => return Err("SHELL requires the arguments to be in JSON form".into()),
+                None if rest.is_empty() => {
+                    return Err(SyntaxError::Instruction(at_least_one("SHELL")))
+                }
+                None => {
+                    return Err(SyntaxError::Instruction(
+                        "SHELL requires the arguments to be in JSON form".into(),
+                    ))
+                }
             }
         }
         "healthcheck" => healthcheck(head)?,
         "onbuild" => {
             if rest.is_empty() {
-                return Err(at_least_one("ONBUILD"));
+                return Err(SyntaxError::Instruction(at_least_one("ONBUILD")));
             }
             no_flags(head)?;
             let child = split_line(rest)?;
             let trigger = child.cmd.to_ascii_uppercase();
             match trigger.as_str() {
                 "ONBUILD" => {
-                    return Err("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed".into())
+                    return Err(SyntaxError::Instruction(
+                        "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed".into(),
+                    ))
                 }
                 "MAINTAINER" | "FROM" => {
-                    return Err(format!("{trigger} isn't allowed as an ONBUILD trigger"))
+                    return Err(SyntaxError::Instruction(format!(
+                        "{trigger} isn't allowed as an ONBUILD trigger"
+                    )))
                 }
                 _ => {}
             }
@@ -810,7 +872,12 @@ pub(crate) fn build(
             }
             Kind::Onbuild(original)
         }
-        _ => return Err(format!("unknown instruction: {}", head.cmd)),
+        _ => {
+            return Err(SyntaxError::Instruction(format!(
+                "unknown instruction: {}",
+                head.cmd
+            )))
+        }
     };
     Ok(Parsed::Kind(kind))
 }
@@ -826,8 +893,8 @@ fn strip_onbuild(line: &str) -> &str {
 
 /// Parses a Go duration (`time.ParseDuration`: `300ms`, `1.5h`, `2h45m`, `-1s`) into
 /// nanoseconds, with Go's error messages.
-pub fn parse_go_duration(s: &str) -> Result<i64, String> {
-    let invalid = || format!("time: invalid duration \"{s}\"");
+pub fn parse_go_duration(s: &str) -> Result<i64, SyntaxError> {
+    let invalid = || SyntaxError::Duration(format!("time: invalid duration \"{s}\""));
     let (neg, mut t) = match s.as_bytes().first() {
         Some(b'-') => (true, &s[1..]),
         Some(b'+') => (false, &s[1..]),
@@ -860,7 +927,9 @@ pub fn parse_go_duration(s: &str) -> Result<i64, String> {
         let unit = &t[..ul];
         t = &t[ul..];
         if unit.is_empty() {
-            return Err(format!("time: missing unit in duration \"{s}\""));
+            return Err(SyntaxError::Duration(format!(
+                "time: missing unit in duration \"{s}\""
+            )));
         }
         let mult: u128 = match unit {
             "ns" => 1,
@@ -869,7 +938,11 @@ pub fn parse_go_duration(s: &str) -> Result<i64, String> {
             "s" => 1_000_000_000,
             "m" => 60_000_000_000,
             "h" => 3_600_000_000_000,
-            _ => return Err(format!("time: unknown unit \"{unit}\" in duration \"{s}\"")),
+            _ => {
+                return Err(SyntaxError::Duration(format!(
+                    "time: unknown unit \"{unit}\" in duration \"{s}\""
+                )))
+            }
         };
         if int_part.len() > 20 {
             return Err(invalid());

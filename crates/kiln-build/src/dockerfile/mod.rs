@@ -230,6 +230,29 @@ pub struct ParseError {
     pub message: String,
 }
 
+/// What is wrong with a Dockerfile line, a word being expanded or a `.dockerignore`
+/// pattern, before its place is known: [`parse`] makes it a [`ParseError`] naming the
+/// line, the builder a step error. Each message is BuildKit's (or Docker's) own.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SyntaxError {
+    /// A parser directive (`# escape=`, `# syntax=`) that cannot be used.
+    #[error("{0}")]
+    Directive(String),
+    /// An instruction, its flags or its arguments as BuildKit rejects them.
+    #[error("{0}")]
+    Instruction(String),
+    /// A variable substitution or quoting that cannot be expanded (`${A:=x}`,
+    /// `${U:?message}`, an unclosed quote).
+    #[error("{0}")]
+    Substitution(String),
+    /// A Go duration (`--interval=30s`) that cannot be read.
+    #[error("{0}")]
+    Duration(String),
+    /// A `.dockerignore` pattern Docker rejects.
+    #[error("{0}")]
+    Pattern(String),
+}
+
 impl ParseError {
     fn render(&self) -> String {
         if self.line == 0 {
@@ -268,7 +291,7 @@ pub fn expand(
     word: &str,
     escape: char,
     lookup: &dyn Fn(&str) -> Option<String>,
-) -> Result<String, String> {
+) -> Result<String, SyntaxError> {
     shell::process(word, escape, shell::Mode::default(), lookup).map(|(s, _)| s)
 }
 
@@ -279,7 +302,7 @@ pub fn expand_words(
     text: &str,
     escape: char,
     lookup: &dyn Fn(&str) -> Option<String>,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, SyntaxError> {
     shell::process(text, escape, shell::Mode::default(), lookup).map(|(_, w)| w)
 }
 
@@ -289,7 +312,7 @@ pub fn expand_heredoc(
     content: &str,
     escape: char,
     lookup: &dyn Fn(&str) -> Option<String>,
-) -> Result<String, String> {
+) -> Result<String, SyntaxError> {
     let mode = shell::Mode {
         skip_quotes: true,
         ..Default::default()
@@ -344,7 +367,9 @@ pub fn parse(text: &str, file: &str) -> Result<Dockerfile, ParseError> {
         i += 1;
         let start = i;
         let lead = trim_leading_ws(raw);
-        directives.parse_line(lead).map_err(|m| err(start, m))?;
+        directives
+            .parse_line(lead)
+            .map_err(|m| err(start, m.to_string()))?;
         let escape = directives.escape;
         let first = if lead.starts_with('#') { "" } else { lead };
         let (first, mut eol) = trim_continuation(first, escape);
@@ -375,10 +400,16 @@ pub fn parse(text: &str, file: &str) -> Result<Dockerfile, ParseError> {
             ));
         }
 
-        let head = instruction::split_line(&line).map_err(|m| err(start, m))?;
+        let head = instruction::split_line(&line).map_err(|m| err(start, m.to_string()))?;
         let mut heredocs = Vec::new();
-        if head.can_contain_heredoc().map_err(|m| err(start, m))? && line.contains("<<") {
-            for mut h in instruction::heredocs_from_line(&line).map_err(|m| err(start, m))? {
+        if head
+            .can_contain_heredoc()
+            .map_err(|m| err(start, m.to_string()))?
+            && line.contains("<<")
+        {
+            for mut h in
+                instruction::heredocs_from_line(&line).map_err(|m| err(start, m.to_string()))?
+            {
                 let mut terminated = false;
                 while i < lines.len() {
                     let raw = lines[i];
@@ -408,8 +439,8 @@ pub fn parse(text: &str, file: &str) -> Result<Dockerfile, ParseError> {
         }
         any_instruction = true;
 
-        let parsed =
-            instruction::build(&head, &line, heredocs, escape).map_err(|m| err(start, m))?;
+        let parsed = instruction::build(&head, &line, heredocs, escape)
+            .map_err(|m| err(start, m.to_string()))?;
         let original = line.trim().to_string();
         match parsed {
             instruction::Parsed::From {
@@ -499,7 +530,7 @@ impl Default for Directives {
 impl Directives {
     /// BuildKit's `^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$`, only until the first line
     /// that is not a known directive.
-    fn parse_line(&mut self, line: &str) -> Result<(), String> {
+    fn parse_line(&mut self, line: &str) -> Result<(), SyntaxError> {
         if self.done {
             return Ok(());
         }
@@ -513,15 +544,17 @@ impl Directives {
             return Ok(());
         }
         if self.seen.contains(&key) {
-            return Err(format!("only one {key} parser directive can be used"));
+            return Err(SyntaxError::Directive(format!(
+                "only one {key} parser directive can be used"
+            )));
         }
         self.seen.push(key.clone());
         match key.as_str() {
             "escape" => {
                 if value != "\\" && value != "`" {
-                    return Err(format!(
+                    return Err(SyntaxError::Directive(format!(
                         "invalid escape token '{value}' does not match ` or \\"
-                    ));
+                    )));
                 }
                 self.escape = value.chars().next().unwrap_or('\\');
             }

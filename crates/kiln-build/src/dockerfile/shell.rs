@@ -8,6 +8,8 @@
 //! token (`\` or `` ` ``) escaping the next character. Anything else after `${VAR` is an
 //! error (`unsupported modifier (:=) in substitution`).
 
+use super::SyntaxError;
+
 /// Options of one lexing pass; the public entry points use the defaults.
 #[derive(Clone, Copy, Default)]
 pub(crate) struct Mode {
@@ -78,7 +80,7 @@ pub(crate) fn process(
     escape: char,
     mode: Mode,
     lookup: Lookup<'_>,
-) -> Result<(String, Vec<String>), String> {
+) -> Result<(String, Vec<String>), SyntaxError> {
     let mut lx = Lexer {
         chars: text.chars().collect(),
         pos: 0,
@@ -107,7 +109,7 @@ impl Lexer<'_> {
         &mut self,
         stop: Option<char>,
         raw_escapes: bool,
-    ) -> Result<(String, Vec<String>), String> {
+    ) -> Result<(String, Vec<String>), SyntaxError> {
         let saved = self.mode.raw_escapes;
         self.mode.raw_escapes = raw_escapes;
         let r = self.process_stop_on_inner(stop);
@@ -118,7 +120,7 @@ impl Lexer<'_> {
     fn process_stop_on_inner(
         &mut self,
         stop: Option<char>,
-    ) -> Result<(String, Vec<String>), String> {
+    ) -> Result<(String, Vec<String>), SyntaxError> {
         let mut result = String::new();
         let mut words = Words::default();
         while let Some(ch) = self.peek() {
@@ -157,14 +159,14 @@ impl Lexer<'_> {
             }
         }
         if let Some(stop) = stop {
-            return Err(format!(
+            return Err(SyntaxError::Substitution(format!(
                 "unexpected end of statement while looking for matching {stop}"
-            ));
+            )));
         }
         Ok((result, words.finish()))
     }
 
-    fn process_single_quote(&mut self) -> Result<String, String> {
+    fn process_single_quote(&mut self) -> Result<String, SyntaxError> {
         let mut result = String::new();
         let open = self.next().unwrap_or('\'');
         if self.mode.raw_quotes {
@@ -173,10 +175,10 @@ impl Lexer<'_> {
         loop {
             match self.next() {
                 None => {
-                    return Err(
+                    return Err(SyntaxError::Substitution(
                         "unexpected end of statement while looking for matching single-quote"
                             .into(),
-                    )
+                    ))
                 }
                 Some('\'') => {
                     if self.mode.raw_quotes {
@@ -189,7 +191,7 @@ impl Lexer<'_> {
         }
     }
 
-    fn process_double_quote(&mut self) -> Result<String, String> {
+    fn process_double_quote(&mut self) -> Result<String, SyntaxError> {
         let mut result = String::new();
         let open = self.next().unwrap_or('"');
         if self.mode.raw_quotes {
@@ -198,10 +200,10 @@ impl Lexer<'_> {
         loop {
             match self.peek() {
                 None => {
-                    return Err(
+                    return Err(SyntaxError::Substitution(
                         "unexpected end of statement while looking for matching double-quote"
                             .into(),
-                    )
+                    ))
                 }
                 Some('"') => {
                     self.next();
@@ -264,7 +266,7 @@ impl Lexer<'_> {
         (self.lookup)(name)
     }
 
-    fn process_dollar(&mut self) -> Result<String, String> {
+    fn process_dollar(&mut self) -> Result<String, SyntaxError> {
         self.next(); // '$'
         if self.peek() != Some('{') {
             let name = self.process_name();
@@ -279,13 +281,23 @@ impl Lexer<'_> {
         }
         self.next(); // '{'
         match self.peek() {
-            None => return Err("syntax error: missing '}'".into()),
-            Some('{' | '}' | ':') => return Err("syntax error: bad substitution".into()),
+            None => {
+                return Err(SyntaxError::Substitution(
+                    "syntax error: missing '}'".into(),
+                ))
+            }
+            Some('{' | '}' | ':') => {
+                return Err(SyntaxError::Substitution(
+                    "syntax error: bad substitution".into(),
+                ))
+            }
             _ => {}
         }
         let name = self.process_name();
         let Some(mut ch) = self.next() else {
-            return Err("syntax error: missing '}'".into());
+            return Err(SyntaxError::Substitution(
+                "syntax error: missing '}'".into(),
+            ));
         };
         let mut chs = ch.to_string();
         match ch {
@@ -302,18 +314,26 @@ impl Lexer<'_> {
                             ch = c;
                             chs.push(c);
                         }
-                        None => return Err("syntax error: missing '}'".into()),
+                        None => {
+                            return Err(SyntaxError::Substitution(
+                                "syntax error: missing '}'".into(),
+                            ))
+                        }
                     }
                 }
                 let raw = ch == '#' || ch == '%';
                 if null_is_unset && raw {
-                    return Err(format!("unsupported modifier ({chs}) in substitution"));
+                    return Err(SyntaxError::Substitution(format!(
+                        "unsupported modifier ({chs}) in substitution"
+                    )));
                 }
                 let word = match self.process_stop_on(Some('}'), raw) {
                     Ok((w, _)) => w,
                     Err(e) => {
                         if self.peek().is_none() {
-                            return Err("syntax error: missing '}'".into());
+                            return Err(SyntaxError::Substitution(
+                                "syntax error: missing '}'".into(),
+                            ));
                         }
                         return Err(e);
                     }
@@ -334,26 +354,28 @@ impl Lexer<'_> {
                     }),
                     '+' => Ok(if unset { String::new() } else { word }),
                     // `${VAR:x}`: BuildKit reads the word first, then rejects the modifier.
-                    c if !matches!(c, '?' | '#' | '%') => {
-                        Err(format!("unsupported modifier ({chs}) in substitution"))
-                    }
+                    c if !matches!(c, '?' | '#' | '%') => Err(SyntaxError::Substitution(format!(
+                        "unsupported modifier ({chs}) in substitution"
+                    ))),
                     '?' => match value {
-                        None => Err(format!(
+                        None => Err(SyntaxError::Substitution(format!(
                             "{name}: {}",
                             if word.is_empty() {
                                 "is not allowed to be unset"
                             } else {
                                 &word
                             }
-                        )),
-                        Some(v) if null_is_unset && v.is_empty() => Err(format!(
-                            "{name}: {}",
-                            if word.is_empty() {
-                                "is not allowed to be empty"
-                            } else {
-                                &word
-                            }
-                        )),
+                        ))),
+                        Some(v) if null_is_unset && v.is_empty() => {
+                            Err(SyntaxError::Substitution(format!(
+                                "{name}: {}",
+                                if word.is_empty() {
+                                    "is not allowed to be empty"
+                                } else {
+                                    &word
+                                }
+                            )))
+                        }
                         Some(v) => Ok(v),
                     },
                     _ => {
@@ -362,8 +384,11 @@ impl Lexer<'_> {
                             Some(rest) => (true, rest.to_string()),
                             None => (false, word),
                         };
-                        let pat = parse_glob(&pat)
-                            .map_err(|e| format!("invalid pattern ({pat}) in substitution: {e}"))?;
+                        let pat = parse_glob(&pat).map_err(|e| {
+                            SyntaxError::Substitution(format!(
+                                "invalid pattern ({pat}) in substitution: {e}"
+                            ))
+                        })?;
                         Ok(if ch == '#' {
                             trim_prefix(&pat, &value, greedy)
                         } else {
@@ -382,7 +407,9 @@ impl Lexer<'_> {
                     Ok(r) => r,
                     Err(e) => {
                         if self.peek().is_none() {
-                            return Err("syntax error: missing '}'".into());
+                            return Err(SyntaxError::Substitution(
+                                "syntax error: missing '}'".into(),
+                            ));
                         }
                         return Err(e);
                     }
@@ -393,11 +420,16 @@ impl Lexer<'_> {
                     return Ok(format!("${{{name}{slash}{pattern}/{replacement}}}"));
                 }
                 let value = value.unwrap_or_default();
-                let pat = parse_glob(&pattern)
-                    .map_err(|e| format!("invalid pattern ({pattern}) in substitution: {e}"))?;
+                let pat = parse_glob(&pattern).map_err(|e| {
+                    SyntaxError::Substitution(format!(
+                        "invalid pattern ({pattern}) in substitution: {e}"
+                    ))
+                })?;
                 Ok(replace(&pat, &value, &replacement, all))
             }
-            _ => Err(format!("unsupported modifier ({chs}) in substitution")),
+            _ => Err(SyntaxError::Substitution(format!(
+                "unsupported modifier ({chs}) in substitution"
+            ))),
         }
     }
 }
@@ -414,7 +446,7 @@ enum Glob {
     },
 }
 
-fn parse_glob(pat: &str) -> Result<Vec<Glob>, String> {
+fn parse_glob(pat: &str) -> Result<Vec<Glob>, SyntaxError> {
     let chars: Vec<char> = pat.chars().collect();
     let mut out = Vec::new();
     let mut i = 0;
@@ -441,7 +473,7 @@ fn parse_glob(pat: &str) -> Result<Vec<Glob>, String> {
                 let mut first = true;
                 loop {
                     let Some(&c) = chars.get(j) else {
-                        return Err("missing closing ]".into());
+                        return Err(SyntaxError::Substitution("missing closing ]".into()));
                     };
                     if c == ']' && !first {
                         j += 1;
@@ -451,7 +483,9 @@ fn parse_glob(pat: &str) -> Result<Vec<Glob>, String> {
                     let mut lo = c;
                     j += 1;
                     if lo == '\\' {
-                        lo = *chars.get(j).ok_or("trailing backslash")?;
+                        lo = *chars.get(j).ok_or_else(|| {
+                            SyntaxError::Substitution("trailing backslash".into())
+                        })?;
                         j += 1;
                     }
                     let mut hi = lo;
@@ -459,11 +493,15 @@ fn parse_glob(pat: &str) -> Result<Vec<Glob>, String> {
                         hi = chars[j + 1];
                         j += 2;
                         if hi == '\\' {
-                            hi = *chars.get(j).ok_or("trailing backslash")?;
+                            hi = *chars.get(j).ok_or_else(|| {
+                                SyntaxError::Substitution("trailing backslash".into())
+                            })?;
                             j += 1;
                         }
                         if hi < lo {
-                            return Err(format!("invalid character class range: {lo}-{hi}"));
+                            return Err(SyntaxError::Substitution(format!(
+                                "invalid character class range: {lo}-{hi}"
+                            )));
                         }
                     }
                     items.push((lo, hi));

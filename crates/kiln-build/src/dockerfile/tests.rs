@@ -49,7 +49,7 @@ fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
 }
 
 fn x(word: &str, vars: &[(&str, &str)]) -> Result<String, String> {
-    expand(word, '\\', &env(vars))
+    expand(word, '\\', &env(vars)).map_err(|e| e.to_string())
 }
 
 fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {

@@ -276,7 +276,7 @@ pub fn run(root: &Path, mut args: Args) -> Result<ExitCode> {
 }
 
 fn deploy_error(e: kiln_deploy::Error) -> anyhow::Error {
-    let hint = e.hint().map(str::to_string);
+    let hint = e.hint();
     match hint {
         Some(h) => with_hint(e, &h),
         None => e.into(),
