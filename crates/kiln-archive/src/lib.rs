@@ -6,6 +6,9 @@
 //! gzip or zstd included. Writes one deterministic tar that Docker, Podman and OCI tools
 //! all load: an OCI layout plus Docker's `manifest.json`.
 
+// Libraries report through their progress traits and errors; only the CLI prints.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod error;
 mod load;
 mod save;

@@ -3,6 +3,9 @@
 //! build context; the build plan (which stages, in which order), and the executor that
 //! runs it against the store with kiln containers and a content-addressed cache.
 
+// Libraries report through their progress traits and errors; only the CLI prints.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod cache;
 pub mod dockerfile;
 pub mod dockerignore;

@@ -3,6 +3,9 @@
 //! resolver, .deb unpacking onto a merged-/usr tree and the dpkg database, written without
 //! running package scripts except where a package truly needs them.
 
+// Libraries report through their progress traits and errors; only the CLI prints.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod archive;
 pub mod cacerts;
 pub mod control;

@@ -10,6 +10,9 @@
 //!
 //! This crate knows nothing of images; it sees tar streams and directories.
 
+// Libraries report through their progress traits and errors; only the CLI prints.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod error;
 
 mod compress;

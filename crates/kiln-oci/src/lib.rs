@@ -1,6 +1,9 @@
 //! Pure data types of OCI images: digests, references, media types, platforms and
 //! config edits. Nothing here does I/O beyond hashing what callers stream through it.
 
+// Libraries report through their progress traits and errors; only the CLI prints.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod change;
 pub mod digest;
 pub mod error;

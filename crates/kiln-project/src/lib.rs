@@ -12,6 +12,9 @@
 //!
 //! Libraries never print: progress goes through [`Progress`].
 
+// Libraries report through their progress traits and errors; only the CLI prints.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod build;
 pub mod debian;
 mod fetch;

@@ -5,6 +5,9 @@
 //! writes Docker's and Podman's credential files; [`config`] holds insecure registries
 //! and mirrors; [`limits`] bounds every body read from the network.
 
+// Libraries report through their progress traits and errors; only the CLI prints.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod auth;
 pub mod client;
 pub mod config;

@@ -1,6 +1,9 @@
 //! Running containers from images: snapshots (each layer unpacked once, keyed by chain
 //! ID), the OCI runtime spec with secure defaults, and youki's libcontainer in-process.
 
+// Libraries report through their progress traits and errors; only the CLI prints.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod bpf;
 pub mod cdi;
 pub mod cgroupfs;

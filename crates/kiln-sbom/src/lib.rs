@@ -8,6 +8,9 @@
 //! Only the package databases are read ([`reader`]): from the image's snapshots when all
 //! are unpacked (a few `stat`s and reads), else by streaming each layer blob once.
 
+// Libraries report through their progress traits and errors; only the CLI prints.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod apk;
 pub mod attach;
 pub mod conda;

@@ -7,6 +7,9 @@
 //! being added are protected from `prune` by a shared GC lock. A kiln killed at any instant
 //! leaves a store that [`Store::check`] passes.
 
+// Libraries report through their progress traits and errors; only the CLI prints.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod check;
 pub mod compose;
 pub mod diff;

@@ -136,7 +136,9 @@ fn unpack_into(
     tmp: &Path,
     verify: Verify,
 ) -> Result<()> {
-    if verify == Verify::DiffId {
+    // An uncompressed layer's blob digest is its diff ID: checking the content checks
+    // the bytes, and hashing them twice costs a second pass over the whole layer.
+    if verify == Verify::DiffId || blob == diff_id {
         return unpack_content(compressed, blob, diff_id, tmp);
     }
     let mut compressed = HashingReader::new(compressed);

@@ -208,4 +208,3 @@ pub fn read_password(prompt: &str) -> Result<String> {
     r?;
     Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }
-
