@@ -1279,9 +1279,18 @@ impl<'a> Builder<'a> {
                 container::read_in_root(rootfs, "/etc/group").as_deref(),
             )?;
             let dirs = ContainerDirs {
-                dir: rootfs.parent().and_then(Path::parent).expect("rootfs is bundle/rootfs").to_path_buf(),
+                dir: rootfs
+                    .parent()
+                    .and_then(Path::parent)
+                    .expect("rootfs is bundle/rootfs")
+                    .to_path_buf(),
             };
-            let id = dirs.dir.file_name().expect("a container dir").to_string_lossy().into_owned();
+            let id = dirs
+                .dir
+                .file_name()
+                .expect("a container dir")
+                .to_string_lossy()
+                .into_owned();
             let etc_files =
                 container::write_etc_files(&dirs.dir, "buildkitsandbox", net == RunNetwork::Host)?;
             // The namespace first: pasta comes up while the container is created, and
@@ -1340,7 +1349,10 @@ impl<'a> Builder<'a> {
                 let tail = tail.clone();
                 std::thread::scope(|s| {
                     let h = s.spawn(move || {
-                        for line in BufReader::new(std::fs::File::from(out_r)).split(b'\n').map_while(|l| l.ok()) {
+                        for line in BufReader::new(std::fs::File::from(out_r))
+                            .split(b'\n')
+                            .map_while(|l| l.ok())
+                        {
                             let line = String::from_utf8_lossy(&line).into_owned();
                             progress.output(n, &line);
                             let mut t = tail.lock().expect("tail lock");
@@ -1354,7 +1366,15 @@ impl<'a> Builder<'a> {
                     let null = kiln_runtime::container::dev_null().map_err(BuildError::Os);
                     let res = null.and_then(|null| {
                         let err_w = out_w.try_clone().map_err(BuildError::Os)?;
-                        let exit = container::run_foreground(&dirs, &id, Some([null.into(), out_w, err_w]), false, container::OnSignal::Kill, || network.ready(), |_| {})?;
+                        let exit = container::run_foreground(
+                            &dirs,
+                            &id,
+                            Some([null.into(), out_w, err_w]),
+                            false,
+                            container::OnSignal::Kill,
+                            || network.ready(),
+                            |_| {},
+                        )?;
                         Ok(exit)
                     });
                     let _ = h.join();
