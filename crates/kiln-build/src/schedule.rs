@@ -27,7 +27,10 @@ impl Helpers {
         let keys = tempfile::Builder::new()
             .prefix(&format!("build-keys-{}-", std::process::id()))
             .tempdir_in(tmp)
-            .map_err(|e| BuildError::Other(format!("{}: {e}", tmp.display())))?;
+            .map_err(|source| BuildError::Io {
+                path: tmp.to_path_buf(),
+                source,
+            })?;
         let mut helpers = Helpers {
             children: Vec::new(),
             stages: stages.to_vec(),
@@ -40,7 +43,7 @@ impl Helpers {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
-                .map_err(|e| BuildError::Other(format!("cannot start a build helper: {e}")))?;
+                .map_err(BuildError::HelperStart)?;
             helpers.children.push(child);
         }
         Ok(helpers)

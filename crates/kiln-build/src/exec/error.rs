@@ -140,9 +140,9 @@ pub enum BuildError {
         #[source]
         source: kiln_store::StoreError,
     },
-    /// Kept for callers outside this crate's own modules (a build helper's start).
-    #[error("{0}")]
-    Other(String),
+    /// A helper process building a stage ahead could not be started.
+    #[error("cannot start a build helper: {0}")]
+    HelperStart(#[source] std::io::Error),
     #[error(transparent)]
     Store(#[from] kiln_store::StoreError),
     #[error(transparent)]
