@@ -109,19 +109,7 @@ impl Builder<'_> {
         let result = (|| -> Result<CacheEntry> {
             container::mount_rootfs_with(&dirs, &lowers, true)?;
             let rootfs = dirs.rootfs();
-            for (dir, user) in &st.pending_dirs {
-                // Made by WORKDIR, owned by the USER of that moment (BuildKit's mkdir
-                // with parents; an existing directory is left as it is).
-                let owner = if user.is_empty() {
-                    None
-                } else {
-                    Some(owner_in_root(&rootfs, user)?)
-                };
-                fsutil::mkdir_all(&rootfs, dir, owner).map_err(|source| BuildError::Workdir {
-                    dir: dir.clone(),
-                    source,
-                })?;
-            }
+            make_pending_dirs(&rootfs, &st.pending_dirs)?;
             let exclude = work(&rootfs)?;
             let _ = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH);
             let mut exclude: Vec<Vec<u8>> = exclude
@@ -142,38 +130,12 @@ impl Builder<'_> {
                     kiln_layer::write_dir(&dirs.upper(), out, &opts).map(|_| ())
                 })
                 .map_err(BuildError::WriteLayer)?;
-            // The upper directory is already the layer unpacked in overlay form: made
-            // exactly like the layer (excluded paths gone, times clamped), it becomes the
-            // layer's snapshot, and the next step need not unpack what this one wrote.
-            let mut chain: Vec<Digest> = st.config.rootfs.diff_ids.clone();
-            chain.push(layer.diff_id.clone());
-            let chain_id = kiln_store::prune::chain_ids(&chain)
-                .pop()
-                .expect("one layer at least");
-            let snap = snapshot::path(self.store, &chain_id);
-            self.store.hold(&[Held::Snapshot(chain_id.clone())])?;
-            if !snap.exists() {
-                let upper = dirs.upper();
-                for x in &opts.exclude {
-                    let p = upper.join(String::from_utf8_lossy(x).as_ref());
-                    match std::fs::symlink_metadata(&p) {
-                        Ok(m) if m.is_dir() => {
-                            let _ = std::fs::remove_dir_all(&p);
-                        }
-                        Ok(_) => {
-                            let _ = std::fs::remove_file(&p);
-                        }
-                        Err(_) => {}
-                    }
-                }
-                if fsutil::clamp_times(&upper, self.opts.source_date_epoch).is_ok() {
-                    if let Some(parent) = snap.parent() {
-                        let _ = std::fs::create_dir_all(parent);
-                    }
-                    // Another build may have made it meanwhile: theirs is as good.
-                    let _ = std::fs::rename(&upper, &snap);
-                }
-            }
+            self.adopt_snapshot(
+                &st.config.rootfs.diff_ids,
+                &layer.diff_id,
+                &dirs.upper(),
+                &opts.exclude,
+            )?;
             Ok(CacheEntry {
                 layer: layer.descriptor,
                 diff_id: layer.diff_id,
@@ -186,6 +148,66 @@ impl Builder<'_> {
         self.add_layer(st, key, e, key_text.to_string());
         Ok(())
     }
+
+    /// Makes the upper directory of a new layer the snapshot of the layer's chain
+    /// (unless one is there already).
+    fn adopt_snapshot(
+        &self,
+        parent_diff_ids: &[Digest],
+        diff_id: &Digest,
+        upper: &Path,
+        exclude: &[Vec<u8>],
+    ) -> Result<()> {
+        // The upper directory is already the layer unpacked in overlay form: made
+        // exactly like the layer (excluded paths gone, times clamped), it becomes the
+        // layer's snapshot, and the next step need not unpack what this one wrote.
+        let mut chain: Vec<Digest> = parent_diff_ids.to_vec();
+        chain.push(diff_id.clone());
+        let chain_id = kiln_store::prune::chain_ids(&chain)
+            .pop()
+            .expect("one layer at least");
+        let snap = snapshot::path(self.store, &chain_id);
+        self.store.hold(&[Held::Snapshot(chain_id.clone())])?;
+        if !snap.exists() {
+            for x in exclude {
+                let p = upper.join(String::from_utf8_lossy(x).as_ref());
+                match std::fs::symlink_metadata(&p) {
+                    Ok(m) if m.is_dir() => {
+                        let _ = std::fs::remove_dir_all(&p);
+                    }
+                    Ok(_) => {
+                        let _ = std::fs::remove_file(&p);
+                    }
+                    Err(_) => {}
+                }
+            }
+            if fsutil::clamp_times(upper, self.opts.source_date_epoch).is_ok() {
+                if let Some(parent) = snap.parent() {
+                    let _ = std::fs::create_dir_all(parent);
+                }
+                // Another build may have made it meanwhile: theirs is as good.
+                let _ = std::fs::rename(upper, &snap);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Makes the WORKDIRs not yet in a layer, owned by the USER of that moment (BuildKit's
+/// mkdir with parents; an existing directory is left as it is).
+fn make_pending_dirs(rootfs: &Path, pending: &[(String, String)]) -> Result<()> {
+    for (dir, user) in pending {
+        let owner = if user.is_empty() {
+            None
+        } else {
+            Some(owner_in_root(rootfs, user)?)
+        };
+        fsutil::mkdir_all(rootfs, dir, owner).map_err(|source| BuildError::Workdir {
+            dir: dir.clone(),
+            source,
+        })?;
+    }
+    Ok(())
 }
 
 /// The owner BuildKit's file operations give for `user[:group]` (`--chown`, the

@@ -11,16 +11,19 @@
 //! SOURCE_DATE_EPOCH, so the same inputs give the same digest.
 //!
 //! The module's files: `error` (the error type), `stage` (a stage's state, its base
-//! and the instructions it runs), `config` (instructions that only change the image
-//! config), `layer` (layer steps, their snapshots and the cache), `run` (RUN), `copy`
-//! (COPY and ADD), `mount` (views of stages and images the steps read).
+//! and the dispatch of its instructions), `config` (instructions that only change the
+//! image config), `layer` (layer steps, their snapshots and the cache), `run` (RUN),
+//! `run_mount` (its `--mount`s), `copy` (COPY and ADD), `glob` (COPY's source
+//! patterns), `mount` (views of stages and images the steps read).
 
 mod config;
 mod copy;
 mod error;
+mod glob;
 mod layer;
 mod mount;
 mod run;
+mod run_mount;
 mod stage;
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,7 @@
 use super::config::port_range;
-use super::copy::{open_tar, wildcard};
-use super::run::{parse_run_mount, MountKind};
+use super::copy::open_tar;
+use super::glob::wildcard;
+use super::run_mount::{parse_run_mount, MountKind};
 use super::stage::StageState;
 use super::{clean_path, default_shell, platform_args};
 use kiln_oci::types::{ImageConfig, RootFs};
