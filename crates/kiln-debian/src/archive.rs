@@ -3,9 +3,10 @@
 //! lists (by SHA256, see [`crate::fetch`]).
 
 use crate::control::paragraphs;
-use crate::fetch::{sha256_bytes, FetchError, Fetcher};
+use crate::fetch::{sha256_bytes, Fetcher};
 use crate::index::Index;
 use crate::verify::Keyring;
+use crate::{DebianError, Result};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
@@ -41,48 +42,31 @@ pub struct Release {
     pub files: BTreeMap<String, (String, u64)>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ArchiveError {
-    #[error(transparent)]
-    Fetch(#[from] FetchError),
-    #[error("{what}: {msg}")]
-    Bad { what: String, msg: String },
-}
-
-fn bad(what: &str, msg: impl Into<String>) -> ArchiveError {
-    ArchiveError::Bad {
-        what: what.to_string(),
+fn bad(url: &str, msg: impl Into<String>) -> DebianError {
+    DebianError::Release {
+        url: url.to_string(),
         msg: msg.into(),
+        hint: None,
     }
 }
 
 /// Fetches and verifies the InRelease of `src`. `now` (seconds) is checked against
 /// `Valid-Until`, as apt does, so an old signed file cannot be replayed.
-pub fn fetch_release(
-    f: &Fetcher,
-    src: &Source,
-    keys: &Keyring,
-    now: i64,
-) -> Result<Release, ArchiveError> {
+pub fn fetch_release(f: &Fetcher, src: &Source, keys: &Keyring, now: i64) -> Result<Release> {
     let url = src.dists("InRelease");
     let bytes = f.get(&url)?;
     parse_release(&url, &bytes, keys, now)
 }
 
 /// Verifies and parses InRelease `bytes` fetched from `url`.
-pub fn parse_release(
-    url: &str,
-    bytes: &[u8],
-    keys: &Keyring,
-    now: i64,
-) -> Result<Release, ArchiveError> {
-    let text = keys.verify_cleartext(bytes).map_err(|e| {
-        bad(
-            url,
-            format!("{e}\nhint: the file is not signed by a Debian archive key kiln trusts (see --keyring)"),
-        )
-    })?;
-    let paras = paragraphs(&text).map_err(|e| bad(url, e))?;
+pub fn parse_release(url: &str, bytes: &[u8], keys: &Keyring, now: i64) -> Result<Release> {
+    let text = keys
+        .verify_cleartext(bytes)
+        .map_err(|e| DebianError::Unsigned {
+            url: url.to_string(),
+            source: Box::new(e),
+        })?;
+    let paras = paragraphs(&text).map_err(|e| in_index(url, e))?;
     let p = paras
         .first()
         .ok_or_else(|| bad(url, "the signed text is empty"))?;
@@ -95,10 +79,11 @@ pub fn parse_release(
     if let Some(v) = &valid_until {
         let t = parse_rfc2822(v).ok_or_else(|| bad(url, format!("bad Valid-Until `{v}`")))?;
         if t < now {
-            return Err(bad(
-                url,
-                format!("expired: Valid-Until is {v}\nhint: the mirror serves an outdated suite; try another mirror"),
-            ));
+            return Err(DebianError::Release {
+                url: url.to_string(),
+                msg: format!("expired: Valid-Until is {v}"),
+                hint: Some("the mirror serves an outdated suite; try another mirror".into()),
+            });
         }
     }
     let mut files = BTreeMap::new();
@@ -134,7 +119,7 @@ pub fn load_packages(
     arch: &str,
     cache: &Path,
     index: &mut Index,
-) -> Result<(), ArchiveError> {
+) -> Result<()> {
     for comp in &src.components {
         let base = format!("{comp}/binary-{arch}/Packages");
         // gzip first: a few MB more to download, decompressed three times faster than xz.
@@ -144,34 +129,43 @@ pub fn load_packages(
             .chain([base.clone()])
             .find(|p| rel.files.contains_key(p));
         let Some(path) = pick else {
-            return Err(bad(
-                &src.dists("InRelease"),
-                format!("lists no {base} index\nhint: is `{arch}` an architecture of suite {} ({comp})?", src.suite),
-            ));
+            return Err(DebianError::Release {
+                url: src.dists("InRelease"),
+                msg: format!("lists no {base} index"),
+                hint: Some(format!(
+                    "is `{arch}` an architecture of suite {} ({comp})?",
+                    src.suite
+                )),
+            });
         };
         let (sha, size) = rel.files[&path].clone();
         let url = src.dists(&path);
         let cached = cache.join(format!("{sha}.{}", path.rsplit('.').next().unwrap_or("")));
         f.fetch_verified(&url, &cached, &sha, Some(size))
             .map_err(|e| match e {
-                FetchError::Mismatch { actual, .. } => bad(
-                    &url,
-                    format!(
-                        "SHA256 {actual} does not match {sha}, the hash the signed InRelease lists for it\nhint: the mirror is inconsistent or tampered with; try again or use another mirror"
+                DebianError::Mismatch { actual, .. } => DebianError::Release {
+                    url: url.clone(),
+                    msg: format!(
+                        "SHA256 {actual} does not match {sha}, the hash the signed InRelease lists for it"
                     ),
-                ),
-                e => ArchiveError::Fetch(e),
+                    hint: Some(
+                        "the mirror is inconsistent or tampered with; try again or use another mirror"
+                            .into(),
+                    ),
+                },
+                e => e,
             })?;
-        let text = read_index(&cached).map_err(|e| bad(&url, e))?;
+        let text = read_index(&cached).map_err(|e| in_index(&url, e))?;
+        // `add` names the file too: the text is as it always was (`URL: URL: ...`).
         index
             .add(&text, &src.suite, source_no, arch, &url)
-            .map_err(|e| bad(&url, e))?;
+            .map_err(|e| in_index(&url, e))?;
     }
     Ok(())
 }
 
-fn read_index(path: &Path) -> Result<String, String> {
-    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+fn read_index(path: &Path) -> Result<String> {
+    let file = std::fs::File::open(path).map_err(DebianError::io(path))?;
     let name = path.to_string_lossy();
     let mut r: Box<dyn Read> = if name.ends_with(".xz") {
         Box::new(liblzma::read::XzDecoder::new(std::io::BufReader::new(file)))
@@ -182,8 +176,24 @@ fn read_index(path: &Path) -> Result<String, String> {
     };
     let mut s = String::new();
     r.read_to_string(&mut s)
-        .map_err(|e| format!("cannot decompress the index: {e}"))?;
+        .map_err(|source| DebianError::Decompress { source })?;
     Ok(s)
+}
+
+/// A control-file error of the InRelease or Packages file at `file`.
+pub(crate) fn in_index(file: &str, e: DebianError) -> DebianError {
+    match e {
+        DebianError::Syntax { line, msg } => DebianError::Index {
+            file: file.to_string(),
+            line: Some(line),
+            msg,
+        },
+        e => DebianError::Index {
+            file: file.to_string(),
+            line: None,
+            msg: e.to_string(),
+        },
+    }
 }
 
 /// Parses the RFC 2822 dates of Release files (`Sat, 10 Jun 2023 08:53:51 UTC`).

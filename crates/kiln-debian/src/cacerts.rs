@@ -22,6 +22,7 @@
 
 use crate::deb::ControlFiles;
 use crate::native::Tree;
+use crate::{DebianError, Result};
 use der::asn1::AnyRef;
 use der::{Decode, Encode, Header, Reader, SliceReader, Tag, TagNumber, Tagged};
 use sha1::{Digest, Sha1};
@@ -65,38 +66,43 @@ pub struct Plan {
     pub local_dir: Option<(u32, u32)>,
 }
 
+/// Why the postinst must run rather than be replicated.
+fn refuse(why: impl Into<String>) -> DebianError {
+    DebianError::CaCerts(why.into())
+}
+
 /// Computes the effect of the postinst on `tree`, or says why the script must run.
-pub fn plan(tree: &Tree<'_>, control: &ControlFiles) -> Result<Plan, String> {
+pub fn plan(tree: &Tree<'_>, control: &ControlFiles) -> Result<Plan> {
     if !tree.list(HOOKS).is_empty() {
-        return Err(format!("/{HOOKS} has hooks"));
+        return Err(refuse(format!("/{HOOKS} has hooks")));
     }
     for p in [CONF, LOCAL] {
         if tree.exists(p) {
-            return Err(format!("/{p} exists already"));
+            return Err(refuse(format!("/{p} exists already")));
         }
     }
     if !tree.is_dir(ETC_CERTS) {
-        return Err(format!("/{ETC_CERTS} is not a directory"));
+        return Err(refuse(format!("/{ETC_CERTS} is not a directory")));
     }
     if !tree.list(ETC_CERTS).is_empty() {
-        return Err(format!("/{ETC_CERTS} is not empty"));
+        return Err(refuse(format!("/{ETC_CERTS} is not empty")));
     }
     if !tree.is_dir(CERTS_DIR) {
-        return Err(format!("/{CERTS_DIR} is not a directory"));
+        return Err(refuse(format!("/{CERTS_DIR} is not a directory")));
     }
     let config = control
         .text("config")
-        .ok_or("the package has no debconf config script")?;
-    let listed = certs_list(&config).ok_or("no CERTS_LIST in the config script")?;
+        .ok_or_else(|| refuse("the package has no debconf config script"))?;
+    let listed = certs_list(&config).ok_or_else(|| refuse("no CERTS_LIST in the config script"))?;
     // The config script: `find . -type f -name '*.crt'` and CERTS_LIST, `sort | uniq`.
     let mut names: BTreeSet<String> = listed.into_iter().collect();
     find_crts(tree, CERTS_DIR, "", &mut names);
     if names.is_empty() {
-        return Err("no certificates".into());
+        return Err(refuse("no certificates"));
     }
     for n in &names {
         if !plain_name(n) {
-            return Err(format!("the certificate name `{n}` is not plain"));
+            return Err(refuse(format!("the certificate name `{n}` is not plain")));
         }
     }
     let mut conf = String::from(CONF_HEADER);
@@ -112,11 +118,11 @@ pub fn plan(tree: &Tree<'_>, control: &ControlFiles) -> Result<Plan, String> {
         };
         let md = path
             .symlink_metadata()
-            .map_err(|e| format!("/{rel}: {e}"))?;
+            .map_err(DebianError::io(format!("/{rel}")))?;
         if !md.is_file() {
-            return Err(format!("/{rel} is not a regular file"));
+            return Err(refuse(format!("/{rel} is not a regular file")));
         }
-        let text = std::fs::read(&path).map_err(|e| format!("/{rel}: {e}"))?;
+        let text = std::fs::read(&path).map_err(DebianError::io(format!("/{rel}")))?;
         // `sed -e '$a\'`: a newline after a last line that has none.
         bundle.extend_from_slice(&text);
         if text.last().is_some_and(|b| *b != b'\n') {
@@ -134,10 +140,10 @@ pub fn plan(tree: &Tree<'_>, control: &ControlFiles) -> Result<Plan, String> {
             .find(rel)
             .map(std::fs::read)
             .transpose()
-            .map_err(|e| format!("{target}: {e}"))?
-            .ok_or_else(|| format!("{target} is missing"))?;
-        let der = one_certificate(&text).map_err(|e| format!("{target}: {e}"))?;
-        let hash = subject_hash(&der).map_err(|e| format!("{target}: {e}"))?;
+            .map_err(DebianError::io(target))?
+            .ok_or_else(|| refuse(format!("{target} is missing")))?;
+        let der = one_certificate(&text).map_err(|e| refuse(format!("{target}: {e}")))?;
+        let hash = subject_hash(&der).map_err(|e| refuse(format!("{target}: {e}")))?;
         let fingerprint: [u8; 20] = Sha1::digest(&der).into();
         let seen = buckets.entry(hash).or_default();
         if seen.contains(&fingerprint) {
@@ -152,9 +158,9 @@ pub fn plan(tree: &Tree<'_>, control: &ControlFiles) -> Result<Plan, String> {
             use std::os::unix::fs::MetadataExt;
             let md = p
                 .symlink_metadata()
-                .map_err(|e| format!("/usr/local: {e}"))?;
+                .map_err(DebianError::io("/usr/local"))?;
             if !md.is_dir() {
-                return Err("/usr/local is not a directory".into());
+                return Err(refuse("/usr/local is not a directory"));
             }
             Some((md.mode() & 0o7777, md.gid()))
         }
@@ -264,7 +270,7 @@ pub fn pem_name(crt: &str) -> String {
 
 /// The DER of the only PEM `CERTIFICATE` of `text`; anything else (no certificate, more
 /// than one PEM block, other labels) is refused.
-fn one_certificate(text: &[u8]) -> Result<Vec<u8>, String> {
+fn one_certificate(text: &[u8]) -> Result<Vec<u8>> {
     const BEGIN: &[u8] = b"-----BEGIN ";
     const END: &[u8] = b"-----END CERTIFICATE-----";
     let begins: Vec<usize> = text
@@ -274,25 +280,26 @@ fn one_certificate(text: &[u8]) -> Result<Vec<u8>, String> {
         .map(|(i, _)| i)
         .collect();
     let [start] = begins[..] else {
-        return Err(format!("{} PEM blocks, not one", begins.len()));
+        return Err(refuse(format!("{} PEM blocks, not one", begins.len())));
     };
     let end = text[start..]
         .windows(END.len())
         .position(|w| w == END)
         .map(|i| start + i + END.len())
-        .ok_or("no end of the certificate")?;
-    let (label, der) = der::pem::decode_vec(&text[start..end]).map_err(|e| format!("PEM: {e}"))?;
+        .ok_or_else(|| refuse("no end of the certificate"))?;
+    let (label, der) =
+        der::pem::decode_vec(&text[start..end]).map_err(|e| refuse(format!("PEM: {e}")))?;
     if label != "CERTIFICATE" {
-        return Err(format!("a PEM `{label}`, not a certificate"));
+        return Err(refuse(format!("a PEM `{label}`, not a certificate")));
     }
     Ok(der)
 }
 
 /// OpenSSL's `X509_NAME_hash_ex` of the certificate's subject (`openssl x509 -hash`):
 /// the first four bytes, little-endian, of the SHA-1 of the canonical encoding.
-pub fn subject_hash(cert: &[u8]) -> Result<u32, String> {
-    let name = subject(cert).map_err(|e| format!("certificate: {e}"))?;
-    let canon = canonical_name(name).map_err(|e| format!("subject: {e}"))?;
+pub fn subject_hash(cert: &[u8]) -> Result<u32> {
+    let name = subject(cert).map_err(|e| refuse(format!("certificate: {e}")))?;
+    let canon = canonical_name(name).map_err(|e| refuse(format!("subject: {e}")))?;
     let d = Sha1::digest(&canon);
     Ok(u32::from_le_bytes([d[0], d[1], d[2], d[3]]))
 }
@@ -512,7 +519,11 @@ mod tests {
             assert_eq!(format!("{h:08x}"), hash, "{name}");
             checked += 1;
         }
-        eprintln!("checked {checked} links of /etc/ssl/certs");
+        // A test's note (shown with --nocapture), not library output.
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!("checked {checked} links of /etc/ssl/certs");
+        }
     }
 
     #[test]

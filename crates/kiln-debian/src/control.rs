@@ -3,6 +3,7 @@
 //! a package's `control` file), and the relationship fields (`Depends` and friends).
 
 use crate::version::Version;
+use crate::{DebianError, Result};
 use std::cmp::Ordering;
 
 /// One paragraph: fields in file order, values with the continuation lines joined by `\n`
@@ -24,7 +25,7 @@ impl<'a> Paragraph<'a> {
 
 /// Splits `text` into paragraphs. Lines that are neither fields nor continuations are
 /// errors naming the line (1-based) so that a corrupt index is refused, not half read.
-pub fn paragraphs(text: &str) -> Result<Vec<Paragraph<'_>>, String> {
+pub fn paragraphs(text: &str) -> Result<Vec<Paragraph<'_>>> {
     let mut out = Vec::new();
     let mut cur = Paragraph::default();
     // (start offset of the value, offset of the end of the value so far)
@@ -49,16 +50,20 @@ pub fn paragraphs(text: &str) -> Result<Vec<Paragraph<'_>>, String> {
         if l.starts_with(' ') || l.starts_with('\t') {
             match &mut open {
                 Some((_, _, _, e)) => *e = start + l.len(),
-                None => return Err(format!("line {}: continuation without a field", n + 1)),
+                None => {
+                    return Err(DebianError::Syntax {
+                        line: n + 1,
+                        msg: "continuation without a field".into(),
+                    })
+                }
             }
             continue;
         }
         let Some(colon) = l.find(':') else {
-            return Err(format!(
-                "line {}: `{}` is not a `Field: value` line",
-                n + 1,
-                l
-            ));
+            return Err(DebianError::Syntax {
+                line: n + 1,
+                msg: format!("`{l}` is not a `Field: value` line"),
+            });
         };
         if let Some((_, k, s, e)) = open.take() {
             cur.fields.push((k, text[s..e].trim()));
@@ -144,7 +149,7 @@ pub type Relation = Vec<Vec<Dep>>;
 /// Parses a binary package relationship field (`Depends`, `Pre-Depends`, `Provides`,
 /// `Conflicts`, `Breaks`, `Replaces`). Architecture lists (`[amd64]`) and build profiles
 /// (`<!nocheck>`) only occur in source packages; they are accepted and ignored.
-pub fn parse_relation(text: &str) -> Result<Relation, String> {
+pub fn parse_relation(text: &str) -> Result<Relation> {
     let mut out = Vec::new();
     for clause in text.split(',') {
         let clause = clause.trim();
@@ -153,14 +158,17 @@ pub fn parse_relation(text: &str) -> Result<Relation, String> {
         }
         let mut alts = Vec::new();
         for alt in clause.split('|') {
-            alts.push(parse_dep(alt.trim()).map_err(|e| format!("`{clause}`: {e}"))?);
+            alts.push(
+                parse_dep(alt.trim())
+                    .map_err(|e| DebianError::Relation(format!("`{clause}`: {e}")))?,
+            );
         }
         out.push(alts);
     }
     Ok(out)
 }
 
-fn parse_dep(s: &str) -> Result<Dep, String> {
+fn parse_dep(s: &str) -> Result<Dep> {
     // Drop architecture lists and build profiles, which follow the version constraint.
     let s = match (s.find('('), s.find(['[', '<'])) {
         (Some(p), _) => match s[p..].find(')') {
@@ -175,14 +183,14 @@ fn parse_dep(s: &str) -> Result<Dep, String> {
         Some((h, v)) => {
             let v = v
                 .strip_suffix(')')
-                .ok_or_else(|| "unclosed `(`".to_string())?
+                .ok_or_else(|| DebianError::Relation("unclosed `(`".into()))?
                 .trim();
             (h.trim(), Some(v))
         }
         None => (s, None),
     };
     if head.is_empty() || head.contains(char::is_whitespace) {
-        return Err(format!("bad package name `{head}`"));
+        return Err(DebianError::Relation(format!("bad package name `{head}`")));
     }
     let (name, arch) = match head.split_once(':') {
         Some((n, a)) => (n, Some(a.to_string())),
@@ -207,7 +215,9 @@ fn parse_dep(s: &str) -> Result<Dep, String> {
             } else if let Some(r) = v.strip_prefix('>') {
                 (Op::Ge, r)
             } else {
-                return Err(format!("bad version constraint `({v})`"));
+                return Err(DebianError::Relation(format!(
+                    "bad version constraint `({v})`"
+                )));
             };
             Some((op, Version::parse(rest.trim())?))
         }

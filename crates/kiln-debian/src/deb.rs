@@ -6,6 +6,8 @@ use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::Path;
 
+use crate::{DebianError, Result};
+
 /// The control archive of a package: `control`, `md5sums`, `conffiles`, maintainer
 /// scripts, `triggers`, `shlibs`... by name, with their modes.
 #[derive(Clone, Debug, Default)]
@@ -45,15 +47,23 @@ fn decompressor<'a, R: Read + 'a>(name: &str, r: R) -> io::Result<Box<dyn Read +
 /// data.tar stream to `data`. Errors name the file.
 pub fn read_deb<T>(
     path: &Path,
-    data: impl FnOnce(&mut dyn Read) -> Result<T, String>,
-) -> Result<(ControlFiles, T), String> {
-    let what = path.display();
-    let f = File::open(path).map_err(|e| format!("{what}: {e}"))?;
+    data: impl FnOnce(&mut dyn Read) -> Result<T>,
+) -> Result<(ControlFiles, T)> {
+    let bad = |msg: String| DebianError::Deb {
+        path: path.to_path_buf(),
+        msg,
+    };
+    let member = |name: &str, e: crate::error::Cause| DebianError::DebMember {
+        path: path.to_path_buf(),
+        member: name.to_string(),
+        source: e,
+    };
+    let f = File::open(path).map_err(DebianError::io(path))?;
     let mut ar = ar::Archive::new(BufReader::with_capacity(64 * 1024, f));
     let mut control = None;
     let mut seen_binary = false;
     while let Some(entry) = ar.next_entry() {
-        let mut entry = entry.map_err(|e| format!("{what}: not a Debian package: {e}"))?;
+        let mut entry = entry.map_err(|e| bad(format!("not a Debian package: {e}")))?;
         let name = String::from_utf8_lossy(entry.header().identifier())
             .trim_end_matches('/')
             .to_string();
@@ -61,47 +71,52 @@ pub fn read_deb<T>(
             let mut v = String::new();
             entry
                 .read_to_string(&mut v)
-                .map_err(|e| format!("{what}: {e}"))?;
+                .map_err(DebianError::io(path))?;
             if !v.starts_with("2.") {
-                return Err(format!("{what}: unsupported deb format `{}`", v.trim()));
+                return Err(bad(format!("unsupported deb format `{}`", v.trim())));
             }
             seen_binary = true;
         } else if name.starts_with("control.tar") {
-            let r = decompressor(&name, &mut entry).map_err(|e| format!("{what}: {e}"))?;
-            control = Some(read_control(r).map_err(|e| format!("{what}: {name}: {e}"))?);
+            let r = decompressor(&name, &mut entry).map_err(DebianError::io(path))?;
+            control = Some(read_control(r).map_err(|e| member(&name, e.into()))?);
         } else if name.starts_with("data.tar") {
             if !seen_binary {
-                return Err(format!("{what}: not a Debian package (no debian-binary)"));
+                return Err(bad("not a Debian package (no debian-binary)".into()));
             }
-            let control = control.ok_or_else(|| format!("{what}: data.tar before control.tar"))?;
-            let mut r = decompressor(&name, &mut entry).map_err(|e| format!("{what}: {e}"))?;
-            let t = data(&mut r).map_err(|e| format!("{what}: {name}: {e}"))?;
+            let control = control.ok_or_else(|| bad("data.tar before control.tar".into()))?;
+            let mut r = decompressor(&name, &mut entry).map_err(DebianError::io(path))?;
+            let t = data(&mut r).map_err(|e| member(&name, e.into()))?;
             // Drain what the extractor left (tar padding) so a truncated member is noticed.
-            io::copy(&mut r, &mut io::sink()).map_err(|e| format!("{what}: {name}: {e}"))?;
+            io::copy(&mut r, &mut io::sink()).map_err(|e| member(&name, e.into()))?;
             return Ok((control, t));
         }
     }
-    Err(format!("{what}: not a Debian package (no data.tar member)"))
+    Err(bad("not a Debian package (no data.tar member)".into()))
 }
 
 /// Only the control archive of the .deb at `path` (the data is not decompressed).
-pub fn read_control_only(path: &Path) -> Result<ControlFiles, String> {
-    let what = path.display();
-    let f = File::open(path).map_err(|e| format!("{what}: {e}"))?;
+pub fn read_control_only(path: &Path) -> Result<ControlFiles> {
+    let bad = |msg: String| DebianError::Deb {
+        path: path.to_path_buf(),
+        msg,
+    };
+    let f = File::open(path).map_err(DebianError::io(path))?;
     let mut ar = ar::Archive::new(BufReader::with_capacity(64 * 1024, f));
     while let Some(entry) = ar.next_entry() {
-        let mut entry = entry.map_err(|e| format!("{what}: not a Debian package: {e}"))?;
+        let mut entry = entry.map_err(|e| bad(format!("not a Debian package: {e}")))?;
         let name = String::from_utf8_lossy(entry.header().identifier())
             .trim_end_matches('/')
             .to_string();
         if name.starts_with("control.tar") {
-            let r = decompressor(&name, &mut entry).map_err(|e| format!("{what}: {e}"))?;
-            return read_control(r).map_err(|e| format!("{what}: {name}: {e}"));
+            let r = decompressor(&name, &mut entry).map_err(DebianError::io(path))?;
+            return read_control(r).map_err(|e| DebianError::DebMember {
+                path: path.to_path_buf(),
+                member: name,
+                source: e.into(),
+            });
         }
     }
-    Err(format!(
-        "{what}: not a Debian package (no control.tar member)"
-    ))
+    Err(bad("not a Debian package (no control.tar member)".into()))
 }
 
 /// The largest control member read into memory.

@@ -5,6 +5,7 @@
 
 use crate::control::paragraphs;
 use crate::deb::ControlFiles;
+use crate::{DebianError, Result};
 use md5::{Digest as _, Md5};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -56,12 +57,18 @@ pub struct Record<'a> {
     pub conffiles: Vec<(String, String)>,
 }
 
+fn bad(msg: &str) -> DebianError {
+    DebianError::Dpkg(msg.into())
+}
+
 /// The name dpkg files the package's info under: `libc6:amd64` for Multi-Arch: same.
-pub fn info_name(control: &ControlFiles) -> Result<(String, String), String> {
+pub fn info_name(control: &ControlFiles) -> Result<(String, String)> {
     let text = control.text("control").unwrap_or_default();
     let paras = paragraphs(&text)?;
-    let p = paras.first().ok_or("empty control file")?;
-    let name = p.get("Package").ok_or("control file without Package")?;
+    let p = paras.first().ok_or_else(|| bad("empty control file"))?;
+    let name = p
+        .get("Package")
+        .ok_or_else(|| bad("control file without Package"))?;
     let key = if p.get("Multi-Arch") == Some("same") {
         format!("{name}:{}", p.get("Architecture").unwrap_or(""))
     } else {
@@ -71,10 +78,10 @@ pub fn info_name(control: &ControlFiles) -> Result<(String, String), String> {
 }
 
 /// One `status` paragraph (without the blank line after it).
-pub fn status_entry(r: &Record<'_>) -> Result<String, String> {
+pub fn status_entry(r: &Record<'_>) -> Result<String> {
     let text = r.control.text("control").unwrap_or_default();
     let paras = paragraphs(&text)?;
-    let p = paras.first().ok_or("empty control file")?;
+    let p = paras.first().ok_or_else(|| bad("empty control file"))?;
     let mut fields: BTreeMap<&str, String> = BTreeMap::new();
     let mut extra: Vec<(&str, String)> = Vec::new();
     for (k, v) in &p.fields {
@@ -113,7 +120,7 @@ pub fn status_entry(r: &Record<'_>) -> Result<String, String> {
 pub fn conffile_sums(
     control: &ControlFiles,
     resolve: impl Fn(&str) -> std::path::PathBuf,
-) -> Result<Vec<(String, String)>, String> {
+) -> Result<Vec<(String, String)>> {
     let mut out = Vec::new();
     for line in control.text("conffiles").unwrap_or_default().lines() {
         let line = line.trim();
@@ -125,7 +132,10 @@ pub fn conffile_sums(
             continue;
         }
         let file = resolve(path);
-        let bytes = fs::read(&file).map_err(|e| format!("conffile {path}: {e}"))?;
+        let bytes = fs::read(&file).map_err(|source| DebianError::Conffile {
+            path: path.to_string(),
+            source,
+        })?;
         out.push((path.to_string(), hex::encode(Md5::digest(&bytes))));
     }
     Ok(out)

@@ -4,31 +4,13 @@
 use kiln_oci::{Digest, HashingReader};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-/// Why something could not be fetched or trusted. Every variant names the URL or file.
-#[derive(Debug, thiserror::Error)]
-pub enum FetchError {
-    #[error("{url}: {msg}")]
-    Http { url: String, msg: String },
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error("{what}: SHA256 {actual} does not match the expected {expected}{size}")]
-    Mismatch {
-        what: String,
-        expected: String,
-        actual: String,
-        size: String,
-    },
-}
+use crate::DebianError;
 
-fn io_err(path: &Path) -> impl FnOnce(io::Error) -> FetchError + '_ {
-    move |source| FetchError::Io {
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> DebianError + '_ {
+    move |source| DebianError::Io {
         path: path.to_path_buf(),
         source,
     }
@@ -59,7 +41,7 @@ impl Fetcher {
     }
 
     /// Opens `url` for reading; a 404 is reported as such (callers may try another file).
-    pub fn open(&self, url: &str) -> Result<Box<dyn Read + Send>, FetchError> {
+    pub fn open(&self, url: &str) -> Result<Box<dyn Read + Send>, DebianError> {
         if let Some(p) = url.strip_prefix("file://") {
             let path = Path::new(p);
             return Ok(Box::new(File::open(path).map_err(io_err(path))?));
@@ -73,7 +55,7 @@ impl Fetcher {
                 Ok(r) if r.status().is_success() => return Ok(Box::new(r)),
                 Ok(r) if r.status().is_server_error() => last = r.status().to_string(),
                 Ok(r) => {
-                    return Err(FetchError::Http {
+                    return Err(DebianError::Http {
                         url: url.to_string(),
                         msg: r.status().to_string(),
                     })
@@ -81,18 +63,18 @@ impl Fetcher {
                 Err(e) => last = error_chain(&e),
             }
         }
-        Err(FetchError::Http {
+        Err(DebianError::Http {
             url: url.to_string(),
             msg: last,
         })
     }
 
     /// The whole body of `url`.
-    pub fn get(&self, url: &str) -> Result<Vec<u8>, FetchError> {
+    pub fn get(&self, url: &str) -> Result<Vec<u8>, DebianError> {
         let mut out = Vec::new();
         self.open(url)?
             .read_to_end(&mut out)
-            .map_err(|e| FetchError::Http {
+            .map_err(|e| DebianError::Http {
                 url: url.to_string(),
                 msg: e.to_string(),
             })?;
@@ -109,7 +91,7 @@ impl Fetcher {
         dest: &Path,
         sha256: &str,
         size: Option<u64>,
-    ) -> Result<u64, FetchError> {
+    ) -> Result<u64, DebianError> {
         if dest.exists() {
             verify_file(dest, sha256)?;
             return Ok(0);
@@ -122,7 +104,7 @@ impl Fetcher {
         let mut buf = vec![0u8; 256 * 1024];
         let mut n = 0u64;
         loop {
-            let k = input.read(&mut buf).map_err(|e| FetchError::Http {
+            let k = input.read(&mut buf).map_err(|e| DebianError::Http {
                 url: url.to_string(),
                 msg: format!("download cut after {n} bytes: {e}"),
             })?;
@@ -136,7 +118,7 @@ impl Fetcher {
         drop(out);
         let actual = input.finish().0.hex().to_string();
         if actual != sha256 || size.is_some_and(|s| s != n) {
-            return Err(FetchError::Mismatch {
+            return Err(DebianError::Mismatch {
                 what: url.to_string(),
                 expected: sha256.to_string(),
                 actual,
@@ -146,7 +128,7 @@ impl Fetcher {
                 },
             });
         }
-        tmp.persist(dest).map_err(|e| FetchError::Io {
+        tmp.persist(dest).map_err(|e| DebianError::Io {
             path: dest.to_path_buf(),
             source: e.error,
         })?;
@@ -155,10 +137,10 @@ impl Fetcher {
 }
 
 /// Checks that `path` hashes to `sha256`.
-pub fn verify_file(path: &Path, sha256: &str) -> Result<(), FetchError> {
+pub fn verify_file(path: &Path, sha256: &str) -> Result<(), DebianError> {
     let actual = sha256_file(path)?;
     if actual != sha256 {
-        return Err(FetchError::Mismatch {
+        return Err(DebianError::Mismatch {
             what: path.display().to_string(),
             expected: sha256.to_string(),
             actual,
@@ -168,7 +150,7 @@ pub fn verify_file(path: &Path, sha256: &str) -> Result<(), FetchError> {
     Ok(())
 }
 
-pub fn sha256_file(path: &Path) -> Result<String, FetchError> {
+pub fn sha256_file(path: &Path) -> Result<String, DebianError> {
     let mut r = HashingReader::new(File::open(path).map_err(io_err(path))?);
     io::copy(&mut r, &mut io::sink()).map_err(io_err(path))?;
     Ok(r.finish().0.hex().to_string())

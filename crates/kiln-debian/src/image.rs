@@ -16,6 +16,8 @@ use crate::native::{self, Handling, Tree};
 use crate::resolve::{parse_request, resolve, Group};
 use crate::unpack::{merged_links, unpack_all, Unpacked};
 use crate::verify::Keyring;
+use crate::{DebianError, Result};
+use kiln_layer::pool::run_parallel;
 use kiln_layer::{Compression, WriteOptions};
 use kiln_oci::types::{ContainerConfig, Descriptor, History, ImageConfig, RootFs};
 use kiln_oci::Digest;
@@ -97,15 +99,16 @@ pub fn plan(
     f: &Fetcher,
     cache: &Path,
     progress: &dyn Progress,
-) -> Result<(Lock, bool), String> {
+) -> Result<(Lock, bool)> {
     if let Some(path) = &opts.lock {
         if path.exists() {
             let lock = Lock::read(path)?;
             let mismatch = |what: &str, lock_v: &str, opt_v: &str| {
-                Err(format!(
-                    "{}: the lock is for {what} `{lock_v}`, not `{opt_v}`\nhint: remove the lock file to resolve again",
-                    path.display()
-                ))
+                Err(DebianError::Lock {
+                    path: path.clone(),
+                    msg: format!("the lock is for {what} `{lock_v}`, not `{opt_v}`"),
+                    hint: Some("remove the lock file to resolve again".into()),
+                })
             };
             if lock.suite != opts.suite {
                 return mismatch("suite", &lock.suite, &opts.suite);
@@ -139,19 +142,16 @@ pub fn plan(
         keys.describe()
     ));
     let t = now();
-    let releases: Vec<Result<_, String>> = std::thread::scope(|s| {
+    let releases: Vec<Result<_>> = std::thread::scope(|s| {
         let hs: Vec<_> = srcs
             .iter()
             .map(|src| {
                 let keys = &keys;
                 s.spawn(move || {
-                    fetch_release(f, src, keys, t).map_err(|e| {
-                        let e = e.to_string();
-                        if e.contains("404") {
-                            format!("{e}\nhint: is `{}` a suite of {} (bookworm, trixie, sid...)? --security-mirror none and --no-updates leave out the other suites", src.suite, src.mirror)
-                        } else {
-                            e
-                        }
+                    fetch_release(f, src, keys, t).map_err(|e| DebianError::Suite {
+                        suite: src.suite.clone(),
+                        mirror: src.mirror.clone(),
+                        source: Box::new(e),
                     })
                 })
             })
@@ -163,7 +163,7 @@ pub fn plan(
     let releases = releases.into_iter().collect::<Result<Vec<_>, _>>()?;
     let idx_cache = cache.join("indexes");
     // Indexes are read in parallel, then merged in source order.
-    let parts: Vec<Result<Index, String>> = std::thread::scope(|s| {
+    let parts: Vec<Result<Index>> = std::thread::scope(|s| {
         let hs: Vec<_> = srcs
             .iter()
             .zip(&releases)
@@ -172,8 +172,7 @@ pub fn plan(
                 let idx_cache = &idx_cache;
                 s.spawn(move || {
                     let mut idx = Index::default();
-                    load_packages(f, src, i, rel, &opts.arch, idx_cache, &mut idx)
-                        .map_err(|e| e.to_string())?;
+                    load_packages(f, src, i, rel, &opts.arch, idx_cache, &mut idx)?;
                     Ok(idx)
                 })
             })
@@ -250,28 +249,33 @@ pub fn download(
     cache: &Path,
     jobs: usize,
     progress: &dyn Progress,
-) -> Result<(usize, u64), String> {
+) -> Result<(usize, u64)> {
     let total = Mutex::new((0usize, 0u64));
-    crate::unpack::for_each_parallel(&lock.packages, jobs, |p| {
+    run_parallel(&lock.packages, jobs, |p| {
         let src = &lock.sources[p.source];
         let url = format!("{}/{}", src.mirror.trim_end_matches('/'), p.filename);
         let dest = deb_path(cache, p);
         let n = f.fetch_verified(&url, &dest, &p.sha256, Some(p.size)).map_err(|e| {
             let hint = if dest.exists() {
-                format!("\nhint: the cached file was changed; delete {} and kiln downloads it again", dest.display())
+                Some(format!("the cached file was changed; delete {} and kiln downloads it again", dest.display()))
             } else if e.to_string().contains("404") {
-                format!("\nhint: the mirror no longer has {} {}; resolve again (remove the lock), or use a snapshot mirror such as http://snapshot.debian.org/archive/debian/<date of {}>/", p.name, p.version, src.date)
+                Some(format!("the mirror no longer has {} {}; resolve again (remove the lock), or use a snapshot mirror such as http://snapshot.debian.org/archive/debian/<date of {}>/", p.name, p.version, src.date))
             } else {
-                String::new()
+                None
             };
-            format!("package {} {}: {e}{hint}", p.name, p.version)
+            DebianError::Download {
+                name: p.name.clone(),
+                version: p.version.clone(),
+                source: Box::new(e),
+                hint,
+            }
         })?;
         if n > 0 {
             let mut t = total.lock().expect("lock");
             t.0 += 1;
             t.1 += n;
         }
-        Ok(())
+        Ok::<_, DebianError>(())
     })?;
     let (n, bytes) = *total.lock().expect("lock");
     if n > 0 {
@@ -355,7 +359,7 @@ pub fn assemble(
     epoch: i64,
     jobs: usize,
     progress: &dyn Progress,
-) -> Result<Assembled, String> {
+) -> Result<Assembled> {
     let arch = lock.architecture.as_str();
     let mut diff_ids: Vec<Digest> = Vec::new();
     let mut layers: Vec<Descriptor> = Vec::new();
@@ -490,7 +494,7 @@ pub fn assemble(
         }
         None => {
             let dir = store.tmp_path("debian-db");
-            fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            fs::create_dir_all(&dir).map_err(DebianError::io(&dir))?;
             let result = (|| {
                 let tree = Tree {
                     lower: lowers.iter().map(PathBuf::as_path).collect(),
@@ -507,7 +511,7 @@ pub fn assemble(
                     shells,
                 )?;
                 let c = write_snapshot_layer(store, &dir, &diff_ids, epoch)?;
-                Ok::<_, String>(c)
+                Ok::<_, DebianError>(c)
             })();
             let _ = fs::remove_dir_all(&dir);
             let (descriptor, diff_id) = result?;
@@ -583,21 +587,19 @@ fn build_layer(
     arch: &str,
     controls: &mut BTreeMap<String, (String, ControlFiles)>,
     progress: &dyn Progress,
-) -> Result<CachedLayer, String> {
+) -> Result<CachedLayer> {
     progress.note(&format!(
         "unpacking {} packages ({})",
         pkgs.len(),
         group.as_str()
     ));
     let dir = store.tmp_path(&format!("debian-{}", group.as_str()));
-    fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    fs::create_dir_all(&dir).map_err(DebianError::io(&dir))?;
     let result = (|| {
         if group == Group::Base {
             for l in merged_links(arch) {
-                fs::create_dir_all(dir.join("usr").join(l))
-                    .map_err(|e| format!("{}: {e}", dir.display()))?;
-                symlink(format!("usr/{l}"), dir.join(l))
-                    .map_err(|e| format!("{}: {e}", dir.display()))?;
+                fs::create_dir_all(dir.join("usr").join(l)).map_err(DebianError::io(&dir))?;
+                symlink(format!("usr/{l}"), dir.join(l)).map_err(DebianError::io(&dir))?;
             }
         }
         let unpacked = unpack_all(debs, &dir, jobs)?;
@@ -621,7 +623,7 @@ fn build_layer(
             let (_, info) = dpkg::info_name(&u.control)?;
             info_names.insert(name, info.clone());
             dpkg::write_info(&info_dir, &info, &u.control, &u.paths, epoch)
-                .map_err(|e| format!("{}: {e}", info_dir.display()))?;
+                .map_err(DebianError::io(&info_dir))?;
             controls.insert(name.clone(), (info, u.control.clone()));
         }
         // Native configuration in a fixed order: users and groups first (others look
@@ -690,19 +692,19 @@ fn write_snapshot_layer(
     dir: &Path,
     below: &[Digest],
     epoch: i64,
-) -> Result<(Descriptor, Digest), String> {
-    normalize_times(dir, epoch).map_err(|e| format!("{}: {e}", dir.display()))?;
+) -> Result<(Descriptor, Digest)> {
+    normalize_times(dir, epoch).map_err(DebianError::io(dir))?;
     let opts = WriteOptions {
         source_date_epoch: Some(epoch),
         overlay_whiteouts: false,
         exclude: vec![],
     };
-    let _gc = store.gc_lock(false).map_err(|e| e.to_string())?;
+    let _gc = store.gc_lock(false)?;
     let layer = store
         .write_layer(Compression::None, |out| {
             kiln_layer::write_dir(dir, out, &opts).map(|_| ())
         })
-        .map_err(|e| format!("cannot write the layer: {e}"))?;
+        .map_err(|e| DebianError::WriteLayer { source: e.into() })?;
     let mut chain = below.to_vec();
     chain.push(layer.diff_id.clone());
     let chain_id = kiln_store::prune::chain_ids(&chain)
@@ -736,11 +738,7 @@ fn normalize_times(dir: &Path, epoch: i64) -> std::io::Result<()> {
 }
 
 /// The snapshot of the top layer of `layers`, unpacked from the store if missing.
-fn ensure_snapshot(
-    store: &Store,
-    layers: &[Descriptor],
-    diff_ids: &[Digest],
-) -> Result<PathBuf, String> {
+fn ensure_snapshot(store: &Store, layers: &[Descriptor], diff_ids: &[Digest]) -> Result<PathBuf> {
     let manifest = kiln_oci::types::Manifest::oci(
         Descriptor::new(kiln_oci::media::OCI_CONFIG, Digest::of_bytes(b""), 0),
         layers.to_vec(),
@@ -759,7 +757,7 @@ fn ensure_snapshot(
         history: None,
         extra: Default::default(),
     };
-    let mut dirs = snapshot::prepare(store, &manifest, &config).map_err(|e| e.to_string())?;
+    let mut dirs = snapshot::prepare(store, &manifest, &config)?;
     Ok(dirs.pop().expect("one layer at least"))
 }
 
@@ -773,10 +771,10 @@ fn write_databases(
     alternatives: &[Alternative],
     diversions: &[(String, String, String)],
     shells: bool,
-) -> Result<(), String> {
+) -> Result<()> {
     let e = |what: &str| {
         let what = what.to_string();
-        move |err: std::io::Error| format!("writing {what}: {err}")
+        move |source: std::io::Error| DebianError::WriteDatabase { what, source }
     };
     let mtime = tree.mtime;
     let db = tree.out.join("var/lib/dpkg");
@@ -788,7 +786,10 @@ fn write_databases(
             tree.find(&crate::unpack::merged_rel(rel))
                 .unwrap_or_else(|| tree.out.join(rel))
         })
-        .map_err(|m| format!("package {name}: {m}"))?;
+        .map_err(|m| DebianError::Package {
+            name: name.clone(),
+            source: Box::new(m),
+        })?;
         status.push_str(&dpkg::status_entry(&dpkg::Record {
             control,
             status: &status_of[name],
@@ -891,18 +892,19 @@ fn write_databases(
     Ok(())
 }
 
-fn tree_link(tree: &Tree<'_>, rel: &str, target: &str) -> Result<(), String> {
-    tree.link(rel, target).map_err(|e| format!("/{rel}: {e}"))
+fn tree_link(tree: &Tree<'_>, rel: &str, target: &str) -> Result<()> {
+    tree.link(rel, target)
+        .map_err(DebianError::io(format!("/{rel}")))
 }
 
-fn tree_write(tree: &Tree<'_>, rel: &str, bytes: &[u8]) -> Result<(), String> {
+fn tree_write(tree: &Tree<'_>, rel: &str, bytes: &[u8]) -> Result<()> {
     tree.write(rel, bytes, 0o644, (0, 0))
-        .map_err(|e| format!("/{rel}: {e}"))
+        .map_err(DebianError::io(format!("/{rel}")))
 }
 
 /// /etc/shells as debianutils' update-shells writes it on a merged /usr: the shells of
 /// /usr/share/debianutils/shells and shells.d/*, each followed by its /usr twin.
-fn write_shells(tree: &Tree<'_>) -> Result<(), String> {
+fn write_shells(tree: &Tree<'_>) -> Result<()> {
     let base = tree
         .find("usr/share/debianutils/shells")
         .and_then(|p| fs::read_to_string(p).ok())

@@ -2,6 +2,7 @@
 
 use crate::control::{paragraphs, parse_relation, Relation};
 use crate::version::Version;
+use crate::{DebianError, Result};
 use std::collections::BTreeMap;
 
 /// A binary package as an index describes it: what the resolver and the downloader need.
@@ -52,7 +53,7 @@ pub fn valid_version(s: &str) -> bool {
 impl Package {
     /// One of the relationship fields kept as text (`Depends`, `Pre-Depends`,
     /// `Conflicts`, `Breaks`), parsed; an error names the package and field.
-    pub fn relation(&self, field: &str) -> Result<Relation, String> {
+    pub fn relation(&self, field: &str) -> Result<Relation> {
         let text = match field {
             "Depends" => &self.depends,
             "Pre-Depends" => &self.pre_depends,
@@ -60,11 +61,12 @@ impl Package {
             "Breaks" => &self.breaks,
             _ => return Ok(Relation::new()),
         };
-        parse_relation(text).map_err(|e| {
-            format!(
-                "package {} {} ({}): {field}: {e}",
-                self.name, self.version, self.suite
-            )
+        parse_relation(text).map_err(|e| DebianError::PackageField {
+            package: self.name.clone(),
+            version: self.version.to_string(),
+            suite: self.suite.clone(),
+            field: field.to_string(),
+            source: Box::new(e),
         })
     }
 }
@@ -86,38 +88,43 @@ impl Index {
         source: usize,
         arch: &str,
         what: &str,
-    ) -> Result<(), String> {
-        let paras = paragraphs(text).map_err(|e| format!("{what}: {e}"))?;
+    ) -> Result<()> {
+        let bad = |msg: String| DebianError::Index {
+            file: what.to_string(),
+            line: None,
+            msg,
+        };
+        let paras = paragraphs(text).map_err(|e| crate::archive::in_index(what, e))?;
         for p in paras {
             let name = p
                 .get("Package")
-                .ok_or_else(|| format!("{what}: a paragraph has no Package field"))?;
+                .ok_or_else(|| bad("a paragraph has no Package field".into()))?;
             let a = p.get("Architecture").unwrap_or("");
             if a != arch && a != "all" {
                 continue;
             }
-            let rel = |f: &str| -> Result<Relation, String> {
+            let rel = |f: &str| -> Result<Relation> {
                 p.get(f)
                     .map(parse_relation)
                     .transpose()
                     .map(Option::unwrap_or_default)
-                    .map_err(|e| format!("{what}: package {name}: {f}: {e}"))
+                    .map_err(|e| bad(format!("package {name}: {f}: {e}")))
             };
             let raw = |f: &str| p.get(f).unwrap_or("").to_string();
-            let field = |f: &str| -> Result<&str, String> {
+            let field = |f: &str| -> Result<&str> {
                 p.get(f)
-                    .ok_or_else(|| format!("{what}: package {name} has no {f} field"))
+                    .ok_or_else(|| bad(format!("package {name} has no {f} field")))
             };
             if !valid_name(name) || !valid_name(a) {
-                return Err(format!(
-                    "{what}: invalid package name or architecture `{name}` `{a}`"
-                ));
+                return Err(bad(format!(
+                    "invalid package name or architecture `{name}` `{a}`"
+                )));
             }
             let version = Version::parse(field("Version")?)
-                .map_err(|e| format!("{what}: package {name}: {e}"))?;
+                .map_err(|e| bad(format!("package {name}: {e}")))?;
             let sha256 = field("SHA256")?.to_ascii_lowercase();
             if sha256.len() != 64 || !sha256.bytes().all(|c| c.is_ascii_hexdigit()) {
-                return Err(format!("{what}: package {name}: bad SHA256 `{sha256}`"));
+                return Err(bad(format!("package {name}: bad SHA256 `{sha256}`")));
             }
             let pkg = Package {
                 name: name.to_string(),
@@ -134,7 +141,7 @@ impl Index {
                 filename: field("Filename")?.to_string(),
                 size: field("Size")?
                     .parse()
-                    .map_err(|_| format!("{what}: package {name}: bad Size"))?,
+                    .map_err(|_| bad(format!("package {name}: bad Size")))?,
                 sha256,
                 installed_size: p
                     .get("Installed-Size")

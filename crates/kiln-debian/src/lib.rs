@@ -11,6 +11,7 @@ pub mod cacerts;
 pub mod control;
 pub mod deb;
 pub mod dpkg;
+pub mod error;
 pub mod fetch;
 pub mod image;
 pub mod index;
@@ -20,3 +21,5 @@ pub mod resolve;
 pub mod unpack;
 pub mod verify;
 pub mod version;
+
+pub use error::{DebianError, Result};

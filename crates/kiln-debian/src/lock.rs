@@ -2,6 +2,7 @@
 //! and SHA256. Building from a lock fetches no index: the lock is the trust root (it was
 //! written from signed indexes), and every .deb is checked against it.
 
+use crate::{DebianError, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -47,16 +48,23 @@ pub struct LockedPackage {
 }
 
 impl Lock {
-    pub fn read(path: &Path) -> Result<Lock, String> {
-        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let lock: Lock = serde_json::from_slice(&bytes)
-            .map_err(|e| format!("{}: not a kiln lock file: {e}", path.display()))?;
+    pub fn read(path: &Path) -> Result<Lock> {
+        let bad = |msg: String| DebianError::Lock {
+            path: path.to_path_buf(),
+            msg,
+            hint: None,
+        };
+        let bytes = std::fs::read(path).map_err(DebianError::io(path))?;
+        let lock: Lock =
+            serde_json::from_slice(&bytes).map_err(|source| DebianError::LockFormat {
+                path: path.to_path_buf(),
+                source,
+            })?;
         if lock.lock_version != LOCK_VERSION {
-            return Err(format!(
-                "{}: lock-version {} is not supported (this kiln reads {LOCK_VERSION})",
-                path.display(),
+            return Err(bad(format!(
+                "lock-version {} is not supported (this kiln reads {LOCK_VERSION})",
                 lock.lock_version
-            ));
+            )));
         }
         for p in &lock.packages {
             // Names, versions and architectures become cache file names: Debian's
@@ -70,29 +78,24 @@ impl Lock {
                 || !matches!(p.group.as_str(), "base" | "extra")
                 || p.filename.contains("..")
             {
-                return Err(format!(
-                    "{}: package {} has an invalid entry",
-                    path.display(),
-                    p.name
-                ));
+                return Err(bad(format!("package {} has an invalid entry", p.name)));
             }
         }
         Ok(lock)
     }
 
     /// Writes the lock (pretty JSON, stable order) atomically.
-    pub fn write(&self, path: &Path) -> Result<(), String> {
+    pub fn write(&self, path: &Path) -> Result<()> {
         let mut bytes = serde_json::to_vec_pretty(self).expect("a lock serializes");
         bytes.push(b'\n');
         let dir = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        let tmp =
-            tempfile::NamedTempFile::new_in(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        std::fs::write(tmp.path(), &bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        let tmp = tempfile::NamedTempFile::new_in(dir).map_err(DebianError::io(dir))?;
+        std::fs::write(tmp.path(), &bytes).map_err(DebianError::io(path))?;
         tmp.persist(path)
-            .map_err(|e| format!("{}: {}", path.display(), e.error))?;
+            .map_err(|e| DebianError::io(path)(e.error))?;
         Ok(())
     }
 
@@ -129,10 +132,13 @@ mod tests {
         // Names and versions become cache file names: no path tricks.
         for (n, v) in [("../../etc/x", "1"), ("bash", "1/../../x"), ("Bash", "1")] {
             std::fs::write(&p, lock_with(n, v)).unwrap();
-            let e = Lock::read(&p).unwrap_err();
+            let e = Lock::read(&p).unwrap_err().to_string();
             assert!(e.contains("invalid entry"), "{n} {v}: {e}");
         }
         std::fs::write(&p, "{}").unwrap();
-        assert!(Lock::read(&p).unwrap_err().contains("not a kiln lock file"));
+        assert!(Lock::read(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("not a kiln lock file"));
     }
 }

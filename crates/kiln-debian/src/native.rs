@@ -11,6 +11,7 @@
 
 use crate::deb::ControlFiles;
 use crate::dpkg::{set_mtime, write_file, Alternative};
+use crate::{DebianError, Result};
 use std::fs;
 use std::io;
 use std::os::unix::fs::{symlink, PermissionsExt};
@@ -320,12 +321,16 @@ fn gid(tree: &Tree<'_>, name: &str, fallback: u32) -> u32 {
 
 /// Applies the native effect of `name`'s scripts onto `tree.out`. Alternatives and
 /// diversions are returned, not written: they are shared databases the caller writes.
-pub fn configure(name: &str, control: &ControlFiles, tree: &Tree<'_>) -> Result<Effects, String> {
+pub fn configure(name: &str, control: &ControlFiles, tree: &Tree<'_>) -> Result<Effects> {
     let mut fx = Effects::default();
     let e = |what: &str| {
         let name = name.to_string();
         let what = what.to_string();
-        move |err: io::Error| format!("configuring {name}: {what}: {err}")
+        move |source: io::Error| DebianError::ConfigureIo {
+            package: name,
+            what,
+            source,
+        }
     };
     match name {
         "base-files" => {
@@ -457,8 +462,10 @@ pub fn configure(name: &str, control: &ControlFiles, tree: &Tree<'_>) -> Result<
         }
         "debianutils" => fx.shells = true,
         "ca-certificates" => {
-            let plan = crate::cacerts::plan(tree, control)
-                .map_err(|m| format!("configuring {name}: {m}"))?;
+            let plan = crate::cacerts::plan(tree, control).map_err(|m| DebianError::Configure {
+                package: name.to_string(),
+                source: Box::new(m),
+            })?;
             crate::cacerts::apply(tree, &plan).map_err(e("/etc/ssl/certs"))?;
         }
         "openssl" if !tree.exists("usr/lib/ssl") => {
@@ -496,8 +503,10 @@ pub fn configure(name: &str, control: &ControlFiles, tree: &Tree<'_>) -> Result<
     }
     if matches!(handling(name, control), Handling::Native(_)) {
         if let Some(script) = control.text("postinst") {
-            fx.alternatives = parse_alternatives(&script)
-                .map_err(|m| format!("configuring {name}: postinst: {m}"))?;
+            fx.alternatives = parse_alternatives(&script).map_err(|m| DebianError::Postinst {
+                package: name.to_string(),
+                source: Box::new(m),
+            })?;
         }
     }
     Ok(fx)
@@ -560,7 +569,7 @@ fn shadowconfig(tree: &Tree<'_>) -> io::Result<()> {
 /// The `update-alternatives --install LINK NAME PATH PRIORITY [--slave LINK NAME PATH]...`
 /// calls of a postinst. Arguments must be literal: a `$` or backquote in one is an error
 /// (the package then needs its script run).
-pub fn parse_alternatives(script: &str) -> Result<Vec<Alternative>, String> {
+pub fn parse_alternatives(script: &str) -> Result<Vec<Alternative>> {
     let joined = script.replace("\\\n", " ");
     let mut out = Vec::new();
     for line in joined.lines() {
@@ -580,14 +589,14 @@ pub fn parse_alternatives(script: &str) -> Result<Vec<Alternative>, String> {
         };
         let a = &words[i + 1..];
         if a.len() < 4 {
-            return Err(format!("cannot read `{line}`"));
+            return Err(DebianError::Script(format!("cannot read `{line}`")));
         }
         if a.iter().any(|w| w.contains('$') || w.contains('`')) {
-            return Err(format!("`{line}` is not literal"));
+            return Err(DebianError::Script(format!("`{line}` is not literal")));
         }
         let priority = a[3]
             .parse()
-            .map_err(|_| format!("`{line}`: priority `{}`", a[3]))?;
+            .map_err(|_| DebianError::Script(format!("`{line}`: priority `{}`", a[3])))?;
         let mut alt = Alternative {
             link: a[0].to_string(),
             name: a[1].to_string(),
@@ -598,7 +607,7 @@ pub fn parse_alternatives(script: &str) -> Result<Vec<Alternative>, String> {
         let mut rest = &a[4..];
         while let Some(w) = rest.first() {
             if *w != "--slave" || rest.len() < 4 {
-                return Err(format!("cannot read `{line}`"));
+                return Err(DebianError::Script(format!("cannot read `{line}`")));
             }
             alt.slaves.push((
                 rest[2].to_string(),

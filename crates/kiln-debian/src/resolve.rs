@@ -11,6 +11,7 @@
 use crate::control::{Dep, Op};
 use crate::index::{Index, Package};
 use crate::version::Version;
+use crate::{DebianError, Result};
 use std::collections::{BTreeMap, VecDeque};
 
 /// Which layer of the image a package lands in.
@@ -46,7 +47,7 @@ pub struct Resolution {
 }
 
 /// A package asked for by name, optionally with `=VERSION` (as `apt-get install name=ver`).
-pub fn parse_request(s: &str) -> Result<Dep, String> {
+pub fn parse_request(s: &str) -> Result<Dep> {
     let s = s.trim();
     let (name, version) = match s.split_once('=') {
         Some((n, v)) => (n, Some((Op::Eq, Version::parse(v)?))),
@@ -57,7 +58,7 @@ pub fn parse_request(s: &str) -> Result<Dep, String> {
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c))
     {
-        return Err(format!("`{s}` is not a Debian package name"));
+        return Err(DebianError::BadRequest(s.to_string()));
     }
     Ok(Dep {
         name: name.to_string(),
@@ -142,13 +143,13 @@ impl Resolver<'_> {
         best.map(|(_, _, p)| p.clone())
     }
 
-    fn choose(&mut self, pkg: Package, group: Group, reason: String) -> Result<(), String> {
+    fn choose(&mut self, pkg: Package, group: Group, reason: String) -> Result<()> {
         if let Some(c) = self.chosen.get(&pkg.name) {
             if c.pkg.version != pkg.version {
-                return Err(format!(
+                return Err(DebianError::Unsatisfiable(format!(
                     "{} is needed at version {} ({reason}) and at {} ({})",
                     pkg.name, pkg.version, c.pkg.version, c.reason
-                ));
+                )));
             }
             return Ok(());
         }
@@ -158,7 +159,7 @@ impl Resolver<'_> {
         Ok(())
     }
 
-    fn run(&mut self, group: Group) -> Result<(), String> {
+    fn run(&mut self, group: Group) -> Result<()> {
         while let Some(name) = self.queue.pop_front() {
             let pkg = self.chosen[&name].pkg.clone();
             for field in ["Pre-Depends", "Depends"] {
@@ -172,10 +173,10 @@ impl Resolver<'_> {
                         .collect::<Vec<_>>()
                         .join(" | ");
                     let Some(p) = clause.iter().find_map(|d| self.pick(d)) else {
-                        return Err(format!(
+                        return Err(DebianError::Unsatisfiable(format!(
                             "{} {} {field}: {text}, which no package of the suites provides",
                             pkg.name, pkg.version
-                        ));
+                        )));
                     };
                     self.choose(p, group, format!("{} depends on {text}", pkg.name))?;
                 }
@@ -184,16 +185,16 @@ impl Resolver<'_> {
         Ok(())
     }
 
-    fn check_conflicts(&self) -> Result<(), String> {
+    fn check_conflicts(&self) -> Result<()> {
         for c in self.chosen.values() {
             for field in ["Conflicts", "Breaks"] {
                 for d in c.pkg.relation(field)?.iter().flatten() {
                     if let Some(o) = self.chosen.get(&d.name) {
                         if o.pkg.name != c.pkg.name && d.allows(&o.pkg.version) {
-                            return Err(format!(
+                            return Err(DebianError::Unsatisfiable(format!(
                                 "{} {} {field} {d}, and {} {} was chosen ({})",
                                 c.pkg.name, c.pkg.version, o.pkg.name, o.pkg.version, o.reason
-                            ));
+                            )));
                         }
                     }
                 }
@@ -216,7 +217,7 @@ fn provides_match(pkg: &Package, virt: &str, pv: Option<&Version>, d: &Dep) -> b
 
 /// Resolves the base set (every Essential: yes and Priority: required package, plus
 /// `apt`) and then `requests` on top of it.
-pub fn resolve(index: &Index, requests: &[Dep]) -> Result<Resolution, String> {
+pub fn resolve(index: &Index, requests: &[Dep]) -> Result<Resolution> {
     let mut r = Resolver {
         index,
         chosen: BTreeMap::new(),
@@ -234,7 +235,9 @@ pub fn resolve(index: &Index, requests: &[Dep]) -> Result<Resolution, String> {
         }
     }
     if base.is_empty() {
-        return Err("the suites list no Essential or required package".into());
+        return Err(DebianError::Unsatisfiable(
+            "the suites list no Essential or required package".into(),
+        ));
     }
     for (p, why) in base {
         r.choose(p, Group::Base, why.to_string())?;
@@ -249,14 +252,13 @@ pub fn resolve(index: &Index, requests: &[Dep]) -> Result<Resolution, String> {
                 .iter()
                 .find(|p| d.allows(&p.version))
                 .cloned()
-                .ok_or_else(|| {
-                    format!(
-                        "package {d} is not in the suites (they have {})",
-                        c.iter()
-                            .map(|p| p.version.to_string())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
+                .ok_or_else(|| DebianError::NoSuchVersion {
+                    dep: d.to_string(),
+                    have: c
+                        .iter()
+                        .map(|p| p.version.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 })?,
             None => match r.pick_provider(d) {
                 Some(p) => p,
@@ -271,18 +273,10 @@ pub fn resolve(index: &Index, requests: &[Dep]) -> Result<Resolution, String> {
                         .collect();
                     near.sort_by_key(|k| (k.len().abs_diff(d.name.len()), k.to_string()));
                     near.truncate(5);
-                    let hint = if near.is_empty() {
-                        "hint: names are Debian's binary package names (apt-cache search, packages.debian.org); another component may have it (--components main,contrib,non-free,non-free-firmware)".to_string()
-                    } else {
-                        format!(
-                            "hint: similar names: {}",
-                            near.iter()
-                                .map(|s| s.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        )
-                    };
-                    return Err(format!("package {} is not in the suites\n{hint}", d.name));
+                    return Err(DebianError::UnknownPackage {
+                        name: d.name.clone(),
+                        similar: near.into_iter().cloned().collect(),
+                    });
                 }
             },
         };
@@ -418,11 +412,13 @@ SHA256: 0000000000000000000000000000000000000000000000000000000000000000
         // An explicit older version clashes with base's libc (>= 2).
         let e = resolve(&i, &[parse_request("libc=1.0").unwrap()])
             .err()
-            .unwrap();
+            .unwrap()
+            .to_string();
         assert!(e.contains("libc"), "{e}");
         let e = resolve(&i, &[parse_request("nosuch").unwrap()])
             .err()
-            .unwrap();
+            .unwrap()
+            .to_string();
         assert!(e.contains("nosuch is not in the suites"), "{e}");
         // Other architectures are not candidates.
         assert!(resolve(&i, &[parse_request("armonly").unwrap()]).is_err());
@@ -435,7 +431,8 @@ SHA256: 0000000000000000000000000000000000000000000000000000000000000000
             ],
         )
         .err()
-        .unwrap();
+        .unwrap()
+        .to_string();
         assert!(e.contains("Conflicts zawk"), "{e}");
         assert!(parse_request("Bad Name").is_err());
     }

@@ -2,10 +2,11 @@
 //! package installed for the dpkg database.
 
 use crate::deb::{read_deb, ControlFiles};
+use crate::Result;
+use kiln_layer::pool::run_parallel;
 use kiln_layer::{extract_mapped, ExtractOptions, PathRole};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 /// The top-level directories that merged /usr turns into symlinks into /usr.
 pub const MERGED_DIRS: &[&str] = &["bin", "sbin", "lib", "lib32", "lib64", "libx32"];
@@ -47,7 +48,7 @@ pub struct Unpacked {
 }
 
 /// Unpacks the .deb at `deb` onto `root`.
-pub fn unpack(deb: &Path, root: &Path) -> Result<Unpacked, String> {
+pub fn unpack(deb: &Path, root: &Path) -> Result<Unpacked> {
     let opts = ExtractOptions::default();
     let mut paths = Vec::new();
     let mut files = Vec::new();
@@ -70,9 +71,8 @@ pub fn unpack(deb: &Path, root: &Path) -> Result<Unpacked, String> {
             }
             mapped
         };
-        extract_mapped(data, root, &opts, &mut map)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        extract_mapped(data, root, &opts, &mut map)?;
+        Ok(())
     })?;
     Ok(Unpacked {
         control,
@@ -89,14 +89,13 @@ pub fn unpack_all(
     debs: &[(String, PathBuf)],
     root: &Path,
     jobs: usize,
-) -> Result<BTreeMap<String, Unpacked>, String> {
-    let out: Mutex<BTreeMap<String, Unpacked>> = Mutex::new(BTreeMap::new());
-    for_each_parallel(debs, jobs, |(name, path)| {
-        let u = unpack(path, root)?;
-        out.lock().expect("lock").insert(name.clone(), u);
-        Ok(())
-    })?;
-    let out = out.into_inner().expect("lock");
+) -> Result<BTreeMap<String, Unpacked>> {
+    let unpacked = run_parallel(debs, jobs, |(_, path)| unpack(path, root))?;
+    let out: BTreeMap<String, Unpacked> = debs
+        .iter()
+        .map(|(name, _)| name.clone())
+        .zip(unpacked)
+        .collect();
     // Clashes: the same file from two packages (allowed with Replaces). Unpack those
     // packages again in order so the last one in `debs` order wins, whatever the threads did.
     let mut owner: BTreeMap<&str, usize> = BTreeMap::new();
@@ -120,39 +119,5 @@ pub fn merged_rel(rel: &str) -> String {
     match merged_path(rel.as_bytes(), PathRole::Entry) {
         Some(Some(p)) => String::from_utf8_lossy(&p).into_owned(),
         _ => rel.to_string(),
-    }
-}
-
-/// Runs `f` on every item, `jobs` at a time, in item order as threads free up; stops
-/// handing out items after the first error, which it returns.
-pub fn for_each_parallel<T: Sync>(
-    items: &[T],
-    jobs: usize,
-    f: impl Fn(&T) -> Result<(), String> + Sync,
-) -> Result<(), String> {
-    let next = Mutex::new(0usize);
-    let err: Mutex<Option<String>> = Mutex::new(None);
-    std::thread::scope(|s| {
-        for _ in 0..jobs.max(1) {
-            s.spawn(|| loop {
-                let i = {
-                    let mut n = next.lock().expect("lock");
-                    *n += 1;
-                    *n - 1
-                };
-                let Some(item) = items.get(i) else { break };
-                if err.lock().expect("lock").is_some() {
-                    break;
-                }
-                if let Err(e) = f(item) {
-                    err.lock().expect("lock").get_or_insert(e);
-                    break;
-                }
-            });
-        }
-    });
-    match err.into_inner().expect("lock") {
-        Some(e) => Err(e),
-        None => Ok(()),
     }
 }

@@ -5,6 +5,7 @@
 //! not expired, and uses no weak digest; a signature from a known key that fails to
 //! verify is fatal; at least one good signature is required.
 
+use crate::{DebianError, Result};
 use pgp::composed::{CleartextSignedMessage, Deserializable, SignedPublicKey, SignedPublicSubKey};
 use pgp::crypto::hash::HashAlgorithm;
 use pgp::packet::{Signature, SignatureType, SubpacketData};
@@ -27,7 +28,7 @@ pub struct Keyring {
 
 impl Keyring {
     /// Loads `paths`; with none, the system keyring if present, else kiln's own.
-    pub fn load(paths: &[PathBuf]) -> Result<Keyring, String> {
+    pub fn load(paths: &[PathBuf]) -> Result<Keyring> {
         let mut blobs: Vec<(String, Vec<u8>)> = Vec::new();
         if paths.is_empty() {
             match std::fs::read(SYSTEM_KEYRING) {
@@ -39,17 +40,26 @@ impl Keyring {
             }
         }
         for p in paths {
-            let b = std::fs::read(p).map_err(|e| format!("keyring {}: {e}", p.display()))?;
+            let b = std::fs::read(p).map_err(|source| DebianError::KeyringRead {
+                path: p.clone(),
+                source,
+            })?;
             blobs.push((p.display().to_string(), b));
         }
         let mut certs = Vec::new();
         for (name, b) in &blobs {
             let before = certs.len();
-            let (iter, _) = SignedPublicKey::from_reader_many(&b[..])
-                .map_err(|e| format!("keyring {name}: not an OpenPGP keyring: {}", short(&e)))?;
+            let (iter, _) =
+                SignedPublicKey::from_reader_many(&b[..]).map_err(|e| DebianError::Keyring {
+                    name: name.clone(),
+                    msg: format!("not an OpenPGP keyring: {}", short(&e)),
+                })?;
             certs.extend(iter.flatten());
             if certs.len() == before {
-                return Err(format!("keyring {name}: holds no public key"));
+                return Err(DebianError::Keyring {
+                    name: name.clone(),
+                    msg: "holds no public key".into(),
+                });
             }
         }
         Ok(Keyring {
@@ -59,7 +69,7 @@ impl Keyring {
     }
 
     /// Loads one keyring file.
-    pub fn from_file(path: &Path) -> Result<Keyring, String> {
+    pub fn from_file(path: &Path) -> Result<Keyring> {
         Self::load(&[path.to_path_buf()])
     }
 
@@ -69,17 +79,23 @@ impl Keyring {
     }
 
     /// Verifies a cleartext-signed message; returns the signed text (LF line ends).
-    pub fn verify_cleartext(&self, bytes: &[u8]) -> Result<String, String> {
+    pub fn verify_cleartext(&self, bytes: &[u8]) -> Result<String> {
         self.verify_at(bytes, now())
     }
 
-    pub fn verify_at(&self, bytes: &[u8], now: u64) -> Result<String, String> {
+    pub fn verify_at(&self, bytes: &[u8], now: u64) -> Result<String> {
         let text = std::str::from_utf8(bytes)
-            .map_err(|_| "not a signed text file (not UTF-8)".to_string())?;
-        let (msg, _) = CleartextSignedMessage::from_string(text)
-            .map_err(|e| format!("not an OpenPGP cleartext-signed file: {}", short(&e)))?;
+            .map_err(|_| DebianError::Signature("not a signed text file (not UTF-8)".into()))?;
+        let (msg, _) = CleartextSignedMessage::from_string(text).map_err(|e| {
+            DebianError::Signature(format!(
+                "not an OpenPGP cleartext-signed file: {}",
+                short(&e)
+            ))
+        })?;
         if msg.signatures().is_empty() {
-            return Err("the file carries no signature".into());
+            return Err(DebianError::Signature(
+                "the file carries no signature".into(),
+            ));
         }
         let signed = msg.signed_text();
         let mut good = 0;
@@ -105,37 +121,42 @@ impl Keyring {
                 }
             }
             match self.check(sig, signed.as_bytes(), now) {
-                Some(Ok(())) => good += 1,
-                Some(Err(why)) if why.is_empty() => bad.push(format!("{who}: BAD signature")),
-                Some(Err(why)) => ignored.push(format!("{who}: {why}")),
-                None => ignored.push(format!("{who}: no such key in the keyring")),
+                Check::Good => good += 1,
+                Check::Bad => bad.push(format!("{who}: BAD signature")),
+                Check::Unusable(why) => ignored.push(format!("{who}: {why}")),
+                Check::Unknown => ignored.push(format!("{who}: no such key in the keyring")),
             }
         }
         if !bad.is_empty() {
-            return Err(format!("bad signature: {}", bad.join("; ")));
+            return Err(DebianError::Signature(format!(
+                "bad signature: {}",
+                bad.join("; ")
+            )));
         }
         if good == 0 {
-            return Err(format!(
+            return Err(DebianError::Signature(format!(
                 "no valid signature from a trusted key ({})",
                 ignored.join("; ")
-            ));
+            )));
         }
         Ok(signed.replace("\r\n", "\n"))
     }
 
-    /// `None`: no key of the keyring issued `sig`. `Some(Err(""))`: a known key, and
-    /// the signature does not verify. `Some(Err(why))`: verifies, but the key is unusable.
-    fn check(&self, sig: &Signature, data: &[u8], now: u64) -> Option<Result<(), String>> {
+    /// Whether `sig` over `data` verifies against a usable key of the keyring.
+    fn check(&self, sig: &Signature, data: &[u8], now: u64) -> Check {
         let mut known = false;
         for cert in &self.certs {
             if issued_by(sig, &cert.primary_key) {
                 known = true;
                 if sig.verify(&cert.primary_key, data).is_ok() {
-                    return Some(primary_ok(cert, now).and_then(|ss| {
+                    return Check::from(primary_ok(cert, now).and_then(|ss| {
                         if may_sign(ss) {
                             Ok(())
                         } else {
-                            Err(format!("key {} may not sign", fpr(&cert.primary_key)))
+                            Err(DebianError::Signature(format!(
+                                "key {} may not sign",
+                                fpr(&cert.primary_key)
+                            )))
                         }
                     }));
                 }
@@ -144,12 +165,39 @@ impl Keyring {
                 if issued_by(sig, &sub.key) {
                     known = true;
                     if sig.verify(&sub.key, data).is_ok() {
-                        return Some(primary_ok(cert, now).and_then(|_| subkey_ok(cert, sub, now)));
+                        return Check::from(
+                            primary_ok(cert, now).and_then(|_| subkey_ok(cert, sub, now)),
+                        );
                     }
                 }
             }
         }
-        known.then(|| Err(String::new()))
+        if known {
+            Check::Bad
+        } else {
+            Check::Unknown
+        }
+    }
+}
+
+/// What [`Keyring::check`] found of one signature.
+enum Check {
+    /// It verifies against a usable key.
+    Good,
+    /// No key of the keyring issued it.
+    Unknown,
+    /// A known key, and the signature does not verify.
+    Bad,
+    /// It verifies, but the key is unusable (why).
+    Unusable(DebianError),
+}
+
+impl From<Result<()>> for Check {
+    fn from(r: Result<()>) -> Check {
+        match r {
+            Ok(()) => Check::Good,
+            Err(why) => Check::Unusable(why),
+        }
     }
 }
 
@@ -209,7 +257,7 @@ fn issued_by(sig: &Signature, k: &impl KeyDetails) -> bool {
 
 /// The primary key is not revoked, has a valid self-signature and has not expired;
 /// returns its newest self-signature (which carries its flags).
-fn primary_ok(cert: &SignedPublicKey, now: u64) -> Result<&Signature, String> {
+fn primary_ok(cert: &SignedPublicKey, now: u64) -> Result<&Signature> {
     let pk = &cert.primary_key;
     if cert
         .details
@@ -217,7 +265,10 @@ fn primary_ok(cert: &SignedPublicKey, now: u64) -> Result<&Signature, String> {
         .iter()
         .any(|s| s.typ() == Some(SignatureType::KeyRevocation) && s.verify_key(pk).is_ok())
     {
-        return Err(format!("key {} is revoked", fpr(pk)));
+        return Err(DebianError::Signature(format!(
+            "key {} is revoked",
+            fpr(pk)
+        )));
     }
     let by_uid = cert.details.users.iter().flat_map(|u| {
         u.signatures.iter().filter(move |s| {
@@ -233,11 +284,13 @@ fn primary_ok(cert: &SignedPublicKey, now: u64) -> Result<&Signature, String> {
     let sig = by_uid
         .chain(direct)
         .max_by_key(|s| secs(s.created()))
-        .ok_or_else(|| format!("key {} has no valid self-signature", fpr(pk)))?;
+        .ok_or_else(|| {
+            DebianError::Signature(format!("key {} has no valid self-signature", fpr(pk)))
+        })?;
     if let Some(exp) = sig.key_expiration_time() {
         let exp = exp.as_secs() as u64;
         if exp != 0 && pk.created_at().as_secs() as u64 + exp <= now {
-            return Err(format!("key {} expired", fpr(pk)));
+            return Err(DebianError::Signature(format!("key {} expired", fpr(pk))));
         }
     }
     Ok(sig)
@@ -252,7 +305,7 @@ fn may_sign(selfsig: &Signature) -> bool {
     !flagged || selfsig.key_flags().sign()
 }
 
-fn subkey_ok(cert: &SignedPublicKey, sub: &SignedPublicSubKey, now: u64) -> Result<(), String> {
+fn subkey_ok(cert: &SignedPublicKey, sub: &SignedPublicSubKey, now: u64) -> Result<()> {
     let pk = &cert.primary_key;
     let mut newest: Option<&Signature> = None;
     for s in &sub.signatures {
@@ -260,7 +313,10 @@ fn subkey_ok(cert: &SignedPublicKey, sub: &SignedPublicSubKey, now: u64) -> Resu
             Some(SignatureType::SubkeyRevocation)
                 if s.verify_subkey_binding(pk, &sub.key).is_ok() =>
             {
-                return Err(format!("subkey {} is revoked", fpr(&sub.key)));
+                return Err(DebianError::Signature(format!(
+                    "subkey {} is revoked",
+                    fpr(&sub.key)
+                )));
             }
             Some(SignatureType::SubkeyBinding) => {
                 if s.verify_subkey_binding(pk, &sub.key).is_err() {
@@ -280,14 +336,22 @@ fn subkey_ok(cert: &SignedPublicKey, sub: &SignedPublicSubKey, now: u64) -> Resu
             _ => {}
         }
     }
-    let b = newest.ok_or_else(|| format!("subkey {} is not bound to its key", fpr(&sub.key)))?;
+    let b = newest.ok_or_else(|| {
+        DebianError::Signature(format!("subkey {} is not bound to its key", fpr(&sub.key)))
+    })?;
     if !may_sign(b) {
-        return Err(format!("subkey {} may not sign", fpr(&sub.key)));
+        return Err(DebianError::Signature(format!(
+            "subkey {} may not sign",
+            fpr(&sub.key)
+        )));
     }
     if let Some(exp) = b.key_expiration_time() {
         let exp = exp.as_secs() as u64;
         if exp != 0 && sub.key.created_at().as_secs() as u64 + exp <= now {
-            return Err(format!("subkey {} expired", fpr(&sub.key)));
+            return Err(DebianError::Signature(format!(
+                "subkey {} expired",
+                fpr(&sub.key)
+            )));
         }
     }
     Ok(())

@@ -2,6 +2,7 @@
 //! defines it (deb-version(7)). Written here because it is twenty lines of a precise
 //! algorithm; the crates that have it bring a whole packaging toolkit along.
 
+use crate::DebianError;
 use std::cmp::Ordering;
 use std::fmt;
 
@@ -16,15 +17,16 @@ pub struct Version {
 
 impl Version {
     /// Parses `text`; an error names what is wrong with it.
-    pub fn parse(text: &str) -> Result<Version, String> {
+    pub fn parse(text: &str) -> crate::Result<Version> {
         let t = text.trim();
         if t.is_empty() {
-            return Err("empty version".into());
+            return Err(DebianError::Version("empty version".into()));
         }
         let (epoch, rest) = match t.split_once(':') {
             Some((e, r)) => (
-                e.parse::<u64>()
-                    .map_err(|_| format!("version `{t}`: epoch `{e}` is not a number"))?,
+                e.parse::<u64>().map_err(|_| {
+                    DebianError::Version(format!("version `{t}`: epoch `{e}` is not a number"))
+                })?,
                 r,
             ),
             None => (0, t),
@@ -34,13 +36,17 @@ impl Version {
             None => (rest, ""),
         };
         if upstream.is_empty() {
-            return Err(format!("version `{t}`: empty upstream version"));
+            return Err(DebianError::Version(format!(
+                "version `{t}`: empty upstream version"
+            )));
         }
         if let Some(c) = rest
             .chars()
             .find(|c| !(c.is_ascii_alphanumeric() || ".+-~:".contains(*c)))
         {
-            return Err(format!("version `{t}`: invalid character `{c}`"));
+            return Err(DebianError::Version(format!(
+                "version `{t}`: invalid character `{c}`"
+            )));
         }
         Ok(Version {
             epoch,

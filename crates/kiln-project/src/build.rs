@@ -489,7 +489,7 @@ fn ensure_lock(
                 &kiln_store::layout::cache_dir(store.root(), kiln_store::layout::Cache::Debian),
                 progress,
             )
-            .map_err(Error::new)?;
+            .map_err(crate::debian::debian_error)?;
             (
                 BaseLock {
                     inputs: base_inputs.clone(),
@@ -1326,7 +1326,7 @@ pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Resu
                 None => {
                     let tmp = tempdir(store, "debian-lock")?;
                     let lf = tmp.path().join("debian.lock");
-                    dlock.write(&lf).map_err(Error::new)?;
+                    dlock.write(&lf).map_err(crate::debian::debian_error)?;
                     let suite = match &p.base {
                         Base::Debian { suite } => suite.clone(),
                         Base::Image(_) => unreachable!("a Debian lock for a Debian base"),

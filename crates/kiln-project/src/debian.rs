@@ -37,12 +37,21 @@ pub fn host_arch() -> &'static str {
     }
 }
 
+/// A kiln-debian error as this crate's, its hint kept.
+pub(crate) fn debian_error(e: kiln_debian::DebianError) -> Error {
+    match e.hint() {
+        Some(h) => Error::with_hint(e.to_string(), h),
+        None => Error::new(e.to_string()),
+    }
+}
+
 /// Builds the image `opts` describe. The caller must already be in a private mount
 /// namespace (`kiln_runtime::container::private_mount_namespace`) when scripts may run.
 pub fn build(store: &Store, opts: &Options, progress: &dyn Progress) -> Result<DebianImage> {
     let cache = kiln_store::layout::cache_dir(store.root(), kiln_store::layout::Cache::Debian);
     let fetcher = kiln_debian::fetch::Fetcher::new();
-    let (lock, resolved) = debimage::plan(opts, &fetcher, &cache, progress).map_err(Error::new)?;
+    let (lock, resolved) =
+        debimage::plan(opts, &fetcher, &cache, progress).map_err(debian_error)?;
     let base_count = lock.packages.iter().filter(|p| p.group == "base").count();
     progress.note(&format!(
         "{} {} packages ({base_count} essential/required, {} requested and their dependencies) for {} {}",
@@ -58,10 +67,10 @@ pub fn build(store: &Store, opts: &Options, progress: &dyn Progress) -> Result<D
         }
     }
     let (downloaded, bytes) =
-        debimage::download(&lock, &fetcher, &cache, opts.jobs, progress).map_err(Error::new)?;
+        debimage::download(&lock, &fetcher, &cache, opts.jobs, progress).map_err(debian_error)?;
     let epoch = opts.source_date_epoch.unwrap_or_else(|| lock.timestamp());
     let asm = debimage::assemble(store, &lock, &cache, epoch, opts.jobs.min(4), progress)
-        .map_err(Error::new)?;
+        .map_err(debian_error)?;
     let (stage, _) = store.write_image(&asm.config, asm.layers.clone())?;
     let mut scripts_run: Vec<String> = Vec::new();
     for s in &asm.scripts {

@@ -7,14 +7,13 @@
 use crate::client::{manifest_ref, Repo};
 use crate::error::{RegistryError, Result};
 use crate::limits::{human, MAX_CONFIG};
+use kiln_layer::pool::run_parallel;
 use kiln_oci::media::{self, Kind};
 use kiln_oci::types::{Descriptor, ImageConfig, Index, Manifest};
 use kiln_oci::{Digest, Platform, Reference};
 use kiln_store::prune::chain_ids;
 use kiln_store::{snapshot, BlobWriter, Progress, Store};
 use std::io::{self, Read, Write};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 /// Layers downloaded at once (Docker's default is 3).
 pub const DEFAULT_JOBS: usize = 4;
@@ -380,35 +379,15 @@ fn fetch_layers(
     opts: &PullOptions<'_>,
 ) -> Result<Vec<BlobReport>> {
     let chains = chain_ids(diff_ids);
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<Result<BlobReport>>>> =
-        Mutex::new((0..layers.len()).map(|_| None).collect());
-    let failed = AtomicU64::new(0);
-    let jobs = opts.jobs.clamp(1, layers.len().max(1));
-    std::thread::scope(|s| {
-        for _ in 0..jobs {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                if i >= layers.len() || failed.load(Ordering::SeqCst) > 0 {
-                    break;
-                }
-                let r = fetch_layer(store, repo, &layers[i], &diff_ids[i], &chains[i], opts);
-                if r.is_err() {
-                    failed.fetch_add(1, Ordering::SeqCst);
-                }
-                results.lock().expect("results lock")[i] = Some(r);
-            });
-        }
-    });
-    let mut out = Vec::with_capacity(layers.len());
-    for r in results.into_inner().expect("results lock") {
-        match r {
-            Some(r) => out.push(r?),
-            // A layer not tried because another failed: the first error is reported.
-            None => continue,
-        }
-    }
-    Ok(out)
+    let jobs: Vec<(&Descriptor, &Digest, &Digest)> = layers
+        .iter()
+        .zip(diff_ids)
+        .zip(&chains)
+        .map(|((l, d), c)| (l, d, c))
+        .collect();
+    run_parallel(&jobs, opts.jobs, |(layer, diff_id, chain)| {
+        fetch_layer(store, repo, layer, diff_id, chain, opts)
+    })
 }
 
 fn fetch_layer(

@@ -16,6 +16,7 @@
 use crate::client::{content_digest, Body, Repo, Req};
 use crate::error::{RegistryError, Result};
 use crate::pull::BlobReport;
+use kiln_layer::pool::run_parallel;
 use kiln_layer::{Compression, Compressor};
 use kiln_oci::media::{self, Kind};
 use kiln_oci::types::{to_canonical_json, Descriptor, Index, Manifest};
@@ -27,8 +28,6 @@ use reqwest::{Method, StatusCode};
 use std::fs;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 /// Blobs up to this size go in one PUT.
 const MONOLITHIC_MAX: u64 = 4 << 20;
@@ -459,35 +458,7 @@ fn push_blobs(
     blobs: &[Descriptor],
     opts: &PushOptions<'_>,
 ) -> Result<Vec<BlobReport>> {
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<Result<BlobReport>>>> =
-        Mutex::new((0..blobs.len()).map(|_| None).collect());
-    let failed = AtomicUsize::new(0);
-    std::thread::scope(|s| {
-        for _ in 0..opts.jobs.clamp(1, blobs.len().max(1)) {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                if i >= blobs.len() || failed.load(Ordering::SeqCst) > 0 {
-                    break;
-                }
-                let r = push_blob(store, repo, &blobs[i], opts);
-                if r.is_err() {
-                    failed.fetch_add(1, Ordering::SeqCst);
-                }
-                results.lock().expect("results lock")[i] = Some(r);
-            });
-        }
-    });
-    let mut out = Vec::new();
-    for r in results
-        .into_inner()
-        .expect("results lock")
-        .into_iter()
-        .flatten()
-    {
-        out.push(r?);
-    }
-    Ok(out)
+    run_parallel(blobs, opts.jobs, |blob| push_blob(store, repo, blob, opts))
 }
 
 fn push_blob(

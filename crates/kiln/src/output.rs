@@ -46,6 +46,11 @@ pub fn print_error(e: &anyhow::Error) {
                 hint.get_or_insert(h);
             }
         }
+        if let Some(d) = cause.downcast_ref::<kiln_debian::DebianError>() {
+            if let Some(h) = d.hint() {
+                hint.get_or_insert(h);
+            }
+        }
         if let Some(b) = cause.downcast_ref::<kiln_build::exec::BuildError>() {
             if let Some(h) = b.hint() {
                 hint.get_or_insert(h);
