@@ -15,6 +15,7 @@ use kiln_layer::Compression;
 use kiln_oci::media::{self, Kind, ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME};
 use kiln_oci::types::{to_canonical_json, Descriptor, ImageConfig, Index, Manifest};
 use kiln_oci::{Digest, HashingReader, HashingWriter, Reference};
+use kiln_store::snapshot::{self, Detached};
 use kiln_store::{Progress, Store};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File};
@@ -107,10 +108,61 @@ struct Entries {
     buf: Vec<u8>,
     /// Entries seen (files and links, a repeated name counted again).
     seq: usize,
+    /// Where layers are unpacked while they are read (`None`: they are not).
+    unpack: Option<Store>,
+    /// Layers being unpacked ahead, by the digest of their bytes.
+    unpacking: Vec<(Digest, std::thread::JoinHandle<Option<Detached>>)>,
+}
+
+/// Layers unpacked while the archive was read: their snapshots are ready when the first
+/// container starts (podman and docker unpack on load too), and reading a layer once
+/// for both costs less than reading it again later.
+const UNPACK_AHEAD_MIN: u64 = 1 << 20;
+
+/// Whether the first bytes of an entry look like a layer: a tar (`ustar` at 257), or a
+/// gzip or zstd stream.
+fn looks_like_layer(head: &[u8]) -> bool {
+    head.starts_with(&[0x1f, 0x8b])
+        || head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
+        || head.get(257..262) == Some(b"ustar".as_slice())
+}
+
+/// A reader of the chunks a channel delivers.
+struct ChunkReader {
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    chunk: Vec<u8>,
+    at: usize,
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.at == self.chunk.len() {
+            match self.rx.recv() {
+                Ok(c) => {
+                    self.chunk = c;
+                    self.at = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.at);
+        buf[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+impl Drop for Entries {
+    fn drop(&mut self) {
+        // Nothing keeps writing into the store's tmp/ once the load is over.
+        for (_, h) in self.unpacking.drain(..) {
+            let _ = h.join();
+        }
+    }
 }
 
 impl Entries {
-    fn new(archive: &str) -> Self {
+    fn new(archive: &str, unpack: Option<Store>) -> Self {
         Self {
             archive: archive.to_string(),
             items: BTreeMap::new(),
@@ -118,7 +170,37 @@ impl Entries {
             staged: HashMap::new(),
             buf: vec![0u8; 256 << 10],
             seq: 0,
+            unpack,
+            unpacking: Vec::new(),
         }
+    }
+
+    /// Starts unpacking an entry whose first bytes are `head`, when it looks like a
+    /// layer big enough to matter; returns where to send its bytes.
+    fn unpack_ahead(
+        &mut self,
+        head: &[u8],
+        size: u64,
+    ) -> Option<(
+        std::sync::mpsc::SyncSender<Vec<u8>>,
+        std::thread::JoinHandle<Option<Detached>>,
+    )> {
+        let store = self.unpack.clone()?;
+        if size < UNPACK_AHEAD_MIN || !looks_like_layer(head) {
+            return None;
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(16);
+        let handle = std::thread::spawn(move || {
+            let reader = ChunkReader {
+                rx,
+                chunk: Vec::new(),
+                at: 0,
+            };
+            // Not a layer after all, or a broken one: nothing is adopted, and the first
+            // run unpacks it from the blob (and reports what is wrong with it).
+            snapshot::unpack_detached(&store, reader).ok()
+        });
+        Some((tx, handle))
     }
 
     /// Counts one more entry; too many is an error.
@@ -158,6 +240,11 @@ impl Entries {
         let file = File::create(&path).map_err(io_err)?;
         let mut w = HashingWriter::new(BufWriter::with_capacity(64 << 10, file));
         let mut magic = [0u8; 4];
+        let mut ahead: Option<(
+            std::sync::mpsc::SyncSender<Vec<u8>>,
+            std::thread::JoinHandle<Option<Detached>>,
+        )> = None;
+        let mut first = true;
         loop {
             let k = match input.read(&mut self.buf) {
                 Ok(k) => k,
@@ -175,6 +262,17 @@ impl Entries {
                 let m = (4 - at).min(k);
                 magic[at..at + m].copy_from_slice(&self.buf[..m]);
             }
+            if first {
+                first = false;
+                let head = self.buf[..k].to_vec();
+                ahead = self.unpack_ahead(&head, size);
+            }
+            if let Some((tx, _)) = &ahead {
+                // The unpacker stopped (not a layer): the load goes on without it.
+                if tx.send(self.buf[..k].to_vec()).is_err() {
+                    ahead = None;
+                }
+            }
             if let Err(e) = w.write_all(&self.buf[..k]) {
                 let _ = fs::remove_file(&path);
                 return Err(io_err(e));
@@ -184,6 +282,10 @@ impl Entries {
             }
         }
         let (digest, written, file) = w.finish();
+        if let Some((tx, handle)) = ahead {
+            drop(tx);
+            self.unpacking.push((digest.clone(), handle));
+        }
         let flushed = file.into_inner().map_err(|e| e.into_error());
         if let Err(e) = flushed {
             let _ = fs::remove_file(&path);
@@ -317,7 +419,7 @@ pub fn load_reader(
 ) -> Result<Vec<LoadedImage>> {
     let _gc = store.gc_lock(false)?;
     let staging = Staging::new(store)?;
-    let entries = read_entries(input, archive, &staging.0, progress)?;
+    let mut entries = read_entries(store, input, archive, &staging.0, progress)?;
     let plan = if entries.get("index.json").is_some() {
         plan_oci(&entries)?
     } else if entries.get("manifest.json").is_some() {
@@ -327,10 +429,11 @@ pub fn load_reader(
             archive: archive.to_string(),
         });
     };
-    commit(store, &entries, plan)
+    commit(store, &mut entries, plan)
 }
 
 fn read_entries(
+    store: &Store,
     input: impl Read,
     archive: &str,
     staging: &Path,
@@ -341,7 +444,7 @@ fn read_entries(
         reason: e.to_string(),
     })?;
     let mut tar = tar::Archive::new(kiln_layer::TarGuard::new(input));
-    let mut out = Entries::new(archive);
+    let mut out = Entries::new(archive, Some(store.clone()));
     let iter = tar.entries().map_err(|e| ArchiveError::NotATar {
         archive: archive.to_string(),
         reason: e.to_string(),
@@ -704,7 +807,7 @@ fn uncompressed_digest(e: &Entries, item: &Item, path: &str) -> Result<Digest> {
     Ok(h.finish().0)
 }
 
-fn commit(store: &Store, e: &Entries, plan: Plan) -> Result<Vec<LoadedImage>> {
+fn commit(store: &Store, e: &mut Entries, plan: Plan) -> Result<Vec<LoadedImage>> {
     for (digest, source) in &plan.blobs {
         if store.has_blob_held(digest) {
             continue;
@@ -729,6 +832,7 @@ fn commit(store: &Store, e: &Entries, plan: Plan) -> Result<Vec<LoadedImage>> {
     }
     let mut loaded = Vec::new();
     let mut seen = BTreeSet::new();
+    let mut unpacked: Option<HashMap<Digest, Detached>> = None;
     for (desc, names) in plan.images {
         if names.is_empty() {
             store.add_untagged(&desc)?;
@@ -738,7 +842,20 @@ fn commit(store: &Store, e: &Entries, plan: Plan) -> Result<Vec<LoadedImage>> {
                 store.tag(&desc, n)?;
             }
         }
-        let id = store.image(&desc).ok().map(|i| i.id);
+        let image = store.image(&desc).ok();
+        if let Some(i) = &image {
+            if unpacked.is_none() {
+                unpacked = Some(
+                    e.unpacking
+                        .drain(..)
+                        .filter_map(|(d, h)| h.join().ok().flatten().map(|x| (d, x)))
+                        .collect(),
+                );
+            }
+            let ready = unpacked.as_mut().expect("joined above");
+            snapshot::adopt_image(store, &i.manifest, &i.config, ready)?;
+        }
+        let id = image.map(|i| i.id);
         loaded.push(LoadedImage {
             descriptor: desc,
             names,
@@ -758,7 +875,7 @@ pub fn load_dir(store: &Store, dir: &Path, progress: &dyn Progress) -> Result<Ve
     }
     let _gc = store.gc_lock(false)?;
     let staging = Staging::new(store)?;
-    let mut entries = Entries::new(&archive);
+    let mut entries = Entries::new(&archive, Some(store.clone()));
     let mut files = vec![PathBuf::from("index.json")];
     if dir.join("manifest.json").is_file() {
         files.push("manifest.json".into());
@@ -781,5 +898,5 @@ pub fn load_dir(store: &Store, dir: &Path, progress: &dyn Progress) -> Result<Ve
         entries.stage(name, f, size, &staging.0, progress, &io_err)?;
     }
     let plan = plan_oci(&entries)?;
-    commit(store, &entries, plan)
+    commit(store, &mut entries, plan)
 }

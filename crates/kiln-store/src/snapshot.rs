@@ -156,24 +156,12 @@ fn unpack_into(
 /// Decompresses and extracts, checking the content against `diff_id`; reads the
 /// compressed stream to its end.
 fn unpack_content(
-    mut compressed: impl Read,
+    compressed: impl Read,
     blob: &Digest,
     diff_id: &Digest,
     tmp: &Path,
 ) -> Result<()> {
-    let (_, decoded) =
-        kiln_layer::decompress(&mut compressed).map_err(|e| layer_failure(blob, &e))?;
-    let mut plain = HashingReader::new(decoded);
-    let opts = ExtractOptions {
-        whiteouts: Whiteouts::Overlay,
-        ..Default::default()
-    };
-    kiln_layer::extract(&mut plain, tmp, &opts).map_err(|e| layer_failure(blob, &e))?;
-    // The tar may end before the stream does (padding): hash to the end.
-    io::copy(&mut plain, &mut io::sink()).map_err(|e| layer_failure(blob, &e))?;
-    let (actual_diff, _, decoded) = plain.finish();
-    drop(decoded);
-    io::copy(&mut compressed, &mut io::sink()).map_err(|e| layer_failure(blob, &e))?;
+    let actual_diff = extract_layer(compressed, tmp).map_err(|e| layer_failure(blob, &*e))?;
     if actual_diff != *diff_id {
         return Err(layer_error(
             blob,
@@ -181,4 +169,115 @@ fn unpack_content(
         ));
     }
     Ok(())
+}
+
+type AnyError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Decompresses and extracts a layer into `tmp` in overlayfs's whiteout format; returns
+/// the digest of its content (what an image config lists as its diff ID). Reads the
+/// compressed stream to its end.
+fn extract_layer(mut compressed: impl Read, tmp: &Path) -> std::result::Result<Digest, AnyError> {
+    let (_, decoded) = kiln_layer::decompress(&mut compressed)?;
+    let mut plain = HashingReader::new(decoded);
+    let opts = ExtractOptions {
+        whiteouts: Whiteouts::Overlay,
+        ..Default::default()
+    };
+    kiln_layer::extract(&mut plain, tmp, &opts)?;
+    // The tar may end before the stream does (padding): hash to the end.
+    io::copy(&mut plain, &mut io::sink())?;
+    let (content, _, decoded) = plain.finish();
+    drop(decoded);
+    io::copy(&mut compressed, &mut io::sink())?;
+    Ok(content)
+}
+
+/// A layer unpacked before the caller knows where it sits in an image (a load reads an
+/// archive's layers before the manifest that orders them): [`adopt`] makes it the
+/// snapshot of a chain ID; dropped, it is removed.
+pub struct Detached {
+    dir: PathBuf,
+    content: Digest,
+}
+
+impl Detached {
+    /// The digest of the layer's content (its diff ID).
+    pub fn content(&self) -> &Digest {
+        &self.content
+    }
+}
+
+impl Drop for Detached {
+    fn drop(&mut self) {
+        if !self.dir.as_os_str().is_empty() {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Unpacks a layer stream (compressed or not) into a directory of the store's `tmp/`,
+/// to be adopted as a snapshot once its chain ID is known.
+pub fn unpack_detached(store: &Store, compressed: impl Read) -> Result<Detached> {
+    let dir = store.tmp_path("snapshot");
+    fs::create_dir(&dir).map_err(StoreError::io(&dir))?;
+    match extract_layer(compressed, &dir) {
+        Ok(content) => Ok(Detached { dir, content }),
+        Err(e) => {
+            let _ = fs::remove_dir_all(&dir);
+            Err(StoreError::Layer {
+                digest: "(not yet known)".into(),
+                reason: e.to_string(),
+            })
+        }
+    }
+}
+
+/// Makes `d` the snapshot `chain_id` (kept as it is when another process made it first).
+pub fn adopt(store: &Store, mut d: Detached, chain_id: &Digest) -> Result<PathBuf> {
+    let dest = path(store, chain_id);
+    let parent = store.root().join("snapshots");
+    fs::create_dir_all(&parent).map_err(StoreError::io(&parent))?;
+    store.hold(&[Held::Snapshot(chain_id.clone())])?;
+    match fs::rename(&d.dir, &dest) {
+        Ok(()) => {
+            d.dir = PathBuf::new();
+            Ok(dest)
+        }
+        Err(_) if dest.is_dir() => Ok(dest),
+        Err(e) => Err(StoreError::io(&dest)(e)),
+    }
+}
+
+/// Adopts the layers of an image unpacked ahead (`unpacked`, by blob digest) as its
+/// snapshots where they are missing and their content is what the config says; what is
+/// not adopted stays in `unpacked`. Returns how many were adopted.
+pub fn adopt_image(
+    store: &Store,
+    manifest: &Manifest,
+    config: &ImageConfig,
+    unpacked: &mut std::collections::HashMap<Digest, Detached>,
+) -> Result<usize> {
+    let diff_ids = &config.rootfs.diff_ids;
+    if diff_ids.len() != manifest.layers.len() {
+        return Ok(0);
+    }
+    let mut n = 0;
+    for ((layer, diff_id), chain) in manifest
+        .layers
+        .iter()
+        .zip(diff_ids)
+        .zip(chain_ids(diff_ids))
+    {
+        if path(store, &chain).is_dir() {
+            continue;
+        }
+        let fits = unpacked
+            .get(&layer.digest)
+            .is_some_and(|d| d.content() == diff_id);
+        if let (true, Some(d)) = (fits, unpacked.remove(&layer.digest)) {
+            adopt(store, d, &chain)?;
+            n += 1;
+        }
+    }
+    Ok(n)
 }

@@ -517,3 +517,149 @@ fn docker_25_layout_from_stdin() {
         digest
     );
 }
+
+/// `kiln load` unpacks layers while it reads them: the snapshots are there before the
+/// first run, equal to what a run unpacks from the blob, and a layer whose content is
+/// not what the config says leaves neither a snapshot nor a temp directory.
+#[test]
+fn load_unpacks_layers_ahead() {
+    let k = Kiln::new();
+    let rootfs = big_rootfs(k.dir.path(), 3);
+    std::fs::write(rootfs.join("hello.txt"), "ahead\n").unwrap();
+    run(Command::new("cp")
+        .arg("-a")
+        .arg(busybox_rootfs().join("."))
+        .arg(&rootfs));
+    let entries = |k: &Kiln, d: &str| -> Vec<String> {
+        std::fs::read_dir(k.root().join(d))
+            .map(|r| {
+                r.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    for (c, format) in [("gzip", "oci"), ("zstd", "oci"), ("none", "docker")] {
+        let name = format!("ahead-{c}:v1");
+        k.ok(&[
+            "import",
+            rootfs.to_str().unwrap(),
+            "-t",
+            &name,
+            "--compression",
+            c,
+        ]);
+        let archive = k.dir.path().join(format!("ahead-{c}.tar"));
+        k.ok(&[
+            "save",
+            "--format",
+            format,
+            &name,
+            "-o",
+            archive.to_str().unwrap(),
+        ]);
+        let k2 = Kiln::new();
+        k2.ok(&["load", "-i", archive.to_str().unwrap()]);
+        // One layer: its chain ID is its diff ID.
+        let diff = json(&k2.ok(&["inspect", &name]))[0]["ImageConfig"]["rootfs"]["diff_ids"][0]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:")
+            .to_string();
+        assert_eq!(entries(&k2, "snapshots"), vec![diff.clone()], "{c}");
+        assert!(
+            entries(&k2, "tmp").is_empty(),
+            "{c}: {:?}",
+            entries(&k2, "tmp")
+        );
+        // The same tree a run unpacks from the blob in a store that never loaded it.
+        let k3 = Kiln::new();
+        k3.ok(&[
+            "import",
+            rootfs.to_str().unwrap(),
+            "-t",
+            &name,
+            "--compression",
+            c,
+        ]);
+        k3.ok(&["run", "--rm", "--network", "none", &name, "/bin/true"]);
+        let ahead = dir_tree(&k2.root().join("snapshots").join(&diff));
+        let unpacked = dir_tree(&k3.root().join("snapshots").join(&diff));
+        assert_eq!(ahead, unpacked, "{c}");
+        assert!(ahead.iter().any(|l| l.contains("hello.txt")), "{ahead:?}");
+        assert_eq!(
+            k2.ok(&[
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                &name,
+                "cat",
+                "/hello.txt"
+            ]),
+            "ahead\n"
+        );
+    }
+    // A Docker archive whose layer is not what its config says: refused, nothing left.
+    let archive = k.dir.path().join("ahead-none.tar");
+    let dir = k.dir.path().join("tampered");
+    std::fs::create_dir_all(&dir).unwrap();
+    run(Command::new("tar")
+        .arg("-xf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(&dir));
+    let manifest = json(&std::fs::read_to_string(dir.join("manifest.json")).unwrap());
+    let layer = dir.join(manifest[0]["Layers"][0].as_str().unwrap());
+    let mut bytes = std::fs::read(&layer).unwrap();
+    let at = bytes.windows(6).position(|w| w == b"ahead\n").unwrap();
+    bytes[at] = b'A';
+    std::fs::write(&layer, bytes).unwrap();
+    let bad = k.dir.path().join("tampered.tar");
+    run(Command::new("tar")
+        .arg("-cf")
+        .arg(&bad)
+        .arg("-C")
+        .arg(&dir)
+        .arg("."));
+    let k4 = Kiln::new();
+    let (code, err) = k4.fails(&["load", "-i", bad.to_str().unwrap()]);
+    assert_ne!(code, 0);
+    assert!(err.contains("sha256:"), "{err}");
+    assert!(entries(&k4, "snapshots").is_empty());
+    assert!(entries(&k4, "tmp").is_empty(), "{:?}", entries(&k4, "tmp"));
+}
+
+/// Every entry below `root`: path, type, mode, owner, mtime, size, link target and a
+/// hash of the content.
+fn dir_tree(root: &Path) -> Vec<String> {
+    use std::hash::{Hash, Hasher};
+    use std::os::unix::fs::MetadataExt;
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let md = std::fs::symlink_metadata(&p).unwrap();
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            if md.is_file() {
+                std::fs::read(&p).unwrap().hash(&mut h);
+            } else if md.file_type().is_symlink() {
+                std::fs::read_link(&p).unwrap().hash(&mut h);
+            } else if md.is_dir() {
+                stack.push(p.clone());
+            }
+            out.push(format!(
+                "{} {:o} {}:{} {} {} {:x}",
+                p.strip_prefix(root).unwrap().display(),
+                md.mode(),
+                md.uid(),
+                md.gid(),
+                md.mtime(),
+                md.len(),
+                h.finish()
+            ));
+        }
+    }
+    out.sort();
+    out
+}
