@@ -127,6 +127,12 @@ fn looks_like_layer(head: &[u8]) -> bool {
         || head.get(257..262) == Some(b"ustar".as_slice())
 }
 
+/// A layer being unpacked ahead: where its bytes go, and the unpacker.
+type Ahead = (
+    std::sync::mpsc::SyncSender<Vec<u8>>,
+    std::thread::JoinHandle<Option<Detached>>,
+);
+
 /// A reader of the chunks a channel delivers.
 struct ChunkReader {
     rx: std::sync::mpsc::Receiver<Vec<u8>>,
@@ -177,14 +183,7 @@ impl Entries {
 
     /// Starts unpacking an entry whose first bytes are `head`, when it looks like a
     /// layer big enough to matter; returns where to send its bytes.
-    fn unpack_ahead(
-        &mut self,
-        head: &[u8],
-        size: u64,
-    ) -> Option<(
-        std::sync::mpsc::SyncSender<Vec<u8>>,
-        std::thread::JoinHandle<Option<Detached>>,
-    )> {
+    fn unpack_ahead(&mut self, head: &[u8], size: u64) -> Option<Ahead> {
         let store = self.unpack.clone()?;
         if size < UNPACK_AHEAD_MIN || !looks_like_layer(head) {
             return None;
@@ -240,10 +239,7 @@ impl Entries {
         let file = File::create(&path).map_err(io_err)?;
         let mut w = HashingWriter::new(BufWriter::with_capacity(64 << 10, file));
         let mut magic = [0u8; 4];
-        let mut ahead: Option<(
-            std::sync::mpsc::SyncSender<Vec<u8>>,
-            std::thread::JoinHandle<Option<Detached>>,
-        )> = None;
+        let mut ahead: Option<Ahead> = None;
         let mut first = true;
         loop {
             let k = match input.read(&mut self.buf) {
