@@ -124,11 +124,18 @@ pub struct Pasta {
     pidfile: PathBuf,
     child: Option<std::process::Child>,
     pid: Option<i32>,
+    /// Route events of the namespace, when nothing is published (see [`Pasta::ready`]).
+    routes: Option<RouteWatch>,
 }
 
 impl Pasta {
     /// Starts pasta on the namespace at `netns`, forwarding `publish`; does not wait.
     pub fn start(pasta: &Path, netns: &Path, publish: &[Publish], pidfile: &Path) -> Result<Pasta> {
+        // Subscribed before pasta starts, so that no event is missed.
+        let routes = match publish.is_empty() {
+            true => Some(RouteWatch::open(netns)?),
+            false => None,
+        };
         let child = command(pasta, netns, publish, pidfile)
             .spawn()
             .map_err(RuntimeError::io(pasta))?;
@@ -137,12 +144,55 @@ impl Pasta {
             pidfile: pidfile.to_path_buf(),
             child: Some(child),
             pid: None,
+            routes,
         })
     }
 
-    /// Waits until the namespace is configured (pasta's first process exits once it is,
-    /// leaving its daemon); returns the daemon's pid.
-    pub fn ready(&mut self) -> Result<i32> {
+    /// Waits until the container's network is usable.
+    ///
+    /// pasta opens the namespace's tap device, then configures the interface (link,
+    /// address, and last the default route), then prepares socket pools, sandboxes
+    /// itself and daemonizes; only then does its first process exit. Once the default
+    /// route exists the tap is attached and configured: what the application sends from
+    /// then on waits in the tap's queue until pasta's loop reads it, and nothing is lost.
+    /// So with nothing published, the route event is enough, and pasta's own start-up
+    /// goes on while the application starts. With published ports, the whole start-up is
+    /// waited for: the host side listens before the application does.
+    pub fn ready(&mut self) -> Result<()> {
+        let Some(routes) = self.routes.take() else {
+            return self.finished().map(|_| ());
+        };
+        let Some(child) = self.child.as_ref() else {
+            return Ok(());
+        };
+        let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("a child has a pid");
+        let exited = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
+            .map_err(|e| RuntimeError::io(&self.bin)(e.into()))?;
+        loop {
+            use std::os::fd::AsFd;
+            let mut fds = [
+                nix::poll::PollFd::new(routes.sock.as_fd(), nix::poll::PollFlags::POLLIN),
+                nix::poll::PollFd::new(exited.as_fd(), nix::poll::PollFlags::POLLIN),
+            ];
+            match nix::poll::poll(&mut fds, nix::poll::PollTimeout::NONE) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(RuntimeError::io("poll")(e.into())),
+                Ok(_) => {}
+            }
+            let readable = |f: &nix::poll::PollFd| f.revents().is_some_and(|r| !r.is_empty());
+            if readable(&fds[1]) {
+                // pasta is done (or failed): its status says which.
+                return self.finished().map(|_| ());
+            }
+            if readable(&fds[0]) && routes.default_route_added()? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Waits until pasta's first process has exited, once the namespace is configured
+    /// and its daemon runs; returns the daemon's pid.
+    fn finished(&mut self) -> Result<i32> {
         if let Some(pid) = self.pid {
             return Ok(pid);
         }
@@ -173,10 +223,79 @@ impl Pasta {
     }
 }
 
+/// A netlink socket inside a network namespace, subscribed to its IPv4 route events.
+struct RouteWatch {
+    sock: netlink_sys::Socket,
+}
+
+/// `RTMGRP_IPV4_ROUTE`: the multicast group of IPv4 route changes.
+const RTMGRP_IPV4_ROUTE: u32 = 0x40;
+
+impl RouteWatch {
+    /// A socket made in the namespace at `netns` by a short-lived thread that enters it
+    /// (a socket stays in the namespace it was made in; this process does not move).
+    fn open(netns: &Path) -> Result<RouteWatch> {
+        let ns = std::fs::File::open(netns).map_err(RuntimeError::io(netns))?;
+        let made = std::thread::spawn(move || -> std::io::Result<netlink_sys::Socket> {
+            nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)?;
+            let mut sock = netlink_sys::Socket::new(netlink_sys::constants::NETLINK_ROUTE)?;
+            sock.bind(&netlink_sys::SocketAddr::new(0, RTMGRP_IPV4_ROUTE))?;
+            Ok(sock)
+        })
+        .join()
+        .map_err(|_| {
+            RuntimeError::io(netns)(std::io::Error::other("the netlink thread panicked"))
+        })?;
+        Ok(RouteWatch {
+            sock: made.map_err(RuntimeError::io(netns))?,
+        })
+    }
+
+    /// Reads one datagram of events: whether it added an IPv4 default route.
+    fn default_route_added(&self) -> Result<bool> {
+        use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
+        use netlink_packet_route::route::RouteMessage;
+        use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+        let mut buf = vec![0u8; 1 << 16];
+        let n = self
+            .sock
+            .recv(&mut &mut buf[..], libc::MSG_DONTWAIT)
+            .or_else(|e| match e.kind() {
+                std::io::ErrorKind::WouldBlock => Ok(0),
+                _ => Err(e),
+            })
+            .map_err(RuntimeError::io("netlink"))?;
+        let mut at = 0;
+        while at + 16 <= n {
+            let len = u32::from_ne_bytes(buf[at..at + 4].try_into().expect("4 bytes")) as usize;
+            if len < 16 || at + len > n {
+                break;
+            }
+            if let Ok(msg) = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&buf[at..at + len])
+            {
+                if let NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(RouteMessage {
+                    header,
+                    ..
+                })) = msg.payload
+                {
+                    if header.address_family == AddressFamily::Inet
+                        && header.destination_prefix_length == 0
+                    {
+                        return Ok(true);
+                    }
+                }
+            }
+            // Messages are 4-byte aligned.
+            at += (len + 3) & !3;
+        }
+        Ok(false)
+    }
+}
+
 impl Drop for Pasta {
     fn drop(&mut self) {
         if self.child.is_some() {
-            let _ = self.ready();
+            let _ = self.finished();
         }
         if let Some(pid) = self.pid {
             stop(pid);

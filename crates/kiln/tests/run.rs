@@ -1031,3 +1031,36 @@ fn output_to_dev_null_is_writable() {
         .unwrap();
     assert!(status.success(), "{status}");
 }
+
+/// On the default network the container's first action may be to use it: kiln starts
+/// the application once pasta has configured the namespace (its default route), before
+/// pasta has finished starting, and nothing the application sends is lost. The Debian
+/// archive is the one outside server these tests may reach.
+#[test]
+fn default_network_works_from_the_first_instruction() {
+    let k = Kiln::new();
+    let root = tempfile::tempdir().unwrap();
+    run(Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", busybox_rootfs().display()))
+        .arg(root.path()));
+    std::os::unix::fs::symlink("busybox", root.path().join("bin/wget")).unwrap();
+    k.ok(&["import", root.path().to_str().unwrap(), "-t", "net:v1"]);
+    for _ in 0..5 {
+        let (code, out, err) = run_in(
+            &k,
+            &[
+                "--rm",
+                "net:v1",
+                "wget",
+                "-q",
+                "-O",
+                "-",
+                "http://deb.debian.org/debian/dists/bookworm/Release",
+            ],
+        );
+        assert_eq!(code, 0, "{err}");
+        assert!(out.starts_with("Origin: Debian"), "{out}");
+    }
+    assert_clean(&k);
+}

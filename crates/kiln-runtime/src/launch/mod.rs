@@ -158,7 +158,7 @@ impl NetworkSetup {
     /// Waits until the network is up (pasta configured the namespace).
     pub fn ready(&mut self) -> Result<()> {
         match self.pasta.as_mut() {
-            Some(p) => p.ready().map(|_| ()),
+            Some(p) => p.ready(),
             None => Ok(()),
         }
     }
