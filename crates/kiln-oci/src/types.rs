@@ -218,6 +218,17 @@ pub struct ContainerConfig {
     pub extra: Extra,
 }
 
+/// The PATH a container gets when its image sets none (Docker's default).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// A Unix time as an image config's `created` writes it: RFC 3339, whole seconds, UTC
+/// (`1970-01-01T00:00:00Z`).
+pub fn rfc3339(epoch: i64) -> String {
+    chrono::DateTime::from_timestamp(epoch, 0)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
 /// Serializes a document the way kiln stores it: compact JSON, fields in declaration
 /// order, maps sorted. Same value, same bytes.
 pub fn to_canonical_json<T: Serialize>(value: &T) -> Vec<u8> {

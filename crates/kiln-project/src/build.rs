@@ -89,12 +89,7 @@ pub struct BuildOutcome {
     pub layers: Vec<LayerReport>,
 }
 
-fn rfc3339(epoch: i64) -> String {
-    chrono::DateTime::from_timestamp(epoch, 0)
-        .unwrap_or_default()
-        .format("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
-}
+use kiln_oci::types::rfc3339;
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     move |e| Error::new(format!("{}: {e}", path.display()))

@@ -140,11 +140,9 @@ fn hash(parts: &[&str]) -> String {
 }
 
 fn random_id() -> String {
-    let mut b = [0u8; 16];
-    let _ = std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b));
     // The PID lets prune tell the directory of a killed build from a running one's.
-    format!("build-{}-{}", std::process::id(), hex::encode(&b[..8]))
+    let id = kiln_runtime::launch::options::random_id();
+    format!("build-{}-{}", std::process::id(), &id[..16])
 }
 
 /// Runs builds.
@@ -314,17 +312,13 @@ pub fn platform_args(target: &Platform, build: &Platform) -> Vec<(&'static str, 
 }
 
 /// Docker's default PATH for images that set none.
-pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub use kiln_oci::types::DEFAULT_PATH;
 
 fn default_shell() -> Vec<String> {
     vec!["/bin/sh".into(), "-c".into()]
 }
 
-fn rfc3339(epoch: i64) -> String {
-    chrono::DateTime::from_timestamp(epoch, 0)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
+use kiln_oci::types::rfc3339;
 
 /// Lexical cleaning of an absolute path (`filepath.Clean`).
 pub fn clean_path(p: &str) -> String {

@@ -7,8 +7,7 @@ use crate::error::{Result, RuntimeError};
 use crate::launch::options::INIT_PATH;
 use crate::user::{self, ExecUser};
 
-/// The PATH a container gets when its image sets none (Docker's).
-pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub use kiln_oci::types::DEFAULT_PATH;
 
 /// What the run asks for, over the image's config.
 #[derive(Clone, Debug, Default)]
