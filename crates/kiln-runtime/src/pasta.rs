@@ -76,13 +76,34 @@ pub fn binary() -> Option<PathBuf> {
         .or_else(|| Some(PathBuf::from("/usr/bin/pasta")).filter(|p| p.is_file()))
 }
 
+/// passt's AVX2 build beside `pasta`, when this CPU has AVX2: what pasta itself would
+/// re-execute, minus one exec on the container's path.
+fn avx2_build(pasta: &Path) -> Option<PathBuf> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if !std::arch::is_x86_feature_detected!("avx2") {
+            return None;
+        }
+        let real = std::fs::canonicalize(pasta).ok()?;
+        let avx2 = real.with_file_name(format!("{}.avx2", real.file_name()?.to_str()?));
+        avx2.is_file().then_some(avx2)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = pasta;
+        None
+    }
+}
+
 fn command(
     pasta: &Path,
     netns: &Path,
     publish: &[Publish],
     pidfile: &Path,
 ) -> std::process::Command {
-    let mut cmd = std::process::Command::new(pasta);
+    let mut cmd = std::process::Command::new(avx2_build(pasta).unwrap_or_else(|| pasta.into()));
+    // The name tells passt to act as pasta.
+    std::os::unix::process::CommandExt::arg0(&mut cmd, "pasta");
     // pasta drops to `nobody` when started as root, which may not enter a namespace that
     // root owns: keep root, as podman does for rootful containers.
     cmd.args([
@@ -109,6 +130,11 @@ fn command(
     // The container cannot reach the host's loopback: no port of it is forwarded in,
     // and the gateway address is not mapped to it (pasta maps it by default).
     cmd.args(["-T", "none", "-U", "none", "--no-map-gw"]);
+    // With nothing published, readiness is the namespace's default route (see
+    // `Pasta::ready`): pasta stays in the foreground, the process kiln started and stops.
+    if publish.is_empty() {
+        cmd.arg("--foreground");
+    }
     cmd.stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped());
@@ -126,6 +152,8 @@ pub struct Pasta {
     pid: Option<i32>,
     /// Route events of the namespace, when nothing is published (see [`Pasta::ready`]).
     routes: Option<RouteWatch>,
+    /// pasta runs in the foreground (nothing published): the child is pasta itself.
+    foreground: bool,
 }
 
 impl Pasta {
@@ -144,6 +172,7 @@ impl Pasta {
             pidfile: pidfile.to_path_buf(),
             child: Some(child),
             pid: None,
+            foreground: routes.is_some(),
             routes,
         })
     }
@@ -181,8 +210,15 @@ impl Pasta {
             }
             let readable = |f: &nix::poll::PollFd| f.revents().is_some_and(|r| !r.is_empty());
             if readable(&fds[1]) {
-                // pasta is done (or failed): its status says which.
-                return self.finished().map(|_| ());
+                // In the foreground pasta only exits when it fails: its status says why.
+                return self.finished().and_then(|_| {
+                    Err(RuntimeError::Io {
+                        path: self.bin.clone(),
+                        source: std::io::Error::other(
+                            "cannot set up the container network: pasta exited",
+                        ),
+                    })
+                });
             }
             if readable(&fds[0]) && routes.default_route_added()? {
                 return Ok(());
@@ -294,6 +330,33 @@ impl RouteWatch {
 
 impl Drop for Pasta {
     fn drop(&mut self) {
+        if self.foreground {
+            // The process started is pasta itself: stopped and reaped, whether or not it
+            // had finished starting.
+            // SIGKILL: a pasta still starting acts on SIGTERM only once it has started,
+            // and it keeps no state the kernel does not free (the namespace is kiln's).
+            // Its exit takes tens of milliseconds (it frees large socket buffers): reaped
+            // by a thread of its own instead of in the container's path. That thread has
+            // every signal blocked, so that signals meant for the caller's waiting loop
+            // (SIGCHLD of the next container) never go to it.
+            if let Some(mut child) = self.child.take() {
+                let _ = child.kill();
+                let all = nix::sys::signal::SigSet::all();
+                let old = all.thread_swap_mask(nix::sys::signal::SigmaskHow::SIG_BLOCK);
+                let reaper = std::thread::Builder::new()
+                    .name("pasta-reaper".into())
+                    .spawn(move || {
+                        let _ = child.wait();
+                    });
+                if let Ok(old) = old {
+                    let _ = old.thread_set_mask();
+                }
+                if let Err(e) = reaper {
+                    drop(e);
+                }
+            }
+            return;
+        }
         if self.child.is_some() {
             let _ = self.finished();
         }
