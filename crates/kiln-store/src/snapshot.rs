@@ -234,16 +234,36 @@ pub fn unpack_detached(store: &Store, compressed: impl Read) -> Result<Detached>
 
 /// Makes `d` the snapshot `chain_id` (kept as it is when another process made it first).
 pub fn adopt(store: &Store, mut d: Detached, chain_id: &Digest) -> Result<PathBuf> {
+    let (dest, moved) = rename_into(store, &d.dir, chain_id)?;
+    if moved {
+        d.dir = PathBuf::new();
+    }
+    Ok(dest)
+}
+
+/// Makes `dir`, which holds exactly the unpacked content of the layer whose chain ID is
+/// `chain_id` (in overlayfs's whiteout format, as a layer just written from it), that
+/// snapshot: renamed into place, or left where it is when the snapshot exists already
+/// (another process made it first; theirs is as good). `dir` must be on the store's
+/// filesystem (its `tmp/`, a container's directory). Returns the snapshot's directory,
+/// held from prune.
+pub fn adopt_dir(store: &Store, dir: &Path, chain_id: &Digest) -> Result<PathBuf> {
+    rename_into(store, dir, chain_id).map(|(dest, _)| dest)
+}
+
+/// Holds the snapshot `chain_id`, then renames `dir` to it unless it exists; returns its
+/// directory and whether `dir` was moved there.
+fn rename_into(store: &Store, dir: &Path, chain_id: &Digest) -> Result<(PathBuf, bool)> {
     let dest = path(store, chain_id);
     let parent = store.root().join("snapshots");
     fs::create_dir_all(&parent).map_err(StoreError::io(&parent))?;
     store.hold(&[Held::Snapshot(chain_id.clone())])?;
-    match fs::rename(&d.dir, &dest) {
-        Ok(()) => {
-            d.dir = PathBuf::new();
-            Ok(dest)
-        }
-        Err(_) if dest.is_dir() => Ok(dest),
+    if dest.is_dir() {
+        return Ok((dest, false));
+    }
+    match fs::rename(dir, &dest) {
+        Ok(()) => Ok((dest, true)),
+        Err(_) if dest.is_dir() => Ok((dest, false)),
         Err(e) => Err(StoreError::io(&dest)(e)),
     }
 }
@@ -280,4 +300,53 @@ pub fn adopt_image(
         }
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree(dir: &Path, file: &str, text: &str) {
+        fs::create_dir_all(dir).unwrap();
+        fs::write(dir.join(file), text).unwrap();
+    }
+
+    #[test]
+    fn adopt_dir_moves_once_and_keeps_the_first() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let chain = Digest::of_bytes(b"a layer");
+        let first = store.tmp_path("snapshot");
+        tree(&first, "f", "first");
+        let snap = adopt_dir(&store, &first, &chain).unwrap();
+        assert_eq!(snap, path(&store, &chain));
+        assert!(!first.exists());
+        assert_eq!(fs::read_to_string(snap.join("f")).unwrap(), "first");
+        // A second copy of the same layer: the existing snapshot stays, the copy is
+        // left for its caller to remove.
+        let second = store.tmp_path("snapshot");
+        tree(&second, "f", "second");
+        assert_eq!(adopt_dir(&store, &second, &chain).unwrap(), snap);
+        assert_eq!(fs::read_to_string(snap.join("f")).unwrap(), "first");
+        assert!(second.join("f").exists());
+        // An empty existing snapshot (an empty layer) is kept too, not replaced.
+        let empty = Digest::of_bytes(b"an empty layer");
+        let e1 = store.tmp_path("snapshot");
+        fs::create_dir_all(&e1).unwrap();
+        adopt_dir(&store, &e1, &empty).unwrap();
+        let e2 = store.tmp_path("snapshot");
+        tree(&e2, "g", "x");
+        let kept = adopt_dir(&store, &e2, &empty).unwrap();
+        assert!(fs::read_dir(kept).unwrap().next().is_none());
+        // Held from prune.
+        assert!(store.in_use().unwrap().snapshots.contains_key(&chain));
+    }
+
+    #[test]
+    fn adopt_dir_fails_for_a_missing_dir() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let missing = root.path().join("nowhere");
+        assert!(adopt_dir(&store, &missing, &Digest::of_bytes(b"x")).is_err());
+    }
 }
