@@ -1,0 +1,76 @@
+//! `kiln base debian`: from suites (or a lock) to an image in the store.
+//!
+//! Layers follow change frequency: the Essential/required set and apt (`base`), then what
+//! the requested packages add (`extra`), then the small layer of shared databases (dpkg
+//! status, alternatives, /etc/shells, apt sources). Adding a package rebuilds neither the
+//! base layer nor its snapshot. Each layer is cached by the exact packages in it, so a
+//! rebuild from a lock with a warm cache writes nothing.
+//!
+//! [`plan`] resolves (or reads) the lock, [`download`] fetches its packages, [`assemble`]
+//! turns them into layers, and [`configure_script`] is what a container runs afterwards.
+
+mod assemble;
+mod databases;
+mod layer;
+mod plan;
+mod scripts;
+
+pub use assemble::{assemble, Assembled};
+pub use plan::{deb_path, download, plan};
+pub use scripts::{configure_script, ScriptPackage};
+
+use crate::archive::Source;
+use std::path::PathBuf;
+
+pub const DEFAULT_MIRROR: &str = "http://deb.debian.org/debian";
+pub const DEFAULT_SECURITY_MIRROR: &str = "http://deb.debian.org/debian-security";
+pub const PATH_ENV: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub suite: String,
+    pub arch: String,
+    pub mirror: String,
+    /// `None`: no security suite.
+    pub security_mirror: Option<String>,
+    /// Include `SUITE-updates`.
+    pub updates: bool,
+    pub components: Vec<String>,
+    pub packages: Vec<String>,
+    /// Keyrings to trust; empty: the system's Debian archive keyring, else kiln's own.
+    pub keyrings: Vec<PathBuf>,
+    pub lock: Option<PathBuf>,
+    pub source_date_epoch: Option<i64>,
+    /// Parallel downloads.
+    pub jobs: usize,
+}
+
+/// Progress reports (libraries never print).
+pub trait Progress: Sync {
+    fn note(&self, _msg: &str) {}
+}
+
+/// The sources of a build of `opts`.
+pub fn sources(opts: &Options) -> Vec<Source> {
+    let mut v = vec![Source {
+        mirror: opts.mirror.clone(),
+        suite: opts.suite.clone(),
+        components: opts.components.clone(),
+    }];
+    let rolling = matches!(opts.suite.as_str(), "sid" | "unstable" | "experimental");
+    if opts.updates && !rolling {
+        v.push(Source {
+            mirror: opts.mirror.clone(),
+            suite: format!("{}-updates", opts.suite),
+            components: opts.components.clone(),
+        });
+    }
+    if let (Some(m), false) = (&opts.security_mirror, rolling) {
+        v.push(Source {
+            mirror: m.clone(),
+            suite: format!("{}-security", opts.suite),
+            components: opts.components.clone(),
+        });
+    }
+    v
+}
