@@ -166,28 +166,26 @@ impl Builder<'_> {
         let chain_id = kiln_store::prune::chain_ids(&chain)
             .pop()
             .expect("one layer at least");
-        let snap = snapshot::path(self.store, &chain_id);
+        // Held before it is looked at, so one that exists stays.
         self.store.hold(&[Held::Snapshot(chain_id.clone())])?;
-        if !snap.exists() {
-            for x in exclude {
-                let p = upper.join(String::from_utf8_lossy(x).as_ref());
-                match std::fs::symlink_metadata(&p) {
-                    Ok(m) if m.is_dir() => {
-                        let _ = std::fs::remove_dir_all(&p);
-                    }
-                    Ok(_) => {
-                        let _ = std::fs::remove_file(&p);
-                    }
-                    Err(_) => {}
+        if snapshot::path(self.store, &chain_id).exists() {
+            return Ok(());
+        }
+        for x in exclude {
+            let p = upper.join(String::from_utf8_lossy(x).as_ref());
+            match std::fs::symlink_metadata(&p) {
+                Ok(m) if m.is_dir() => {
+                    let _ = std::fs::remove_dir_all(&p);
                 }
-            }
-            if fsutil::clamp_times(upper, self.opts.source_date_epoch).is_ok() {
-                if let Some(parent) = snap.parent() {
-                    let _ = std::fs::create_dir_all(parent);
+                Ok(_) => {
+                    let _ = std::fs::remove_file(&p);
                 }
-                // Another build may have made it meanwhile: theirs is as good.
-                let _ = std::fs::rename(upper, &snap);
+                Err(_) => {}
             }
+        }
+        if fsutil::clamp_times(upper, self.opts.source_date_epoch).is_ok() {
+            // Another build may have made it meanwhile: theirs is kept.
+            snapshot::adopt_dir(self.store, upper, &chain_id)?;
         }
         Ok(())
     }
