@@ -136,35 +136,9 @@ $DOCKER_CLI run --rm --network none "$DIMG" python3 -c 'import app' ||
   note "WARNING: the image docker built does not import app.py"
 
 # ---- registry: both images pushed once (compressed sizes) ----------------------------------------
-start_registry() {
-  cat >"$WORK/registry.yml" <<YML
-version: 0.1
-log:
-  level: error
-storage:
-  filesystem:
-    rootdirectory: $WORK/registry-data
-http:
-  addr: 127.0.0.1:$1
-YML
-  docker-registry serve "$WORK/registry.yml" >>"$WORK/registry.log" 2>&1 &
-  echo $! >"$WORK/registry.pid"
-  for _ in $(seq 100); do
-    curl -fso /dev/null "http://127.0.0.1:$1/v2/" && return 0
-    sleep 0.05
-  done
-  die "the registry did not start (see $WORK/registry.log)"
-}
-stop_registry() {
-  local pid
-  pid=$(cat "$WORK/registry.pid" 2>/dev/null) || return 0
-  kill "$pid" 2>/dev/null || true
-  while kill -0 "$pid" 2>/dev/null; do sleep 0.02; done
-  rm -f "$WORK/registry.pid"
-}
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-trap stop_registry EXIT
-start_registry "$PORT"
+PORT=$(free_port)
+trap 'stop_registry registry' EXIT
+start_registry registry "$PORT"
 REG=127.0.0.1:$PORT
 log "project: pushing both images to $REG (kiln push; docker push, its daemon trusts 127.0.0.0/8 over HTTP)"
 $K push --json bench/iris:v1 "$REG/bench/iris:v1" >"$WORK/push-v1.json"

@@ -14,37 +14,7 @@ KPUSH=$WORK/kiln-push
 mkdir -p "$WORK" "$CACHE/podman/tmp"
 command -v docker-registry >/dev/null || die "docker-registry is missing: apt-get install docker-registry"
 
-# start_registry NAME PORT: a registry with its root under $WORK/NAME, pid in $WORK/NAME.pid.
-start_registry() {
-  local name=$1 port=$2
-  cat >"$WORK/$name.yml" <<YML
-version: 0.1
-log:
-  level: error
-storage:
-  filesystem:
-    rootdirectory: $WORK/$name-data
-  delete:
-    enabled: true
-http:
-  addr: 127.0.0.1:$port
-YML
-  docker-registry serve "$WORK/$name.yml" >>"$WORK/$name.log" 2>&1 &
-  echo $! >"$WORK/$name.pid"
-  for _ in $(seq 100); do
-    curl -fso /dev/null "http://127.0.0.1:$port/v2/" && return 0
-    sleep 0.05
-  done
-  die "registry $name did not start (see $WORK/$name.log)"
-}
-stop_registry() {
-  local pid
-  pid=$(cat "$WORK/$1.pid" 2>/dev/null) || return 0
-  kill "$pid" 2>/dev/null || true
-  while kill -0 "$pid" 2>/dev/null; do sleep 0.02; done
-  rm -f "$WORK/$1.pid"
-}
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# start_registry, stop_registry and free_port come from lib.sh.
 
 SRC_PORT=$(free_port)
 DST_PORT=$(free_port)

@@ -215,19 +215,22 @@ pub fn spdx_id(name: &str) -> Option<&'static str> {
         .or_else(|| IDS.iter().find(|id| id.eq_ignore_ascii_case(name)).copied())
 }
 
+/// `name` with every character SPDX does not allow in an idstring (letters, digits, `.`,
+/// `-`) replaced by `-`.
+pub fn idstring(name: &str) -> String {
+    name.chars()
+        .map(
+            |c| match c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                true => c,
+                false => '-',
+            },
+        )
+        .collect()
+}
+
 /// `LicenseRef-NAME` for a license name SPDX has no id for.
 pub fn license_ref(name: &str) -> String {
-    let mut s: String = name
-        .trim()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
+    let mut s = idstring(name.trim());
     s.truncate(64);
     let s = s.trim_matches('-');
     format!("LicenseRef-{}", if s.is_empty() { "unknown" } else { s })

@@ -21,17 +21,7 @@ pub fn created(env: &Environment) -> String {
 }
 
 fn spdx_id(i: usize, name: &str) -> String {
-    let clean: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    format!("SPDXRef-Package-{i}-{clean}")
+    format!("SPDXRef-Package-{i}-{}", crate::license::idstring(name))
 }
 
 struct Pkg<'a> {
