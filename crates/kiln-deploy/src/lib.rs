@@ -225,24 +225,32 @@ pub fn parse_node_selector(s: &str) -> Result<(String, String)> {
     Ok((k.to_string(), v.to_string()))
 }
 
-/// The pod's user from the image's `USER`: `Ok(Some((uid, gid)))` for a numeric non-root
-/// user, `Ok(None)` for root (or no USER), an error for a user name Kubernetes cannot
-/// check.
-fn image_user(user: Option<&str>) -> std::result::Result<Option<(i64, Option<i64>)>, String> {
+/// The image's `USER` as a pod sees it.
+#[derive(Debug, PartialEq, Eq)]
+enum ImageUser {
+    /// root, or no USER.
+    Root,
+    /// A numeric user (and group): what `runAsUser`/`runAsGroup` take.
+    Numeric(i64, Option<i64>),
+    /// A user name (as written), which Kubernetes cannot check against runAsNonRoot.
+    Named(String),
+}
+
+fn image_user(user: Option<&str>) -> ImageUser {
     let user = user.unwrap_or("").trim();
     let (u, g) = match user.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (user, None),
     };
     if u.is_empty() || u == "root" || u == "0" {
-        return Ok(None);
+        return ImageUser::Root;
     }
-    let uid: i64 = u.parse().map_err(|_| user.to_string())?;
-    let gid = match g {
-        Some(g) => Some(g.parse::<i64>().map_err(|_| user.to_string())?),
-        None => None,
-    };
-    Ok(Some((uid, gid)))
+    let gid = g.map(|g| g.parse::<i64>());
+    match (u.parse::<i64>(), gid) {
+        (Ok(uid), None) => ImageUser::Numeric(uid, None),
+        (Ok(uid), Some(Ok(gid))) => ImageUser::Numeric(uid, Some(gid)),
+        _ => ImageUser::Named(user.to_string()),
+    }
 }
 
 /// The image's exposed ports, `(port, protocol)`, sorted.
@@ -579,25 +587,25 @@ pub fn generate(image: &Image, opts: &Options) -> Result<Objects> {
     // The user.
     let user = config.config.as_ref().and_then(|c| c.user.as_deref());
     let (run_as_user, run_as_group) = match image_user(user) {
-        Ok(Some((uid, gid))) => (Some(uid), gid),
-        Ok(None) if opts.allow_root => {
+        ImageUser::Numeric(uid, gid) => (Some(uid), gid),
+        ImageUser::Root if opts.allow_root => {
             warnings
                 .push("the image runs as root: the pod is not runAsNonRoot (--allow-root)".into());
             (None, None)
         }
-        Ok(None) => {
+        ImageUser::Root => {
             return Err(Error::new(
                 "the image runs as root: its pods would be refused by a restricted namespace",
                 "build it with a numeric non-root user (`USER 1000` in the Dockerfile), or pass `--allow-root`",
             ));
         }
-        Err(u) if opts.allow_root => {
+        ImageUser::Named(u) if opts.allow_root => {
             warnings.push(format!(
                 "the image's USER `{u}` is not numeric: the pod is not runAsNonRoot (--allow-root)"
             ));
             (None, None)
         }
-        Err(u) => {
+        ImageUser::Named(u) => {
             return Err(Error::new(
                 format!("the image's USER `{u}` is not numeric: Kubernetes cannot check that it is not root"),
                 "build it with a numeric user (`USER 1000` or `USER 1000:1000`), or pass `--allow-root`",

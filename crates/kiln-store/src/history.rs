@@ -234,9 +234,9 @@ impl VersionError {
     }
 
     /// What the user can do about it.
-    pub fn hint(&self) -> Option<&str> {
+    pub fn hint(&self) -> Option<String> {
         match self {
-            VersionError::NoVersion { hint, .. } => hint.as_deref(),
+            VersionError::NoVersion { hint, .. } => hint.clone(),
             _ => None,
         }
     }

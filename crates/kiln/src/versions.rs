@@ -16,7 +16,7 @@ pub fn warn_bad(store: &Store, b: &history::BadLine) {
 
 /// A history error, with its hint.
 pub fn version_error(e: history::VersionError) -> anyhow::Error {
-    match e.hint().map(str::to_string) {
+    match e.hint() {
         Some(h) => with_hint(e, &h),
         None => e.into(),
     }
