@@ -3,8 +3,20 @@
 //! /proc and /sys paths, a seccomp filter, the device allow-list, private namespaces and
 //! no-new-privileges on).
 
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{
+    Capabilities, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDevice,
+    LinuxDeviceCgroup, LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxMemoryBuilder,
+    LinuxNamespace, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResources,
+    LinuxResourcesBuilder, LinuxSeccomp, Mount, MountBuilder, PosixRlimitBuilder, PosixRlimitType,
+    Process, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
+};
+use oci_spec::OciSpecError;
+use serde_json::Value;
+
 use crate::cgroupfs::{CgroupView, CGROUP_ROOT};
-use serde_json::{json, Value};
+use crate::error::{Result, RuntimeError};
 
 /// Docker's default capability set.
 pub const DEFAULT_CAPS: &[&str] = &[
@@ -66,7 +78,9 @@ pub enum Seccomp {
     Default,
     Unconfined,
     /// A profile in the OCI runtime spec's `linux.seccomp` format (or Docker's profile
-    /// format, which shares its core fields).
+    /// format, which shares its core fields). [`build`] reads it as the spec's
+    /// `LinuxSeccomp`: fields that type lacks (Docker's `archMap`, a rule's `includes`) are
+    /// left out of config.json, as runc and libcontainer ignore them.
     Profile(Value),
 }
 
@@ -121,7 +135,8 @@ pub struct SpecOptions {
     pub seccomp: Seccomp,
     pub rlimits: Vec<Rlimit>,
     pub cgroups_path: String,
-    pub privileged_devices: Vec<Value>,
+    /// Device nodes created in the container (`linux.devices`).
+    pub privileged_devices: Vec<LinuxDevice>,
     /// A network namespace made beforehand (loopback up), joined instead of a new one.
     pub netns_path: Option<String>,
     /// What the container sees at /sys/fs/cgroup ([`crate::cgroupfs::prepare`]).
@@ -240,139 +255,352 @@ fn default_seccomp(caps: &[String]) -> Value {
     crate::seccomp::default_profile(caps)
 }
 
-/// Device nodes a container always gets, with their cgroup allow rules (Docker's list).
-fn default_device_rules() -> Vec<Value> {
-    let mut rules = vec![json!({"allow": false, "access": "rwm"})];
-    for (kind, major, minor) in [
-        ("c", Some(1), Some(3)),    // null
-        ("c", Some(1), Some(5)),    // zero
-        ("c", Some(1), Some(7)),    // full
-        ("c", Some(1), Some(8)),    // random
-        ("c", Some(1), Some(9)),    // urandom
-        ("c", Some(5), Some(0)),    // tty
-        ("c", Some(5), Some(1)),    // console
-        ("c", Some(5), Some(2)),    // ptmx
-        ("c", Some(136), None),     // pts/*
-        ("c", Some(10), Some(200)), // net/tun
-    ] {
-        rules.push(
-            json!({"allow": true, "type": kind, "major": major, "minor": minor, "access": "rwm"}),
-        );
+/// The mount options of kiln's bind mounts of the cgroup view: read-only, nothing runs.
+const CGROUP_BIND_OPTIONS: &[&str] = &["rbind", "rprivate", "ro", "nosuid", "noexec", "nodev"];
+
+/// Why a spec could not be assembled (the builders fail only on invalid values).
+fn spec_error(e: OciSpecError) -> RuntimeError {
+    RuntimeError::Refused {
+        message: format!("cannot build the runtime spec: {e}"),
+        hint: None,
     }
-    // mknod of any device is allowed (as Docker), opening one is not.
-    rules.push(json!({"allow": true, "type": "c", "access": "m"}));
-    rules.push(json!({"allow": true, "type": "b", "access": "m"}));
-    rules
 }
 
-/// Builds config.json for a bundle whose root filesystem is at `rootfs` (relative path).
-pub fn build(o: &SpecOptions) -> Value {
-    let caps = capabilities(&o.cap_add, &o.cap_drop);
+/// A mount of `source` of type `typ` at `destination`.
+fn mount<S: AsRef<str>>(
+    destination: &str,
+    typ: &str,
+    source: impl AsRef<Path>,
+    options: &[S],
+) -> Result<Mount> {
+    MountBuilder::default()
+        .destination(destination)
+        .typ(typ)
+        .source(source.as_ref())
+        .options(
+            options
+                .iter()
+                .map(|o| o.as_ref().to_string())
+                .collect::<Vec<_>>(),
+        )
+        .build()
+        .map_err(spec_error)
+}
+
+/// A device cgroup rule.
+fn device_rule(
+    allow: bool,
+    typ: Option<LinuxDeviceType>,
+    major: Option<i64>,
+    minor: Option<i64>,
+    access: &str,
+) -> Result<LinuxDeviceCgroup> {
+    let mut rule = LinuxDeviceCgroupBuilder::default()
+        .allow(allow)
+        .access(access)
+        .build()
+        .map_err(spec_error)?;
+    rule.set_typ(typ);
+    rule.set_major(major);
+    rule.set_minor(minor);
+    Ok(rule)
+}
+
+/// Device nodes a container always gets, with their cgroup allow rules (Docker's list).
+fn default_device_rules() -> Result<Vec<LinuxDeviceCgroup>> {
+    use LinuxDeviceType::{B, C};
+    let mut rules = vec![device_rule(false, None, None, None, "rwm")?];
+    for (major, minor) in [
+        (1, Some(3)),    // null
+        (1, Some(5)),    // zero
+        (1, Some(7)),    // full
+        (1, Some(8)),    // random
+        (1, Some(9)),    // urandom
+        (5, Some(0)),    // tty
+        (5, Some(1)),    // console
+        (5, Some(2)),    // ptmx
+        (136, None),     // pts/*
+        (10, Some(200)), // net/tun
+    ] {
+        rules.push(device_rule(true, Some(C), Some(major), minor, "rwm")?);
+    }
+    // mknod of any device is allowed (as Docker), opening one is not.
+    rules.push(device_rule(true, Some(C), None, None, "m")?);
+    rules.push(device_rule(true, Some(B), None, None, "m")?);
+    Ok(rules)
+}
+
+/// The mounts of every container, then the cgroup view, kiln's /etc files and the user's.
+fn mounts(o: &SpecOptions) -> Result<Vec<Mount>> {
+    let shm_size = format!("size={}", o.shm_size.unwrap_or(64 << 20));
     let mut mounts = vec![
-        json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
-        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
-        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
-        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}),
-        json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
-        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={}", o.shm_size.unwrap_or(64 << 20))]}),
+        mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
+        mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        )?,
+        mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
+        )?,
+        mount(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", "ro"],
+        )?,
+        mount(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        )?,
+        mount(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            &["nosuid", "noexec", "nodev", "mode=1777", shm_size.as_str()],
+        )?,
     ];
     match &o.cgroup_view {
         CgroupView::Hidden => {}
-        CgroupView::Unified => mounts.push(
-            json!({"destination": CGROUP_ROOT, "type": "cgroup", "source": "cgroup", "options": ["ro", "nosuid", "noexec", "nodev", "relatime"]}),
-        ),
+        CgroupView::Unified => mounts.push(mount(
+            CGROUP_ROOT,
+            "cgroup",
+            "cgroup",
+            &["ro", "nosuid", "noexec", "nodev", "relatime"],
+        )?),
         CgroupView::V1 { template, binds } => {
-            mounts.push(json!({"destination": CGROUP_ROOT, "type": "bind", "source": template, "options": ["rbind", "rprivate", "ro", "nosuid", "noexec", "nodev"]}));
+            mounts.push(mount(CGROUP_ROOT, "bind", template, CGROUP_BIND_OPTIONS)?);
             for (source, name) in binds {
-                mounts.push(json!({"destination": format!("{CGROUP_ROOT}/{name}"), "type": "bind", "source": source, "options": ["rbind", "rprivate", "ro", "nosuid", "noexec", "nodev"]}));
+                let dest = format!("{CGROUP_ROOT}/{name}");
+                mounts.push(mount(&dest, "bind", source, CGROUP_BIND_OPTIONS)?);
             }
         }
     }
     for (dest, src) in &o.etc_files {
-        mounts.push(json!({"destination": dest, "type": "bind", "source": src, "options": ["rbind", "rprivate"]}));
+        mounts.push(mount(dest, "bind", src, &["rbind", "rprivate"])?);
     }
     for m in &o.mounts {
         mounts.push(match m {
-            UserMount::Bind { source, destination, readonly } => {
+            UserMount::Bind {
+                source,
+                destination,
+                readonly,
+            } => {
                 let mut opts = vec!["rbind", "rprivate"];
                 if *readonly {
                     opts.push("ro");
                 }
-                json!({"destination": destination, "type": "bind", "source": source, "options": opts})
+                mount(destination, "bind", source, &opts)?
             }
-            UserMount::Tmpfs { destination, options } => {
+            UserMount::Tmpfs {
+                destination,
+                options,
+            } => {
                 let mut opts: Vec<String> = vec!["nosuid".into(), "nodev".into(), "noexec".into()];
                 opts.extend(options.iter().cloned());
-                json!({"destination": destination, "type": "tmpfs", "source": "tmpfs", "options": opts})
+                mount(destination, "tmpfs", "tmpfs", &opts)?
             }
         });
     }
-    let mut namespaces = vec![
-        json!({"type": "pid"}),
-        json!({"type": "ipc"}),
-        json!({"type": "uts"}),
-        json!({"type": "mount"}),
-    ];
+    Ok(mounts)
+}
+
+/// The container's namespaces: its own pid, ipc, uts and mount, cgroup with the unified
+/// view, network unless it shares the host's (the one at `netns_path` when given).
+fn namespaces(o: &SpecOptions) -> Result<Vec<LinuxNamespace>> {
+    use LinuxNamespaceType as T;
+    let mut types = vec![T::Pid, T::Ipc, T::Uts, T::Mount];
     if o.cgroup_view == CgroupView::Unified {
-        namespaces.push(json!({"type": "cgroup"}));
+        types.push(T::Cgroup);
     }
     if o.network == Network::None {
-        namespaces.push(match &o.netns_path {
-            Some(p) => json!({"type": "network", "path": p}),
-            None => json!({"type": "network"}),
-        });
+        types.push(T::Network);
     }
-    let mut resources = json!({"devices": default_device_rules()});
+    types
+        .into_iter()
+        .map(|typ| {
+            let mut ns = LinuxNamespaceBuilder::default()
+                .typ(typ)
+                .build()
+                .map_err(spec_error)?;
+            if typ == T::Network {
+                ns.set_path(o.netns_path.as_ref().map(PathBuf::from));
+            }
+            Ok(ns)
+        })
+        .collect()
+}
+
+/// The cgroup limits: the device allow-list, memory (without swap beyond it), pids, cpus.
+fn resources(o: &SpecOptions) -> Result<LinuxResources> {
+    let mut resources = LinuxResourcesBuilder::default()
+        .devices(default_device_rules()?)
+        .build()
+        .map_err(spec_error)?;
     if let Some(m) = o.memory {
         // No swap beyond the limit: a container that exceeds it is killed, predictably.
-        resources["memory"] = json!({"limit": m, "swap": m});
+        let memory = LinuxMemoryBuilder::default().limit(m).swap(m).build();
+        resources.set_memory(Some(memory.map_err(spec_error)?));
     }
     if let Some(p) = o.pids_limit {
-        resources["pids"] = json!({"limit": p});
+        let pids = LinuxPidsBuilder::default().limit(p).build();
+        resources.set_pids(Some(pids.map_err(spec_error)?));
     }
     if let Some(c) = o.cpus {
-        resources["cpu"] = json!({"quota": (c * 100_000.0).round() as i64, "period": 100_000});
+        let cpu = LinuxCpuBuilder::default()
+            .quota((c * 100_000.0).round() as i64)
+            .period(100_000u64)
+            .build();
+        resources.set_cpu(Some(cpu.map_err(spec_error)?));
     }
-    let mut linux = json!({
-        "namespaces": namespaces,
-        "cgroupsPath": o.cgroups_path,
-        "resources": resources,
-        "maskedPaths": MASKED_PATHS,
-        "readonlyPaths": READONLY_PATHS,
-    });
-    match &o.seccomp {
-        Seccomp::Default => linux["seccomp"] = default_seccomp(&caps),
-        Seccomp::Profile(p) => linux["seccomp"] = p.clone(),
-        Seccomp::Unconfined => {}
+    Ok(resources)
+}
+
+/// `profile` (the OCI runtime spec's linux.seccomp, or Docker's format, which shares its
+/// core fields) as the spec's type; `name` says which profile in the error.
+fn seccomp_profile(profile: &Value, name: &str) -> Result<LinuxSeccomp> {
+    serde_json::from_value(profile.clone()).map_err(|e| RuntimeError::Invalid {
+        what: "seccomp profile",
+        value: name.to_string(),
+        reason: format!("it does not fit the runtime spec's linux.seccomp: {e}"),
+    })
+}
+
+/// How the error names a user's profile: its start, as the JSON it is.
+fn profile_name(profile: &Value) -> String {
+    let text = profile.to_string();
+    match text.char_indices().nth(60) {
+        Some((i, _)) => format!("{}...", &text[..i]),
+        None => text,
     }
-    if !o.privileged_devices.is_empty() {
-        linux["devices"] = Value::Array(o.privileged_devices.clone());
-    }
-    let rlimits: Vec<Value> = o
+}
+
+/// The container's process: its command, user, environment, capabilities and rlimits.
+fn process(o: &SpecOptions, caps: &[String]) -> Result<Process> {
+    let caps: Capabilities = caps
+        .iter()
+        .map(|c| {
+            serde_json::from_value(Value::String(c.clone())).map_err(|_| RuntimeError::Invalid {
+                what: "capability",
+                value: c.clone(),
+                reason: "not a capability Linux defines".into(),
+            })
+        })
+        .collect::<Result<_>>()?;
+    let mut capabilities = LinuxCapabilitiesBuilder::default()
+        .bounding(caps.clone())
+        .effective(caps.clone())
+        .permitted(caps)
+        .build()
+        .map_err(spec_error)?;
+    capabilities.set_inheritable(None);
+    capabilities.set_ambient(None);
+    let rlimits = o
         .rlimits
         .iter()
-        .map(|r| json!({"type": r.name, "soft": r.soft, "hard": r.hard}))
-        .collect();
-    json!({
-        "ociVersion": "1.0.2",
-        "process": {
-            "terminal": o.terminal,
-            "user": {"uid": o.uid, "gid": o.gid, "additionalGids": o.additional_gids},
-            "args": o.args,
-            "env": o.env,
-            "cwd": if o.cwd.is_empty() { "/" } else { o.cwd.as_str() },
-            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
-            "rlimits": rlimits,
-            // Absent rather than false: libcontainer loads the seccomp filter before it
-            // drops capabilities only when the field is absent (with `false` it loads it
-            // after, without the privilege to do so).
-            "noNewPrivileges": o.no_new_privileges.then_some(true),
-        },
-        "root": {"path": "rootfs", "readonly": o.read_only},
-        "hostname": o.hostname,
-        "mounts": mounts,
-        "linux": linux,
-    })
+        .map(|r| {
+            let typ: PosixRlimitType = serde_json::from_value(Value::String(r.name.clone()))
+                .map_err(|_| RuntimeError::Invalid {
+                    what: "rlimit",
+                    value: r.name.clone(),
+                    reason: "not a resource limit the runtime spec knows".into(),
+                })?;
+            PosixRlimitBuilder::default()
+                .typ(typ)
+                .soft(r.soft)
+                .hard(r.hard)
+                .build()
+                .map_err(spec_error)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let user = UserBuilder::default()
+        .uid(o.uid)
+        .gid(o.gid)
+        .additional_gids(o.additional_gids.clone())
+        .build()
+        .map_err(spec_error)?;
+    let mut process = ProcessBuilder::default()
+        .terminal(o.terminal)
+        .user(user)
+        .args(o.args.clone())
+        .env(o.env.clone())
+        .cwd(if o.cwd.is_empty() {
+            "/"
+        } else {
+            o.cwd.as_str()
+        })
+        .capabilities(capabilities)
+        .rlimits(rlimits)
+        .build()
+        .map_err(spec_error)?;
+    // Absent rather than false: libcontainer loads the seccomp filter before it drops
+    // capabilities only when the field is absent (with `false` it loads it after, without
+    // the privilege to do so).
+    process.set_no_new_privileges(o.no_new_privileges.then_some(true));
+    Ok(process)
+}
+
+/// Builds config.json for a bundle whose root filesystem is at `rootfs` (relative path).
+/// Fails on a seccomp profile that does not fit the runtime spec, or a capability or
+/// rlimit it does not know.
+pub fn build(o: &SpecOptions) -> Result<Spec> {
+    let caps = capabilities(&o.cap_add, &o.cap_drop);
+    let mut linux = LinuxBuilder::default()
+        .namespaces(namespaces(o)?)
+        .cgroups_path(&o.cgroups_path)
+        .resources(resources(o)?)
+        .masked_paths(
+            MASKED_PATHS
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>(),
+        )
+        .readonly_paths(
+            READONLY_PATHS
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>(),
+        )
+        .build()
+        .map_err(spec_error)?;
+    linux.set_seccomp(match &o.seccomp {
+        Seccomp::Default => Some(seccomp_profile(&default_seccomp(&caps), "kiln's default")?),
+        Seccomp::Profile(p) => Some(seccomp_profile(p, &profile_name(p))?),
+        Seccomp::Unconfined => None,
+    });
+    if !o.privileged_devices.is_empty() {
+        linux.set_devices(Some(o.privileged_devices.clone()));
+    }
+    let root = RootBuilder::default()
+        .path("rootfs")
+        .readonly(o.read_only)
+        .build()
+        .map_err(spec_error)?;
+    let mut spec = SpecBuilder::default()
+        .version("1.0.2")
+        .process(process(o, &caps)?)
+        .root(root)
+        .hostname(o.hostname.clone())
+        .mounts(mounts(o)?)
+        .linux(linux)
+        .build()
+        .map_err(spec_error)?;
+    // The builder starts from oci-spec's example spec, which has (empty) annotations.
+    spec.set_annotations(None);
+    Ok(spec)
 }
 
 /// Clamps rlimits to what this process may grant (a child cannot exceed its parent's
@@ -386,16 +614,18 @@ pub fn clamp_rlimit(resource: rustix::process::Resource, soft: u64, hard: u64) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn defaults_are_docker_like() {
-        let spec = build(&SpecOptions {
+        let parsed = build(&SpecOptions {
             args: vec!["sh".into()],
             no_new_privileges: true,
             cgroups_path: "/kiln/x".into(),
             ..Default::default()
-        });
-        let parsed: oci_spec::runtime::Spec = serde_json::from_value(spec.clone()).unwrap();
+        })
+        .unwrap();
+        let spec = serde_json::to_value(&parsed).unwrap();
         assert_eq!(
             parsed.process().as_ref().unwrap().no_new_privileges(),
             Some(true)
@@ -428,7 +658,9 @@ mod tests {
         let admin = build(&SpecOptions {
             cap_add: vec!["SYS_ADMIN".into()],
             ..Default::default()
-        });
+        })
+        .unwrap();
+        let admin = serde_json::to_value(&admin).unwrap();
         assert!(admin["linux"]["seccomp"]["syscalls"]
             .as_array()
             .unwrap()
@@ -441,6 +673,59 @@ mod tests {
             .map(|n| n["type"].as_str().unwrap())
             .collect();
         assert_eq!(ns, ["pid", "ipc", "uts", "mount", "network"]);
+    }
+
+    #[test]
+    fn limits_namespace_and_profiles() {
+        let spec = build(&SpecOptions {
+            rlimits: vec![Rlimit {
+                name: "RLIMIT_NOFILE".into(),
+                soft: 10,
+                hard: 20,
+            }],
+            netns_path: Some("/run/netns/x".into()),
+            memory: Some(1 << 20),
+            seccomp: Seccomp::Profile(json!({"defaultAction": "SCMP_ACT_ALLOW"})),
+            ..Default::default()
+        })
+        .unwrap();
+        let spec = serde_json::to_value(&spec).unwrap();
+        assert_eq!(
+            spec["process"]["rlimits"],
+            json!([{"type": "RLIMIT_NOFILE", "soft": 10, "hard": 20}])
+        );
+        assert_eq!(
+            spec["linux"]["namespaces"][4],
+            json!({"type": "network", "path": "/run/netns/x"})
+        );
+        assert_eq!(
+            spec["linux"]["resources"]["memory"],
+            json!({"limit": 1 << 20, "swap": 1 << 20})
+        );
+        assert_eq!(
+            spec["linux"]["seccomp"],
+            json!({"defaultAction": "SCMP_ACT_ALLOW"})
+        );
+        // No annotations, inheritable or ambient capabilities from oci-spec's example spec.
+        assert!(spec.get("annotations").is_none());
+        assert!(spec["process"]["capabilities"].get("ambient").is_none());
+        assert!(spec["process"].get("noNewPrivileges").is_none());
+
+        let err = build(&SpecOptions {
+            seccomp: Seccomp::Profile(json!({"defaultAction": "SCMP_ACT_SOMETIMES"})),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("seccomp profile"), "{err}");
+        assert!(err.contains("SCMP_ACT_SOMETIMES"), "{err}");
+        let err = build(&SpecOptions {
+            cap_add: vec!["CAP_TELEPORT".into()],
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("CAP_TELEPORT"), "{err}");
     }
 
     #[test]

@@ -253,7 +253,7 @@ impl Builder<'_> {
             netns_path: network.netns().map(|p| p.display().to_string()),
             ..Default::default()
         };
-        let config = spec::build(&opts);
+        let config = spec::build(&opts)?;
         let config_path = dirs.bundle().join("config.json");
         std::fs::write(
             &config_path,

@@ -1,6 +1,11 @@
 //! Resolved container edits ([`Edits`]) and their application to an OCI runtime spec.
 
-use serde_json::{json, Map, Value};
+use std::path::Path;
+
+use oci_spec::runtime::{
+    Hook as OciHook, HookBuilder, Hooks, Linux, LinuxDevice, LinuxDeviceBuilder, LinuxDeviceCgroup,
+    LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxResources, MountBuilder, Process, Spec,
+};
 
 use super::host::resolve_device_node;
 use super::spec::SpecEdits;
@@ -102,130 +107,122 @@ impl Edits {
         self == &Edits::default()
     }
 
-    /// Applies the edits to an OCI runtime spec given as serde_json::Value (the shape of config.json): appends
-    /// process.env (replacing same KEY), linux.devices entries {path,type,major,minor,fileMode,uid,gid} and the
-    /// matching linux.resources.devices allow rules {allow:true,type,major,minor,access}, mounts
-    /// {destination,type,source,options}, hooks under spec.hooks.<hookName> {path,args,env,timeout},
-    /// process.user.additionalGids.
-    pub fn apply(&self, spec: &mut Value) -> Result<(), CdiError> {
-        let root = spec.as_object_mut().ok_or_else(|| CdiError::Apply {
-            reason: "runtime spec is not a json object".to_string(),
-        })?;
-        self.apply_env(root)?;
-        self.apply_device_nodes(root)?;
-        self.apply_mounts(root)?;
-        self.apply_hooks(root)?;
-        self.apply_additional_gids(root)
+    /// Applies the edits to an OCI runtime spec: process.env (a variable replaces one of the
+    /// same KEY), linux.devices (with the process's uid and gid as the default owner) and
+    /// their linux.resources.devices allow rules, mounts, hooks.<hookName> and
+    /// process.user.additionalGids. Applying twice adds no duplicate nodes, mounts, variables
+    /// or gids.
+    pub fn apply(&self, spec: &mut Spec) -> Result<(), CdiError> {
+        self.apply_env(spec);
+        self.apply_device_nodes(spec)?;
+        self.apply_mounts(spec)?;
+        self.apply_hooks(spec)?;
+        self.apply_additional_gids(spec);
+        Ok(())
     }
 
     /// process.env: each variable replaces one of the same KEY, else is appended.
-    fn apply_env(&self, root: &mut Map<String, Value>) -> Result<(), CdiError> {
+    fn apply_env(&self, spec: &mut Spec) {
         if self.env.is_empty() {
-            return Ok(());
+            return;
         }
-        let env = array_at(root, &["process", "env"])?;
+        let env = process_mut(spec).env_mut().get_or_insert_with(Vec::new);
         for var in &self.env {
             let key = env_key(var);
-            match env
-                .iter()
-                .position(|v| v.as_str().is_some_and(|s| env_key(s) == key))
-            {
-                Some(i) => env[i] = Value::String(var.clone()),
-                None => env.push(Value::String(var.clone())),
+            match env.iter().position(|v| env_key(v) == key) {
+                Some(i) => env[i] = var.clone(),
+                None => env.push(var.clone()),
             }
         }
-        Ok(())
     }
 
     /// linux.devices (a node replaces one of the same path) and their linux.resources.devices
     /// allow rules.
-    fn apply_device_nodes(&self, root: &mut Map<String, Value>) -> Result<(), CdiError> {
+    fn apply_device_nodes(&self, spec: &mut Spec) -> Result<(), CdiError> {
         if self.device_nodes.is_empty() {
             return Ok(());
         }
-        let (proc_uid, proc_gid) = process_owner(root);
-        let devices = array_at(root, &["linux", "devices"])?;
+        let owner = process_owner(spec);
+        let linux = linux_mut(spec);
+        let devices = linux.devices_mut().get_or_insert_with(Vec::new);
         for node in &self.device_nodes {
-            devices.retain(|d| d.get("path").and_then(Value::as_str) != Some(&node.path));
-            devices.push(linux_device(node, proc_uid, proc_gid));
+            devices.retain(|d| d.path() != Path::new(&node.path));
+            devices.push(linux_device(node, owner)?);
         }
-        let rules = array_at(root, &["linux", "resources", "devices"])?;
-        rules.extend(self.device_nodes.iter().filter_map(allow_rule));
+        let rules = linux
+            .resources_mut()
+            .get_or_insert_with(LinuxResources::default)
+            .devices_mut()
+            .get_or_insert_with(Vec::new);
+        for node in &self.device_nodes {
+            rules.extend(allow_rule(node)?);
+        }
         Ok(())
     }
 
     /// mounts: each replaces one of the same destination.
-    fn apply_mounts(&self, root: &mut Map<String, Value>) -> Result<(), CdiError> {
+    fn apply_mounts(&self, spec: &mut Spec) -> Result<(), CdiError> {
         if self.mounts.is_empty() {
             return Ok(());
         }
-        let mounts = array_at(root, &["mounts"])?;
+        let mounts = spec.mounts_mut().get_or_insert_with(Vec::new);
         for m in &self.mounts {
-            mounts.retain(|x| {
-                x.get("destination").and_then(Value::as_str) != Some(&m.container_path)
-            });
-            mounts.push(json!({
-                "destination": m.container_path,
-                "type": m.mount_type,
-                "source": m.host_path,
-                "options": m.options,
-            }));
+            mounts.retain(|x| x.destination() != Path::new(&m.container_path));
+            let mount = MountBuilder::default()
+                .destination(&m.container_path)
+                .typ(&m.mount_type)
+                .source(&m.host_path)
+                .options(m.options.clone())
+                .build()
+                .map_err(|e| apply_error(format!("mount {}: {e}", m.container_path)))?;
+            mounts.push(mount);
         }
         Ok(())
     }
 
     /// hooks.<hookName>, appended.
-    fn apply_hooks(&self, root: &mut Map<String, Value>) -> Result<(), CdiError> {
+    fn apply_hooks(&self, spec: &mut Spec) -> Result<(), CdiError> {
         for h in &self.hooks {
-            let hooks = array_at(root, &["hooks", &h.hook_name])?;
-            let mut o = Map::new();
-            o.insert("path".into(), json!(h.path));
-            if !h.args.is_empty() {
-                o.insert("args".into(), json!(h.args));
-            }
-            if !h.env.is_empty() {
-                o.insert("env".into(), json!(h.env));
-            }
-            if let Some(t) = h.timeout {
-                o.insert("timeout".into(), json!(t));
-            }
-            hooks.push(Value::Object(o));
+            let mut hook = HookBuilder::default()
+                .path(&h.path)
+                .build()
+                .map_err(|e| apply_error(format!("hook {}: {e}", h.path)))?;
+            hook.set_args((!h.args.is_empty()).then(|| h.args.clone()));
+            hook.set_env((!h.env.is_empty()).then(|| h.env.clone()));
+            hook.set_timeout(h.timeout);
+            let hooks = spec.hooks_mut().get_or_insert_with(Hooks::default);
+            hooks_named(hooks, &h.hook_name)?
+                .get_or_insert_with(Vec::new)
+                .push(hook);
         }
         Ok(())
     }
 
     /// process.user.additionalGids, without duplicates (gid 0 is never added).
-    fn apply_additional_gids(&self, root: &mut Map<String, Value>) -> Result<(), CdiError> {
-        let gids: Vec<u32> = self
+    fn apply_additional_gids(&self, spec: &mut Spec) {
+        let mut gids = self
             .additional_gids
             .iter()
             .copied()
             .filter(|&g| g != 0)
-            .collect();
-        if gids.is_empty() {
-            return Ok(());
+            .peekable();
+        if gids.peek().is_none() {
+            return;
         }
-        let process = object_at(root, &["process"])?;
-        let user = process
-            .entry("user")
-            .or_insert_with(|| json!({"uid": 0, "gid": 0}));
-        let user = user.as_object_mut().ok_or_else(|| CdiError::Apply {
-            reason: "process.user is not an object".to_string(),
-        })?;
-        let list = user
-            .entry("additionalGids")
-            .or_insert_with(|| Value::Array(Vec::new()))
-            .as_array_mut()
-            .ok_or_else(|| CdiError::Apply {
-                reason: "process.user.additionalGids is not an array".to_string(),
-            })?;
+        let list = process_mut(spec)
+            .user_mut()
+            .additional_gids_mut()
+            .get_or_insert_with(Vec::new);
         for g in gids {
-            if !list.iter().any(|v| v.as_u64() == Some(u64::from(g))) {
-                list.push(json!(g));
+            if !list.contains(&g) {
+                list.push(g);
             }
         }
-        Ok(())
     }
+}
+
+fn apply_error(reason: String) -> CdiError {
+    CdiError::Apply { reason }
 }
 
 /// The KEY of `KEY=VALUE` (all of it without `=`).
@@ -233,87 +230,107 @@ fn env_key(var: &str) -> &str {
     var.split_once('=').map_or(var, |(k, _)| k)
 }
 
-/// The process's uid and gid where not root, the default owner of device nodes (as the CDI
-/// reference does).
-fn process_owner(root: &Map<String, Value>) -> (Option<u64>, Option<u64>) {
-    let user = root.get("process").and_then(|p| p.get("user"));
-    let id = |key: &str| {
-        user.and_then(|u| u.get(key))
-            .and_then(Value::as_u64)
-            .filter(|&i| i > 0)
-    };
-    (id("uid"), id("gid"))
+/// The spec's process, made (user 0:0, cwd /, nothing else) where it has none.
+fn process_mut(spec: &mut Spec) -> &mut Process {
+    spec.process_mut().get_or_insert_with(|| {
+        // oci-spec's default process is an example one (sh, its env, capabilities...).
+        let mut p = Process::default();
+        p.set_terminal(None);
+        p.set_args(None);
+        p.set_env(None);
+        p.set_capabilities(None);
+        p.set_rlimits(None);
+        p.set_no_new_privileges(None);
+        p
+    })
 }
 
-/// A linux.devices entry {path,type,major,minor,fileMode,uid,gid}.
-fn linux_device(node: &DeviceNode, proc_uid: Option<u64>, proc_gid: Option<u64>) -> Value {
-    let mut d = Map::new();
-    d.insert("path".into(), json!(node.path));
-    d.insert("type".into(), json!(node.dev_type));
-    d.insert("major".into(), json!(node.major));
-    d.insert("minor".into(), json!(node.minor));
-    if let Some(mode) = node.file_mode {
-        d.insert("fileMode".into(), json!(mode));
+/// The spec's linux section, made (empty) where it has none.
+fn linux_mut(spec: &mut Spec) -> &mut Linux {
+    spec.linux_mut().get_or_insert_with(|| {
+        // oci-spec's default is an example one (namespaces, masked paths...).
+        let mut l = Linux::default();
+        l.set_resources(None);
+        l.set_namespaces(None);
+        l.set_masked_paths(None);
+        l.set_readonly_paths(None);
+        l
+    })
+}
+
+/// The process's uid and gid where not root, the default owner of device nodes (as the CDI
+/// reference does).
+fn process_owner(spec: &Spec) -> (Option<u32>, Option<u32>) {
+    let user = spec.process().as_ref().map(|p| p.user());
+    (
+        user.map(|u| u.uid()).filter(|&i| i > 0),
+        user.map(|u| u.gid()).filter(|&i| i > 0),
+    )
+}
+
+/// The device type of a CDI node ("c", "b", "u" or "p").
+fn device_type(node: &DeviceNode) -> Result<LinuxDeviceType, CdiError> {
+    match node.dev_type.as_str() {
+        "c" => Ok(LinuxDeviceType::C),
+        "b" => Ok(LinuxDeviceType::B),
+        "u" => Ok(LinuxDeviceType::U),
+        "p" => Ok(LinuxDeviceType::P),
+        t => Err(apply_error(format!(
+            "device node {}: invalid type `{t}` (expected b, c, u or p)",
+            node.path
+        ))),
     }
-    if let Some(uid) = node.uid.map(u64::from).or(proc_uid) {
-        d.insert("uid".into(), json!(uid));
-    }
-    if let Some(gid) = node.gid.map(u64::from).or(proc_gid) {
-        d.insert("gid".into(), json!(gid));
-    }
-    Value::Object(d)
+}
+
+/// A linux.devices entry, owned by the node's uid and gid, else `owner`'s.
+fn linux_device(
+    node: &DeviceNode,
+    (proc_uid, proc_gid): (Option<u32>, Option<u32>),
+) -> Result<LinuxDevice, CdiError> {
+    let mut d = LinuxDeviceBuilder::default()
+        .path(&node.path)
+        .typ(device_type(node)?)
+        .major(node.major)
+        .minor(node.minor)
+        .build()
+        .map_err(|e| apply_error(format!("device node {}: {e}", node.path)))?;
+    d.set_file_mode(node.file_mode);
+    d.set_uid(node.uid.or(proc_uid));
+    d.set_gid(node.gid.or(proc_gid));
+    Ok(d)
 }
 
 /// The device cgroup rule allowing `node` (none for a fifo, which needs none).
-fn allow_rule(node: &DeviceNode) -> Option<Value> {
-    let rule_type = match node.dev_type.as_str() {
-        "b" => "b",
-        "c" | "u" => "c",
-        _ => return None,
+fn allow_rule(node: &DeviceNode) -> Result<Option<LinuxDeviceCgroup>, CdiError> {
+    let rule_type = match device_type(node)? {
+        LinuxDeviceType::B => LinuxDeviceType::B,
+        LinuxDeviceType::C | LinuxDeviceType::U => LinuxDeviceType::C,
+        _ => return Ok(None),
     };
-    Some(json!({
-        "allow": true,
-        "type": rule_type,
-        "major": node.major,
-        "minor": node.minor,
-        "access": node.permissions,
-    }))
+    LinuxDeviceCgroupBuilder::default()
+        .allow(true)
+        .typ(rule_type)
+        .major(node.major)
+        .minor(node.minor)
+        .access(&node.permissions)
+        .build()
+        .map(Some)
+        .map_err(|e| apply_error(format!("device node {}: {e}", node.path)))
 }
 
-/// The object at `path` under `root`, created (as empty objects) where missing.
-fn object_at<'a>(
-    root: &'a mut Map<String, Value>,
-    path: &[&str],
-) -> Result<&'a mut Map<String, Value>, CdiError> {
-    let mut cur = root;
-    for (i, key) in path.iter().enumerate() {
-        let v = cur
-            .entry(key.to_string())
-            .or_insert_with(|| Value::Object(Map::new()));
-        if v.is_null() {
-            *v = Value::Object(Map::new());
-        }
-        cur = v.as_object_mut().ok_or_else(|| CdiError::Apply {
-            reason: format!("{} is not an object", path[..=i].join(".")),
-        })?;
-    }
-    Ok(cur)
-}
-
-/// The array at `path` under `root`, created (with its parents) where missing.
-fn array_at<'a>(
-    root: &'a mut Map<String, Value>,
-    path: &[&str],
-) -> Result<&'a mut Vec<Value>, CdiError> {
-    let (last, parents) = path.split_last().expect("non-empty path");
-    let parent = object_at(root, parents)?;
-    let v = parent
-        .entry(last.to_string())
-        .or_insert_with(|| Value::Array(Vec::new()));
-    if v.is_null() {
-        *v = Value::Array(Vec::new());
-    }
-    v.as_array_mut().ok_or_else(|| CdiError::Apply {
-        reason: format!("{} is not an array", path.join(".")),
+/// The list of hooks named `name` (a CDI hookName).
+#[allow(deprecated)] // prestart: deprecated by the runtime spec, still a CDI hook name
+fn hooks_named<'a>(
+    hooks: &'a mut Hooks,
+    name: &str,
+) -> Result<&'a mut Option<Vec<OciHook>>, CdiError> {
+    Ok(match name {
+        "prestart" => hooks.prestart_mut(),
+        "createRuntime" => hooks.create_runtime_mut(),
+        "createContainer" => hooks.create_container_mut(),
+        "startContainer" => hooks.start_container_mut(),
+        "poststart" => hooks.poststart_mut(),
+        "poststop" => hooks.poststop_mut(),
+        _ => return Err(apply_error(format!("unknown hook name `{name}`"))),
     })
 }

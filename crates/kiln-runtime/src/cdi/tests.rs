@@ -3,6 +3,7 @@
 use super::*;
 use std::path::Path;
 
+use oci_spec::runtime::Spec;
 use serde_json::{json, Value};
 
 const JSON_SPEC: &str = r#"{
@@ -66,18 +67,30 @@ const OVERRIDE_SPEC: &str = r#"{
     ]
 }"#;
 
-fn minimal_config() -> Value {
-    json!({
+fn minimal_config() -> Spec {
+    spec_from(json!({
         "ociVersion": "1.0.2",
         "process": {
             "user": {"uid": 0, "gid": 0},
             "args": ["sh"],
-            "env": ["PATH=/usr/bin:/bin", "EXAMPLE_DEV=old"]
+            "env": ["PATH=/usr/bin:/bin", "EXAMPLE_DEV=old"],
+            "cwd": "/"
         },
         "root": {"path": "rootfs"},
         "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"}],
         "linux": {"resources": {"devices": [{"allow": false, "access": "rwm"}]}}
-    })
+    }))
+}
+
+/// A runtime spec from its JSON.
+fn spec_from(json: Value) -> Spec {
+    serde_json::from_value(json).unwrap()
+}
+
+/// Applies `edits` to `spec` and returns the spec's JSON.
+fn applied(edits: &Edits, spec: &mut Spec) -> Value {
+    edits.apply(spec).unwrap();
+    serde_json::to_value(&*spec).unwrap()
 }
 
 fn write(dir: &Path, name: &str, body: &str) {
@@ -143,8 +156,8 @@ fn cdi_resolve_and_apply() {
     assert_eq!(edits.hooks.len(), 1);
     assert_eq!(edits.additional_gids, vec![44]);
 
-    let mut spec = minimal_config();
-    edits.apply(&mut spec).unwrap();
+    let mut config = minimal_config();
+    let spec = applied(&edits, &mut config);
     assert_eq!(
         spec["process"]["env"],
         json!(["PATH=/usr/bin:/bin", "EXAMPLE_DEV=zero", "EXAMPLE_SPEC=1"])
@@ -181,7 +194,7 @@ fn cdi_resolve_and_apply() {
     assert_eq!(spec["process"]["user"]["additionalGids"], json!([44]));
 
     // Applying twice does not duplicate device nodes, env or mounts.
-    edits.apply(&mut spec).unwrap();
+    let spec = applied(&edits, &mut config);
     assert_eq!(spec["linux"]["devices"].as_array().unwrap().len(), 2);
     assert_eq!(spec["mounts"].as_array().unwrap().len(), 2);
     assert_eq!(spec["process"]["env"].as_array().unwrap().len(), 3);
@@ -193,15 +206,29 @@ fn cdi_apply_to_empty_spec_creates_sections() {
     let (etc, run) = two_dirs();
     let reg = Registry::load(&[etc.path(), run.path()]).unwrap();
     let edits = reg.resolve(&names(&["example.com/dev=zero"])).unwrap();
-    let mut spec = json!({"process": {"user": {"uid": 1000, "gid": 1000}}});
-    edits.apply(&mut spec).unwrap();
+    let mut config =
+        spec_from(json!({"process": {"user": {"uid": 1000, "gid": 1000}, "cwd": "/"}}));
+    let spec = applied(&edits, &mut config);
     assert_eq!(spec["linux"]["devices"][0]["path"], "/dev/zero");
     assert_eq!(spec["linux"]["resources"]["devices"][0]["allow"], true);
     assert_eq!(spec["mounts"][0]["destination"], "/usr/lib/libexample.so");
     assert!(spec["hooks"]["createContainer"].is_array());
 
+    // The process's uid and gid own the node.
+    assert_eq!(spec["linux"]["devices"][0]["uid"], 1000);
+    assert_eq!(spec["process"]["cwd"], "/");
+
+    // Edits that do not fit a spec (built by hand: resolved ones are validated).
+    let mut bad = edits.clone();
+    bad.hooks[0].hook_name = "whenever".into();
     assert!(matches!(
-        edits.apply(&mut json!([])),
+        bad.apply(&mut config),
+        Err(CdiError::Apply { .. })
+    ));
+    let mut bad = edits.clone();
+    bad.device_nodes[0].dev_type = "x".into();
+    assert!(matches!(
+        bad.apply(&mut config),
         Err(CdiError::Apply { .. })
     ));
 }

@@ -403,7 +403,7 @@ fn supervise(
         privileged_devices: vec![],
         netns_path: network.netns().map(|p| p.display().to_string()),
     };
-    let mut config = spec::build(&opts);
+    let mut config = spec::build(&opts)?;
     cfg.devices.apply(&mut config)?;
     let config_path = dirs.bundle().join("config.json");
     std::fs::write(
