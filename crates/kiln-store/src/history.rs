@@ -450,11 +450,17 @@ mod tests {
             e.to_string(),
             "app:v1 has no version 3 before ccc333: it is version 3 of 3"
         );
-        assert_eq!(e.hint().as_deref(), Some("`kiln history app:v1` lists its versions"));
+        assert_eq!(
+            e.hint().as_deref(),
+            Some("`kiln history app:v1` lists its versions")
+        );
         let e = pick_version("app:v1", &v, cur, Some("ddd")).unwrap_err();
         assert_eq!(e.to_string(), "ddd is not a version of app:v1");
         let e = pick_version("app:v1", &v, "sha256:eee", None).unwrap_err();
-        assert_eq!(e.hint().as_deref(), Some("give the version with `--to DIGEST`"));
+        assert_eq!(
+            e.hint().as_deref(),
+            Some("give the version with `--to DIGEST`")
+        );
         assert!(pick_version("app:v1", &v, cur, Some("-x"))
             .unwrap_err()
             .hint()
