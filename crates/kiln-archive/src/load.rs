@@ -127,11 +127,39 @@ fn looks_like_layer(head: &[u8]) -> bool {
         || head.get(257..262) == Some(b"ustar".as_slice())
 }
 
-/// A layer being unpacked ahead: where its bytes go, and the unpacker.
-type Ahead = (
-    std::sync::mpsc::SyncSender<Vec<u8>>,
-    std::thread::JoinHandle<Option<Detached>>,
-);
+/// A layer being unpacked ahead: where its bytes go, and the unpacker. Dropped before
+/// [`Ahead::finish`] (the entry failed), it ends the stream and waits for the unpacker,
+/// which removes what it wrote: nothing is left in the store's `tmp/`.
+struct Ahead {
+    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    handle: Option<std::thread::JoinHandle<Option<Detached>>>,
+}
+
+impl Ahead {
+    /// Sends a chunk; false once the unpacker has stopped (not a layer after all).
+    fn send(&self, chunk: &[u8]) -> bool {
+        self.tx
+            .as_ref()
+            .is_some_and(|tx| tx.send(chunk.to_vec()).is_ok())
+    }
+
+    /// Ends the stream; the unpacker, to be joined once the manifest is known.
+    fn finish(mut self) -> std::thread::JoinHandle<Option<Detached>> {
+        self.tx.take();
+        self.handle
+            .take()
+            .expect("an unfinished unpacker has its thread")
+    }
+}
+
+impl Drop for Ahead {
+    fn drop(&mut self) {
+        self.tx.take();
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
 
 /// A reader of the chunks a channel delivers.
 struct ChunkReader {
@@ -199,7 +227,10 @@ impl Entries {
             // run unpacks it from the blob (and reports what is wrong with it).
             snapshot::unpack_detached(&store, reader).ok()
         });
-        Some((tx, handle))
+        Some(Ahead {
+            tx: Some(tx),
+            handle: Some(handle),
+        })
     }
 
     /// Counts one more entry; too many is an error.
@@ -263,11 +294,9 @@ impl Entries {
                 let head = self.buf[..k].to_vec();
                 ahead = self.unpack_ahead(&head, size);
             }
-            if let Some((tx, _)) = &ahead {
-                // The unpacker stopped (not a layer): the load goes on without it.
-                if tx.send(self.buf[..k].to_vec()).is_err() {
-                    ahead = None;
-                }
+            // The unpacker stopped (not a layer): the load goes on without it.
+            if ahead.as_ref().is_some_and(|a| !a.send(&self.buf[..k])) {
+                ahead = None;
             }
             if let Err(e) = w.write_all(&self.buf[..k]) {
                 let _ = fs::remove_file(&path);
@@ -278,9 +307,8 @@ impl Entries {
             }
         }
         let (digest, written, file) = w.finish();
-        if let Some((tx, handle)) = ahead {
-            drop(tx);
-            self.unpacking.push((digest.clone(), handle));
+        if let Some(a) = ahead {
+            self.unpacking.push((digest.clone(), a.finish()));
         }
         let flushed = file.into_inner().map_err(|e| e.into_error());
         if let Err(e) = flushed {
