@@ -209,11 +209,20 @@ impl Entries {
         }
     }
 
-    /// Starts unpacking an entry whose first bytes are `head`, when it looks like a
-    /// layer big enough to matter; returns where to send its bytes.
-    fn unpack_ahead(&mut self, head: &[u8], size: u64) -> Option<Ahead> {
+    /// Starts unpacking the entry `name` whose first bytes are `head`, when it looks like
+    /// a layer big enough to matter and the store does not have it already (an entry
+    /// named by its digest, `blobs/sha256/HEX`: loading a new version over its base
+    /// unpacks only the new layers); returns where to send its bytes.
+    fn unpack_ahead(&mut self, name: &str, head: &[u8], size: u64) -> Option<Ahead> {
         let store = self.unpack.clone()?;
         if size < UNPACK_AHEAD_MIN || !looks_like_layer(head) {
+            return None;
+        }
+        let known = name
+            .strip_prefix("blobs/sha256/")
+            .and_then(|hex| Digest::from_hex(hex).ok())
+            .is_some_and(|d| store.has_blob(&d));
+        if known {
             return None;
         }
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(16);
@@ -292,7 +301,7 @@ impl Entries {
             if first {
                 first = false;
                 let head = self.buf[..k].to_vec();
-                ahead = self.unpack_ahead(&head, size);
+                ahead = self.unpack_ahead(&name, &head, size);
             }
             // The unpacker stopped (not a layer): the load goes on without it.
             if ahead.as_ref().is_some_and(|a| !a.send(&self.buf[..k])) {
