@@ -16,7 +16,12 @@ use std::process::{Command, Stdio};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Credentials {
     /// User name and password (or access token used as a password).
-    Basic { username: String, password: String },
+    Basic {
+        /// Account name at the registry.
+        username: String,
+        /// Password, or a personal access token used in its place.
+        password: String,
+    },
     /// An OAuth2 refresh token (`identitytoken`), exchanged for access tokens.
     IdentityToken(String),
 }

@@ -31,7 +31,9 @@ pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, appl
 pub struct Options {
     /// `Some(false)`: `--tls-verify=false` (unverified TLS, then plain HTTP).
     pub tls_verify: Option<bool>,
+    /// Where stored credentials are looked up when none are given.
     pub auth: AuthFiles,
+    /// Insecure registries and mirrors from the kiln config and environment.
     pub settings: Settings,
     /// Credentials given on the command line; they win over stored ones.
     pub credentials: Option<Credentials>,

@@ -22,6 +22,8 @@ use std::path::{Path, PathBuf};
 /// Registry settings.
 #[derive(Clone, Debug, Default)]
 pub struct Settings {
+    /// Registry hosts (`host[:port]`, scheme stripped) reached over unverified TLS or
+    /// plain HTTP; loopback ones are insecure without being listed.
     pub insecure: Vec<String>,
     /// Registry host -> mirror locations (`[scheme://]host[/path-prefix]`).
     pub mirrors: BTreeMap<String, Vec<String>>,

@@ -26,14 +26,18 @@ pub struct PullOptions<'a> {
     pub unpack: bool,
     /// Give the image the reference's name in the store.
     pub tag: bool,
+    /// Layers downloaded at once (at least one).
     pub jobs: usize,
+    /// Told when each layer starts, of its bytes as they arrive, and when it is done.
     pub progress: &'a dyn Progress,
 }
 
 /// What happened to one blob.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct BlobReport {
+    /// Digest of the blob as stored in the registry (compressed, for a layer).
     pub digest: Digest,
+    /// Size of the blob in bytes, as the manifest gives it.
     pub size: u64,
     /// `downloaded`, `exists` (already in the store); for pushes `pushed`, `exists`
     /// (already in the registry), `mounted`.
@@ -43,6 +47,7 @@ pub struct BlobReport {
 /// The result of a pull.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct PullReport {
+    /// The reference pulled, fully qualified (`docker.io/library/debian:12`).
     pub reference: String,
     /// The digest of what the reference names in the registry (index or manifest).
     pub digest: Digest,
@@ -51,7 +56,10 @@ pub struct PullReport {
     pub descriptor: Descriptor,
     /// The config digest (the image ID).
     pub id: Digest,
+    /// One report per layer of the manifest, in its order.
     pub layers: Vec<BlobReport>,
+    /// Bytes of the layers that had to be downloaded (those already in the store not
+    /// counted).
     pub downloaded_bytes: u64,
     /// The artifacts of the image (SBOM, provenance) brought with it.
     #[serde(skip_serializing_if = "Vec::is_empty")]

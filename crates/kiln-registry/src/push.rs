@@ -37,20 +37,27 @@ pub struct PushOptions<'a> {
     /// Recompress every layer to this; `None` keeps compressed layers as they are and
     /// gzips uncompressed ones.
     pub compression: Option<Compression>,
+    /// Blobs uploaded at once (at least one).
     pub jobs: usize,
     /// Bytes per PATCH; `u64::MAX` sends each blob in one streamed PATCH (as Docker
     /// does), still resumed from the registry's offset if it breaks.
     pub chunk_size: u64,
+    /// Told when each blob starts, of its bytes as they are sent, and how it ended
+    /// (pushed, already there, mounted).
     pub progress: &'a dyn Progress,
 }
 
 /// The result of a push.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct PushReport {
+    /// The destination pushed to, fully qualified (`registry/repository:tag`).
     pub reference: String,
     /// The digest of the manifest (or index) pushed.
     pub digest: Digest,
+    /// Size in bytes of that manifest (or index).
     pub size: u64,
+    /// One report per distinct blob (configs and layers of every manifest pushed),
+    /// saying how it got there.
     pub blobs: Vec<BlobReport>,
     /// Bytes of blobs sent (manifests not counted).
     pub uploaded_bytes: u64,
