@@ -3,8 +3,11 @@
 /// An installed Alpine package.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ApkPackage {
+    /// The package name (`P:` line), e.g. `musl`.
     pub name: String,
+    /// The full version with its `-rN` release suffix (`V:` line), e.g. `1.2.4-r4`.
     pub version: String,
+    /// The architecture it was built for (`A:` line), e.g. `x86_64`; empty when absent.
     pub architecture: String,
     /// The origin (source) package.
     pub origin: Option<String>,

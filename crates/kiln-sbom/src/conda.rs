@@ -5,18 +5,26 @@ use serde::Deserialize;
 /// The fields of a conda-meta record kiln uses (the file also lists every file).
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 pub struct CondaRecord {
+    /// The conda package name, e.g. `python`.
     pub name: String,
+    /// The upstream version, e.g. `3.11.5`.
     pub version: String,
+    /// The build string that tells builds of one version apart, e.g. `h955ad1f_1`.
     #[serde(default)]
     pub build: Option<String>,
+    /// The channel URL the package was installed from.
     #[serde(default)]
     pub channel: Option<String>,
+    /// The channel's platform directory, e.g. `linux-64` or `noarch`.
     #[serde(default)]
     pub subdir: Option<String>,
+    /// The license as the package's recipe declares it (often, not always, SPDX).
     #[serde(default)]
     pub license: Option<String>,
+    /// MD5 of the package archive, lowercase hex.
     #[serde(default)]
     pub md5: Option<String>,
+    /// SHA-256 of the package archive, lowercase hex.
     #[serde(default)]
     pub sha256: Option<String>,
 }

@@ -5,11 +5,16 @@ use crate::control::{field, paragraphs};
 /// An installed Debian package.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DebPackage {
+    /// The binary package name (`Package:`), e.g. `libc6`.
     pub name: String,
+    /// The full Debian version (`Version:`), epoch and revision included.
     pub version: String,
+    /// `Architecture:` as dpkg records it (`amd64`, `all`, ...); empty when absent.
     pub architecture: String,
     /// The source package, when it differs from the binary package's name or version.
     pub source: Option<String>,
+    /// The source package's version, given only when the `Source:` field names one in
+    /// parentheses (it differs from `version`).
     pub source_version: Option<String>,
 }
 

@@ -15,9 +15,11 @@ pub const SCHEMA: &str = "kiln.env/v1";
 pub struct Environment {
     /// Always [`SCHEMA`].
     pub schema: &'static str,
+    /// Which image was read: name, digests, creation time and platform.
     pub image: ImageSummary,
     /// From `/etc/os-release`; `null` when the image has none.
     pub distribution: Option<OsRelease>,
+    /// How its containers start (entrypoint, cmd, env, user...), from the image config.
     pub config: RunConfig,
     /// Python interpreters (`bin/python3.X` files), by path.
     pub python: Vec<Interpreter>,
@@ -47,7 +49,9 @@ pub struct WeightsFile {
     pub name: String,
     /// Absolute path in the image.
     pub path: String,
+    /// Size of the file in bytes.
     pub size: u64,
+    /// SHA-256 of the file's content, lowercase hex.
     pub sha256: String,
     /// Digest of the layer that holds it.
     pub layer: Option<String>,
@@ -99,9 +103,13 @@ pub struct ImageSummary {
     pub digest: String,
     /// The config digest (Docker's image ID).
     pub id: String,
+    /// The config's creation time (RFC 3339), when it records one.
     pub created: Option<String>,
+    /// The config's operating system, e.g. `linux`.
     pub os: String,
+    /// The config's CPU architecture in Go's spelling, e.g. `amd64`, `arm64`.
     pub architecture: String,
+    /// The CPU variant, e.g. `v8` for arm64, when the config gives one.
     pub variant: Option<String>,
 }
 
@@ -110,22 +118,30 @@ pub struct ImageSummary {
 pub struct OsRelease {
     /// `ID`: `debian`, `ubuntu`, `alpine`...
     pub id: String,
+    /// `VERSION_ID`: `12`, `22.04`, `3.20.1`...; absent on rolling releases.
     pub version_id: Option<String>,
+    /// `VERSION_CODENAME`: `bookworm`, `jammy`...
     pub version_codename: Option<String>,
+    /// `PRETTY_NAME`, for people: `Debian GNU/Linux 12 (bookworm)`.
     pub pretty_name: Option<String>,
 }
 
 /// How containers of the image start, from its config.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct RunConfig {
+    /// The entrypoint's argv; empty when the image sets none.
     pub entrypoint: Vec<String>,
+    /// The default command (or the arguments given to the entrypoint); empty when unset.
     pub cmd: Vec<String>,
+    /// The directory processes start in; empty when unset (then `/`).
     pub working_dir: String,
+    /// `USER` as the config gives it (`name`, `uid`, `uid:gid`...); empty means root.
     pub user: String,
     /// `NAME=value`, in the config's order.
     pub env: Vec<String>,
     /// `8000/tcp`..., sorted.
     pub exposed_ports: Vec<String>,
+    /// The image's labels, by key.
     pub labels: BTreeMap<String, String>,
 }
 
@@ -143,8 +159,12 @@ pub struct Interpreter {
 pub struct OsPackage {
     /// `dpkg` or `apk`.
     pub manager: &'static str,
+    /// The binary package name, e.g. `libc6` or `musl`.
     pub name: String,
+    /// The full version as the package manager records it (Debian's epoch and revision,
+    /// apk's `-rN` included).
     pub version: String,
+    /// The package's architecture (`amd64`, `all`, `x86_64`...); empty when unrecorded.
     pub architecture: String,
     /// The source package (dpkg's `Source`, apk's origin), when known.
     pub source: Option<String>,
@@ -154,6 +174,7 @@ pub struct OsPackage {
     pub licenses: Vec<String>,
     /// SPDX license expression, when known.
     pub license: Option<String>,
+    /// Package URL, e.g. `pkg:deb/debian/libc6@2.36-9?arch=amd64&distro=debian-12`.
     pub purl: String,
 }
 
@@ -162,6 +183,7 @@ pub struct OsPackage {
 pub struct PythonPackage {
     /// As its metadata spells it.
     pub name: String,
+    /// The version from its metadata, as written.
     pub version: String,
     /// The `INSTALLER` file's content (`pip`, `uv`, `conda`...), when present.
     pub installer: Option<String>,
@@ -169,25 +191,40 @@ pub struct PythonPackage {
     pub location: String,
     /// `dist-info` or `egg-info`.
     pub metadata: &'static str,
+    /// License names as declared (`License-Expression:`, `License:` or the license
+    /// classifiers).
     pub licenses: Vec<String>,
+    /// SPDX license expression derived from the declared names, when known.
     pub license: Option<String>,
+    /// Package URL with the PEP 503 normalized name, e.g. `pkg:pypi/flask-login@0.6.3`.
     pub purl: String,
 }
 
 /// A conda package.
 #[derive(Clone, Debug, Serialize)]
 pub struct CondaPackage {
+    /// The conda package name, e.g. `python`.
     pub name: String,
+    /// The upstream version, e.g. `3.11.5`.
     pub version: String,
+    /// The build string, e.g. `h955ad1f_1`.
     pub build: Option<String>,
+    /// The channel's name, the last part of its URL (`main`, `conda-forge`...).
     pub channel: Option<String>,
+    /// The channel's platform directory, e.g. `linux-64` or `noarch`.
     pub subdir: Option<String>,
     /// The environment's prefix (`/opt/conda`).
     pub location: String,
+    /// The license as the record declares it (none when empty).
     pub licenses: Vec<String>,
+    /// SPDX license expression derived from the declared license, when known.
     pub license: Option<String>,
+    /// SHA-256 of the package archive, lowercase hex.
     pub sha256: Option<String>,
+    /// MD5 of the package archive, lowercase hex.
     pub md5: Option<String>,
+    /// Package URL with build, channel and subdir as qualifiers, e.g.
+    /// `pkg:conda/python@3.11.5?build=h955ad1f_1&channel=main&subdir=linux-64`.
     pub purl: String,
 }
 
@@ -196,6 +233,7 @@ pub struct CondaPackage {
 pub struct Accelerator {
     /// `cuda`, `cudnn` or `nccl`.
     pub name: &'static str,
+    /// The library's upstream version (a Debian version without epoch or revision).
     pub version: String,
     /// Where it was read: `python nvidia-cudnn-cu12`, `dpkg libcudnn8`, `env CUDA_VERSION`.
     pub from: String,

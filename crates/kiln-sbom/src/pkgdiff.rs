@@ -8,23 +8,33 @@ use std::collections::BTreeMap;
 /// A package present in one environment only.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Package {
+    /// The package name: Python names PEP 503 normalized, OS packages as `name:arch`
+    /// unless their architecture is `all` or unrecorded.
     pub name: String,
+    /// One version installed in that environment.
     pub version: String,
 }
 
 /// A package at another version.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Changed {
+    /// The package name, keyed as in [`Package::name`].
     pub name: String,
+    /// The version(s) in the first environment, sorted and joined with `, ` when
+    /// installed more than once.
     pub from: String,
+    /// The version(s) in the second environment, joined likewise.
     pub to: String,
 }
 
 /// The differences within one kind of package.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Changes {
+    /// Packages only the second environment has, by name.
     pub added: Vec<Package>,
+    /// Packages only the first environment has, by name.
     pub removed: Vec<Package>,
+    /// Packages both have, at different versions, by name.
     pub changed: Vec<Changed>,
 }
 
@@ -38,8 +48,11 @@ impl Changes {
 /// The package differences of two environments, by kind.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct PackageDiff {
+    /// dpkg and apk packages.
     pub os: Changes,
+    /// Python distributions (dist-info and egg-info).
     pub python: Changes,
+    /// conda packages.
     pub conda: Changes,
 }
 

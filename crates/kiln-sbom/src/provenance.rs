@@ -56,7 +56,9 @@ pub struct BuildInputs {
 /// What a kiln project build adds to the provenance.
 #[derive(Clone, Debug)]
 pub struct ProjectInputs {
+    /// The project's kiln.lock on the host; its sha256 is recorded as a dependency.
     pub lock: PathBuf,
+    /// The base image the project was built on, as `reference@digest`.
     pub base: String,
 }
 

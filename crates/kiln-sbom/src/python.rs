@@ -6,7 +6,10 @@ use crate::control::{field, paragraphs, Paragraph};
 /// A distribution's core metadata.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Distribution {
+    /// The project name as the metadata's `Name:` spells it (not normalized; see
+    /// [`normalize`]).
     pub name: String,
+    /// The `Version:` header as written.
     pub version: String,
     /// Declared license names as found.
     pub licenses: Vec<String>,
