@@ -6,8 +6,11 @@ use std::fmt;
 /// An image platform as the OCI index describes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Platform {
+    /// Operating system in Go's GOOS naming, e.g. `linux`.
     pub os: String,
+    /// CPU architecture in Go's GOARCH naming, e.g. `amd64`, `arm64`.
     pub architecture: String,
+    /// CPU variant, e.g. `v8` for arm64 or `v7` for arm; `None` matches any variant.
     pub variant: Option<String>,
 }
 
