@@ -48,7 +48,11 @@ fn human(n: u64) -> String {
 /// An image that was loaded.
 #[derive(Clone, Debug)]
 pub struct LoadedImage {
+    /// The image's manifest or index as the store's index.json lists it (annotations
+    /// dropped); for a Docker archive, an OCI manifest kiln wrote for it.
     pub descriptor: Descriptor,
+    /// The names it was tagged with, from `ref.name`/`image.name` annotations or
+    /// `RepoTags`; empty when the archive gave it none (it is then kept untagged).
     pub names: Vec<Reference>,
     /// The config digest (Docker's image ID) of the host's manifest, when there is one.
     pub id: Option<Digest>,

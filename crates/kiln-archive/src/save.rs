@@ -27,7 +27,10 @@ pub enum SaveFormat {
 
 /// One image to save: its index.json descriptor and the name to record, if any.
 pub struct SaveImage {
+    /// The image's manifest or index in the store, with everything it refers to.
     pub descriptor: Descriptor,
+    /// The name written to the `image.name`/`ref.name` annotations and `RepoTags`;
+    /// `None` saves the image unnamed.
     pub name: Option<Reference>,
 }
 

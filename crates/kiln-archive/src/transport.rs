@@ -14,10 +14,16 @@ use std::path::{Path, PathBuf};
 /// One end of a copy.
 #[derive(Debug, PartialEq)]
 pub enum Transport {
+    /// `docker://REF`: an image in a registry.
     Registry(Reference),
+    /// `kiln:REF` or a bare name: the local store, with the name (or, as a source, the
+    /// ID) as written, not yet parsed.
     Local(String),
+    /// `oci:DIR[:REF]`: an OCI layout directory and the `ref.name` of the image in it.
     OciDir(PathBuf, Option<String>),
+    /// `oci-archive:FILE[:REF]`: a tar of an OCI layout and the `ref.name` in it.
     OciArchive(PathBuf, Option<String>),
+    /// `docker-archive:FILE[:REF]`: a `docker save` tar and the image name in it.
     DockerArchive(PathBuf, Option<String>),
 }
 
@@ -74,7 +80,10 @@ impl Transport {
 /// An image in some store, ready to be written somewhere.
 #[derive(Debug)]
 pub struct Picked {
+    /// The image's manifest or index descriptor.
     pub descriptor: Descriptor,
+    /// The name it came with (a loaded image's first name, the registry reference), if
+    /// any: what a destination that names none records.
     pub name: Option<Reference>,
 }
 
