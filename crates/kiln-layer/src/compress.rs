@@ -10,8 +10,11 @@ pub const ZSTD_LEVEL: i32 = 3;
 /// How a layer blob is compressed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Compression {
+    /// A plain tar, media type suffix `""`.
     None,
+    /// gzip (magic `1f 8b`), media type suffix `+gzip`.
     Gzip,
+    /// zstd (magic `28 b5 2f fd`), media type suffix `+zstd`.
     Zstd,
 }
 

@@ -9,9 +9,13 @@ use crate::tarfmt::{clean, Kind, Meta, TarOut};
 /// Owner and mode of an entry, and its mtime.
 #[derive(Clone, Copy, Debug)]
 pub struct EntryMeta {
+    /// Permission bits with setuid/setgid/sticky (`0o7777`); file type bits are ignored.
     pub mode: u32,
+    /// Numeric owner user id written in the header (no user name is written).
     pub uid: u64,
+    /// Numeric owner group id written in the header (no group name is written).
     pub gid: u64,
+    /// Modification time in whole seconds since the Unix epoch.
     pub mtime: i64,
 }
 
@@ -23,6 +27,7 @@ pub struct EntryWriter<W: Write> {
 }
 
 impl<W: Write> EntryWriter<W> {
+    /// A writer of a layer tar into `w` (plain tar: wrap `w` in a compressor to compress).
     pub fn new(w: W) -> Self {
         EntryWriter {
             out: TarOut::new(w),

@@ -9,23 +9,39 @@ use std::path::PathBuf;
 pub enum LayerError {
     /// An entry that would reach outside the root, or that cannot be applied safely.
     #[error("layer entry `{entry}`: {reason}")]
-    UnsafeEntry { entry: String, reason: String },
+    UnsafeEntry {
+        /// The entry's path as the tar stream names it.
+        entry: String,
+        /// What makes it unsafe, e.g. "path escapes the root".
+        reason: String,
+    },
     /// A well-formed entry whose kind or fields this crate does not support.
     #[error("layer entry `{entry}`: {reason}")]
-    Unsupported { entry: String, reason: String },
+    Unsupported {
+        /// The entry's path as the tar stream names it.
+        entry: String,
+        /// What is not supported, e.g. an unknown entry type or an owner id over 32 bits.
+        reason: String,
+    },
     /// Applying an entry to the filesystem failed.
     #[error("layer entry `{entry}`: cannot {action}")]
     Apply {
+        /// The entry's path as the tar stream names it.
         entry: String,
+        /// The step that failed, as a verb phrase (`create file`, `chown`).
         action: &'static str,
+        /// The operating system's error.
         #[source]
         source: io::Error,
     },
     /// Reading or writing a filesystem path failed.
     #[error("cannot {action} `{}`", path.display())]
     Io {
+        /// The filesystem path that could not be read or written.
         path: PathBuf,
+        /// The step that failed, as a verb phrase (`open`, `read symlink`).
         action: &'static str,
+        /// The operating system's error.
         #[source]
         source: io::Error,
     },
@@ -33,7 +49,9 @@ pub enum LayerError {
     /// is read into memory (see [`crate::TarGuard`]).
     #[error("tar: {what} member of {size} bytes (more than {cap})")]
     Oversized {
+        /// Which kind of extension member it is, e.g. `a GNU long name`.
         what: &'static str,
+        /// The member's size in bytes, as its header declares it.
         size: u64,
         /// The cap, for people (`1 MiB`).
         cap: String,
@@ -41,7 +59,9 @@ pub enum LayerError {
     /// The tar stream is malformed, truncated, or could not be read or written.
     #[error("tar stream: {context}")]
     Tar {
+        /// What was being read or written, with the entry's path when there is one.
         context: String,
+        /// The underlying read or write error (`InvalidData` for a malformed stream).
         #[source]
         source: io::Error,
     },
