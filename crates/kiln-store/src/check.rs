@@ -14,7 +14,9 @@ use std::sync::Mutex;
 /// What `check` found.
 #[derive(Debug, Default)]
 pub struct CheckReport {
+    /// Number of blobs hashed in `blobs/sha256/`.
     pub blobs: u64,
+    /// Total size in bytes of the blobs hashed.
     pub bytes: u64,
     /// Each names what is broken. Empty means the store is sound.
     pub problems: Vec<String>,

@@ -11,7 +11,10 @@ use std::io::Write;
 
 /// A layer written to the store: its descriptor and its diff ID (uncompressed digest).
 pub struct NewLayer {
+    /// Descriptor of the stored (possibly compressed) blob, with the OCI layer media type
+    /// of its compression.
     pub descriptor: Descriptor,
+    /// Digest of the uncompressed tar, for the config's `rootfs.diff_ids`.
     pub diff_id: Digest,
 }
 
@@ -82,8 +85,11 @@ impl Store {
 /// Why a layer could not be written: the producer's own error, or the store's.
 #[derive(Debug, thiserror::Error)]
 pub enum LayerWriteError<E> {
+    /// The store failed: the temporary blob could not be written, compressed or
+    /// committed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The caller's `produce` closure returned this error; nothing entered the store.
     #[error("cannot write the layer")]
     Produce(#[source] E),
 }

@@ -26,12 +26,18 @@ use std::path::{Path, PathBuf};
 pub struct FileState {
     /// `file`, `dir`, `symlink`, `hardlink`, `char`, `block`, `fifo`.
     pub kind: &'static str,
+    /// Permission bits with setuid/setgid/sticky (`mode & 0o7777`), without the file type.
     pub mode: u32,
+    /// Numeric owner user id.
     pub uid: u64,
+    /// Numeric owner group id.
     pub gid: u64,
+    /// Size in bytes for a regular file; 0 for every other kind.
     pub size: u64,
+    /// Target of a symlink, or the path (in the image) a hard link points to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub link: Option<String>,
+    /// Hex sha256 of a regular file's content; `None` for other kinds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
 }
@@ -39,11 +45,14 @@ pub struct FileState {
 /// One path that differs.
 #[derive(Clone, Debug, Serialize)]
 pub struct FileChange {
+    /// Absolute path inside the image, e.g. `/etc/passwd`.
     pub path: String,
     /// `added`, `removed` or `modified`.
     pub change: &'static str,
+    /// State in the first image; `None` when the path was added.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub before: Option<FileState>,
+    /// State in the second image; `None` when the path was removed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub after: Option<FileState>,
 }
@@ -51,6 +60,7 @@ pub struct FileChange {
 /// The file differences of two images.
 #[derive(Debug, Default, Serialize)]
 pub struct FilesDiff {
+    /// The paths that differ, sorted by path.
     pub changes: Vec<FileChange>,
     /// Bottom layers both images share (never read).
     pub shared_layers: usize,

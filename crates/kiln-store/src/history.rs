@@ -19,15 +19,25 @@ use std::sync::Mutex;
 /// One move of a name.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Move {
+    /// When the move happened, RFC 3339 in UTC with whole seconds; filled in by
+    /// [`Store::record_move`] when empty.
     pub time: String,
+    /// `tag`, `untag`, `rollback` or `push`.
     pub action: String,
+    /// The familiar name moved (`iris:v1`), or `docker://REF` for a push (see
+    /// [`remote_name`]).
     pub name: String,
+    /// Digest of the manifest or index the name points to after the move; `None` after an
+    /// untag.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
+    /// Digest the name pointed to before the move; `None` when it pointed nowhere.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous: Option<String>,
+    /// Who moved it: `$SUDO_USER`, else `$USER`, else `uid N`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    /// The kiln command line that moved it, with passwords given by `--creds` masked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<String>,
     /// What a build was made from (`git`: commit and dirty flag, `message`, ...).
@@ -41,13 +51,16 @@ pub struct Move {
 /// A line that is not a move (cut short by a killed kiln, or edited by hand).
 #[derive(Clone, Debug, PartialEq)]
 pub struct BadLine {
+    /// Line number in `history/tags.jsonl`, 1-based.
     pub line: usize,
+    /// Why it is not a move: the JSON error, or "no `name`".
     pub reason: String,
 }
 
 /// One version of a name: an image it pointed to, and the move that first brought it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Version {
+    /// Digest (`sha256:...`) of the manifest or index the name pointed to.
     pub digest: String,
     /// The first move that pointed the name here.
     pub first: Move,
@@ -213,17 +226,26 @@ pub fn short(digest: &str) -> &str {
 /// advice.
 #[derive(Debug, thiserror::Error)]
 pub enum VersionError {
+    /// The history has no version matching the request: an unknown or ambiguous `--to`,
+    /// no version that far back, or no history at all for the name.
     #[error("{message}")]
     NoVersion {
+        /// What is wrong, naming the image and the version asked for.
         message: String,
+        /// What the user can do, e.g. "`kiln history NAME` lists its versions".
         hint: Option<String>,
     },
+    /// The name has a history but no longer resolves to an image in the store, so the
+    /// current version is unknown.
     #[error("{name} no longer names an image")]
     Gone {
+        /// The familiar name (`iris:v1`).
         name: String,
+        /// Why resolving it failed, usually [`StoreError::ImageNotFound`].
         #[source]
         source: StoreError,
     },
+    /// Reading the history from the store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -23,9 +23,11 @@ pub struct ImageInfo {
     pub descriptor: Descriptor,
     /// The manifest chosen for this host (the entry itself when it is a manifest).
     pub manifest_descriptor: Descriptor,
+    /// The manifest `manifest_descriptor` points to, parsed.
     pub manifest: Manifest,
     /// The config digest: Docker's image ID.
     pub id: Digest,
+    /// The image configuration of `manifest`, parsed.
     pub config: ImageConfig,
     /// Bytes stored: config and layers of the chosen manifest, plus the index if any.
     pub size: u64,
@@ -34,6 +36,8 @@ pub struct ImageInfo {
 /// What a user's reference resolved to.
 #[derive(Clone, Debug)]
 pub struct Resolved {
+    /// The image's index.json entry, without its name annotations (the name found is in
+    /// `name`).
     pub descriptor: Descriptor,
     /// The familiar name it was found by, if it was found by name.
     pub name: Option<String>,

@@ -13,8 +13,12 @@ use std::path::Path;
 /// What prune removed, and what it kept although no image refers to it.
 #[derive(Debug, Default, serde::Serialize)]
 pub struct PruneReport {
+    /// Number of unreferenced blobs removed.
     pub blobs: u64,
+    /// Number of unpacked layer snapshots removed.
     pub snapshots: u64,
+    /// Disk space freed in bytes: blobs, snapshots and leftovers in `tmp/` and of killed
+    /// builds.
     pub bytes: u64,
     /// Leases of kiln processes that are gone, removed.
     pub expired_leases: u64,
@@ -43,6 +47,7 @@ impl Default for PruneOptions {
 pub struct Kept {
     /// `blob` or `snapshot`.
     pub kind: &'static str,
+    /// Digest of the blob, or chain ID of the snapshot.
     pub digest: String,
     /// `container NAME`, or `kiln PID (COMMAND)` for a running operation.
     pub users: Vec<String>,

@@ -66,7 +66,9 @@ pub fn artifact_manifest(
 /// An artifact of the store: its index.json entry and its manifest.
 #[derive(Clone, Debug)]
 pub struct Referrer {
+    /// The artifact's entry in index.json.
     pub descriptor: Descriptor,
+    /// The artifact's manifest; its `subject` is the image it is about.
     pub manifest: Manifest,
 }
 
