@@ -79,6 +79,7 @@ impl Ignore {
         self.patterns.iter().map(|p| (p.text.as_str(), p.exclusion))
     }
 
+    /// Whether no pattern is left: then nothing is excluded from the context.
     pub fn is_empty(&self) -> bool {
         self.patterns.is_empty()
     }

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 /// What a stage starts from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Base {
+    /// `FROM scratch`: an empty root filesystem, no layers.
     Scratch,
     /// An earlier stage, by index.
     Stage(usize),
@@ -20,7 +21,9 @@ pub enum Base {
 /// The stages to build, in order.
 #[derive(Clone, Debug)]
 pub struct Plan {
+    /// Indexes of the stages to build, each after the stages it reads; the target last.
     pub order: Vec<usize>,
+    /// Index of the stage whose result is the image.
     pub target: usize,
     /// The base of every stage (indexed like the Dockerfile's stages).
     pub bases: Vec<Base>,

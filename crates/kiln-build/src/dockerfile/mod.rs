@@ -50,6 +50,7 @@ pub struct Dockerfile {
     pub syntax: Option<String>,
     /// `ARG`s before the first `FROM` (usable in `FROM` lines).
     pub global_args: Vec<ArgDecl>,
+    /// The build stages in file order; a stage's index here is its [`Stage::index`].
     pub stages: Vec<Stage>,
     /// Non-fatal findings, e.g. empty continuation lines (`FILE:LINE: message`).
     pub warnings: Vec<String>,
@@ -58,6 +59,7 @@ pub struct Dockerfile {
 /// One build stage: a `FROM` line and the instructions up to the next `FROM`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stage {
+    /// 0-based position among the file's stages (what `--from=0` refers to).
     pub index: usize,
     /// The `AS` name, lowercased.
     pub name: Option<String>,
@@ -69,6 +71,7 @@ pub struct Stage {
     pub line: usize,
     /// The `FROM` line as written (continuations joined).
     pub original: String,
+    /// The stage's instructions after `FROM`, in file order.
     pub instructions: Vec<Instruction>,
 }
 
@@ -81,12 +84,17 @@ pub struct Instruction {
     /// the image history (`RUN apt-get update &&     apt-get install -y x`), trimmed;
     /// heredoc bodies are not included.
     pub original: String,
+    /// The parsed instruction with its flags and arguments.
     pub kind: Kind,
 }
 
+/// An instruction and its parsed flags and arguments; values are as written (not yet
+/// expanded) unless stated.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Kind {
+    /// `RUN [--mount=...] [--network=...] [--security=...] command`.
     Run {
+        /// The command: shell form, or a JSON array for the exec form.
         cmd: Command,
         /// Raw value of each `--mount=` flag, in order.
         mounts: Vec<String>,
@@ -99,13 +107,20 @@ pub enum Kind {
         /// as a shell heredoc would be: see [`heredoc_script`].
         heredocs: Vec<Heredoc>,
     },
+    /// `COPY [flags] src... dest`: files from the context, a stage or an image.
     Copy(CopyArgs),
+    /// `ADD [flags] src... dest`: like `COPY`, but a source may also be an `http(s)` URL
+    /// (downloaded), and a tar archive from the context is unpacked.
     Add(CopyArgs),
     /// `(key, value)` as written: quotes and escapes still in place, to be run through
     /// [`expand`] (both forms, `ENV k v` and `ENV k=v k2="v 2"`).
     Env(Vec<(String, String)>),
+    /// `ARG name[=default] ...`: build arguments declared in this stage.
     Arg(Vec<ArgDecl>),
+    /// `WORKDIR path`: the working directory of later instructions and of containers,
+    /// relative paths resolved against the previous one.
     Workdir(String),
+    /// `USER user[:group]`, by name or numeric id.
     User(String),
     /// Ports as written; each goes through [`expand_words`].
     Expose(Vec<String>),
@@ -113,16 +128,20 @@ pub enum Kind {
     Volume(Vec<String>),
     /// `(key, value)` as written (like [`Kind::Env`]).
     Label(Vec<(String, String)>),
+    /// `ENTRYPOINT`: what the image's containers run.
     Entrypoint(Command),
+    /// `CMD`: the default command, or the default arguments of the entrypoint.
     Cmd(Command),
     /// The JSON form is required.
     Shell(Vec<String>),
+    /// `STOPSIGNAL`: the signal (`SIGTERM`, `9`, ...) sent to stop a container.
     StopSignal(String),
     /// `None` for `HEALTHCHECK NONE`.
     Healthcheck(Option<Healthcheck>),
     /// The trigger instruction as written (`RUN echo hi`), with heredoc bodies appended
     /// the way BuildKit stores them (`"\n" + body + name`).
     Onbuild(String),
+    /// `MAINTAINER name` (deprecated): the author, stored in the image config.
     Maintainer(String),
 }
 
@@ -155,7 +174,9 @@ impl Kind {
 /// the shell form (run with the stage's `SHELL`, `/bin/sh -c` by default).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
+    /// The text after the keyword, run as the last argument of the stage's `SHELL`.
     Shell(String),
+    /// The JSON array's elements: the program and its arguments, run without a shell.
     Exec(Vec<String>),
 }
 
@@ -165,13 +186,23 @@ pub struct CopyArgs {
     /// Source words as written (JSON form: the array elements); heredoc sources are in
     /// `heredocs` instead.
     pub sources: Vec<String>,
+    /// The destination path in the image; a trailing `/` makes it a directory, a
+    /// relative path is resolved against the stage's `WORKDIR`.
     pub dest: String,
+    /// `--from=`: a stage (by name or index) or an image to copy from instead of the
+    /// build context.
     pub from: Option<String>,
+    /// `--chown=user[:group]`: the owner given to the copied files (names looked up in
+    /// the destination's `/etc/passwd` and `/etc/group`).
     pub chown: Option<String>,
+    /// `--chmod=`: octal mode (`755`) given to the copied files.
     pub chmod: Option<String>,
+    /// `--link`: accepted and part of the cache key; the files are copied the same way
+    /// as without it.
     pub link: bool,
     /// `COPY --parents` only.
     pub parents: bool,
+    /// `--exclude=` patterns (`.dockerignore` syntax): matching sources are not copied.
     pub exclude: Vec<String>,
     /// `ADD --checksum` only.
     pub checksum: Option<String>,
@@ -201,7 +232,10 @@ pub struct Heredoc {
 /// `ARG name[=default]`; the default as written (quotes kept, see [`expand`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ArgDecl {
+    /// The argument's name, as `--build-arg` and `$name` refer to it.
     pub name: String,
+    /// The value after `=` as written; `None` for `ARG name` alone (then unset unless a
+    /// `--build-arg` or an earlier global `ARG` gives one).
     pub default: Option<String>,
 }
 
@@ -212,10 +246,15 @@ pub struct Healthcheck {
     /// `["CMD-SHELL", "curl -f http://localhost/"]` or `["CMD", "arg0", ...]`, as in
     /// the image config.
     pub test: Vec<String>,
+    /// `--interval`: time between two checks.
     pub interval: Option<String>,
+    /// `--timeout`: how long one check may run before it counts as failed.
     pub timeout: Option<String>,
+    /// `--start-period`: time after start during which failures do not count.
     pub start_period: Option<String>,
+    /// `--start-interval`: time between checks during the start period.
     pub start_interval: Option<String>,
+    /// `--retries`: consecutive failures after which the container is unhealthy.
     pub retries: Option<u32>,
 }
 
@@ -224,9 +263,13 @@ pub struct Healthcheck {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}", self.render())]
 pub struct ParseError {
+    /// The Dockerfile's name as given to [`parse`], for messages.
     pub file: String,
+    /// 1-based line number of the offending instruction; 0 for the whole file.
     pub line: usize,
+    /// The offending line as written; empty when `line` is 0.
     pub text: String,
+    /// What is wrong, in BuildKit's (or Docker's) words.
     pub message: String,
 }
 

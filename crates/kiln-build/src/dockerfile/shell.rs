@@ -159,31 +159,34 @@ impl Lexer<'_> {
             }
         }
         if let Some(stop) = stop {
-            return Err(SyntaxError::Substitution(format!(
-                "unexpected end of statement while looking for matching {stop}"
-            )));
+            return Err(Self::unclosed(&stop.to_string()));
         }
         Ok((result, words.finish()))
     }
 
+    /// Adds `quote` to `word` in raw-quotes mode (words keep their quotes there).
+    fn keep_quote(&self, word: &mut String, quote: char) {
+        if self.mode.raw_quotes {
+            word.push(quote);
+        }
+    }
+
+    /// The error of a statement that ends inside a quote or substitution: `what` was not found.
+    fn unclosed(what: &str) -> SyntaxError {
+        SyntaxError::Substitution(format!(
+            "unexpected end of statement while looking for matching {what}"
+        ))
+    }
+
     fn process_single_quote(&mut self) -> Result<String, SyntaxError> {
         let mut result = String::new();
-        let open = self.next().unwrap_or('\'');
-        if self.mode.raw_quotes {
-            result.push(open);
-        }
+        self.next();
+        self.keep_quote(&mut result, '\'');
         loop {
             match self.next() {
-                None => {
-                    return Err(SyntaxError::Substitution(
-                        "unexpected end of statement while looking for matching single-quote"
-                            .into(),
-                    ))
-                }
+                None => return Err(Self::unclosed("single-quote")),
                 Some('\'') => {
-                    if self.mode.raw_quotes {
-                        result.push('\'');
-                    }
+                    self.keep_quote(&mut result, '\'');
                     return Ok(result);
                 }
                 Some(c) => result.push(c),
@@ -193,23 +196,14 @@ impl Lexer<'_> {
 
     fn process_double_quote(&mut self) -> Result<String, SyntaxError> {
         let mut result = String::new();
-        let open = self.next().unwrap_or('"');
-        if self.mode.raw_quotes {
-            result.push(open);
-        }
+        self.next();
+        self.keep_quote(&mut result, '"');
         loop {
             match self.peek() {
-                None => {
-                    return Err(SyntaxError::Substitution(
-                        "unexpected end of statement while looking for matching double-quote"
-                            .into(),
-                    ))
-                }
+                None => return Err(Self::unclosed("double-quote")),
                 Some('"') => {
                     self.next();
-                    if self.mode.raw_quotes {
-                        result.push('"');
-                    }
+                    self.keep_quote(&mut result, '"');
                     return Ok(result);
                 }
                 Some('$') => {

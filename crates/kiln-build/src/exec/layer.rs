@@ -17,7 +17,10 @@ use std::path::{Path, PathBuf};
 /// A cached layer step.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct CacheEntry {
+    /// The layer blob in the store (media type, digest and size as stored, maybe
+    /// compressed).
     pub layer: Descriptor,
+    /// Digest of the uncompressed layer tar, as the image config's `rootfs` lists it.
     pub diff_id: Digest,
 }
 

@@ -64,29 +64,46 @@ pub enum RunNetwork {
     /// A network namespace of the step's own, reaching out through pasta's user-mode
     /// stack (BuildKit's default isolation: the step cannot see the host's loopback).
     Private,
+    /// `--network host`: the step shares the host's network namespace.
     Host,
+    /// `--network none`: the step gets a namespace with only a loopback interface.
     None,
 }
 
 /// Where a `--secret` comes from.
 #[derive(Clone, Debug)]
 pub enum SecretSource {
+    /// `src=PATH`: the file on the host, bind-mounted read-only into the step.
     File(PathBuf),
+    /// `env=VAR`: the value of this environment variable of the build process.
     Env(String),
 }
 
 /// What a build is asked to do.
 #[derive(Clone, Debug)]
 pub struct BuildOptions {
+    /// The build context directory on the host: what `COPY`/`ADD` read from.
     pub context: PathBuf,
+    /// The Dockerfile's path, relative to `context` unless absolute; used to find its
+    /// `.dockerignore`.
     pub dockerfile_name: String,
+    /// `--build-arg NAME=value`s, by name.
     pub build_args: BTreeMap<String, String>,
+    /// `--target`: the stage to build, by `AS` name; the last stage when `None`.
     pub target: Option<String>,
+    /// `--no-cache`: look up no cached layer (every step runs), except `fresh_keys`.
     pub no_cache: bool,
+    /// The network `RUN` steps get unless one sets `--network`.
     pub network: RunNetwork,
+    /// `--label`s added to the final image's config, over the Dockerfile's `LABEL`s.
     pub labels: BTreeMap<String, String>,
+    /// `--secret`s `RUN --mount=type=secret` can use, by id.
     pub secrets: BTreeMap<String, SecretSource>,
+    /// Seconds since the Unix epoch used for every time in the image (created, history,
+    /// file mtimes clamped to it), so that the same inputs give the same digest.
     pub source_date_epoch: i64,
+    /// The platform the image is built for (FROM images resolved for it, `TARGET*`
+    /// build args, the config's os/architecture when the base sets none).
     pub platform: Platform,
     /// The host's CA bundle, offered to every RUN step (`--host-ca`): mounted read-only
     /// at [`HOST_CA_PATH`] and named by the variables package managers read, for that
@@ -106,6 +123,8 @@ pub struct BuildOptions {
 pub const HOST_CA_PATH: &str = "/run/kiln/host-ca.crt";
 /// Images named by FROM and `--from`: found in the store or pulled by the caller.
 pub trait Images: Sync {
+    /// The image named `name` (a reference as written in `FROM`/`--from`, variables
+    /// expanded), from the store or pulled; [`BuildError::Image`] when it cannot be had.
     fn resolve(&self, name: &str) -> Result<ImageInfo>;
 }
 
@@ -124,9 +143,13 @@ pub trait BuildProgress: Sync {
 /// The image a build made.
 #[derive(Clone, Debug)]
 pub struct BuildResult {
+    /// Descriptor of the image's manifest as written to the store.
     pub descriptor: Descriptor,
+    /// The image ID: its config's digest.
     pub id: Digest,
+    /// How many steps were run or reused (each `FROM` and each instruction counts).
     pub steps: usize,
+    /// How many of those layer steps were cache hits.
     pub cached: usize,
 }
 
@@ -147,10 +170,15 @@ fn random_id() -> String {
 
 /// Runs builds.
 pub struct Builder<'a> {
+    /// The store base images are read from and layers, cache and the image written to.
     pub store: &'a Store,
+    /// Resolves the images `FROM` and `--from` name.
     pub images: &'a dyn Images,
+    /// Receives the steps, cache hits and `RUN` output as the build goes.
     pub progress: &'a dyn BuildProgress,
+    /// What to build and how.
     pub opts: &'a BuildOptions,
+    /// How the Dockerfile is named in error messages (e.g. `Dockerfile`).
     pub file: String,
     ignore: Ignore,
     steps: Mutex<(usize, usize)>,
@@ -158,6 +186,8 @@ pub struct Builder<'a> {
 }
 
 impl<'a> Builder<'a> {
+    /// A builder for one build; reads the context's `.dockerignore` (or
+    /// `<Dockerfile>.dockerignore`) now, and fails if it exists but cannot be read.
     pub fn new(
         store: &'a Store,
         images: &'a dyn Images,
