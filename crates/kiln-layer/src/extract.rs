@@ -25,7 +25,7 @@ use rustix::io::Errno;
 
 use crate::error::{apply_err, show, tar_err, unsafe_entry, LayerError, Result};
 use crate::guard::TarGuard;
-use crate::tarfmt::{clean, join, read_meta, split_last, Kind, Meta};
+use crate::tarfmt::{clean, file_entries, join, split_last, Kind, Meta};
 
 /// What extraction does with the whiteouts (`.wh.NAME`, `.wh..wh..opq`) of a layer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -294,14 +294,8 @@ fn run<R: Read>(tar: R, x: &mut Extractor, mut map: Option<&mut PathMap<'_>>) ->
         }
         let r = (|| {
             let mut ar = tar::Archive::new(TarGuard::new(tar));
-            let entries = ar
-                .entries()
-                .map_err(|s| tar_err(b"", "cannot read archive", s))?;
-            for e in entries {
-                let mut e = e.map_err(|s| tar_err(b"", "cannot read entry header", s))?;
-                let Some(mut m) = read_meta(&mut e)? else {
-                    continue;
-                };
+            for e in file_entries(&mut ar)? {
+                let (mut e, mut m) = e?;
                 if let Some(map) = map.as_deref_mut() {
                     let role = if m.kind == Kind::Dir {
                         PathRole::Dir

@@ -5,7 +5,7 @@ use std::io::{self, Read, Write};
 
 use crate::error::{tar_err, unsafe_entry, LayerError, Result};
 use crate::guard::TarGuard;
-use crate::tarfmt::{clean, join, read_meta, split_last, Kind, TarOut};
+use crate::tarfmt::{clean, entries, join, read_meta, split_last, Kind, TarOut};
 
 /// An entry by position: (layer, index among the layer's tar entries).
 type Id = (usize, u64);
@@ -34,55 +34,48 @@ pub fn flatten<'a, W: Write>(
     let mut tree: BTreeMap<Vec<u8>, Owner> = BTreeMap::new();
     // Link entry -> (the file entry that owns its data, that entry's path).
     let mut links: HashMap<Id, (Id, Vec<u8>)> = HashMap::new();
-    for layer in 0..layer_count {
-        let mut ar = open_layer(open, layer)?;
-        let entries = ar
-            .entries()
-            .map_err(|s| tar_err(b"", "cannot read archive", s))?;
-        for (idx, e) in entries.enumerate() {
-            let mut e = e.map_err(|s| header_err(layer, s))?;
-            let Some(m) = read_meta(&mut e)? else {
-                continue;
-            };
-            let id = (layer, idx as u64);
-            let (rel, _) = clean(&m.path);
-            let (parent, name) = split_last(&rel);
-            if let Some(wh) = name.strip_prefix(b".wh.") {
-                if wh == b".wh..opq" {
-                    remove_below(&mut tree, parent, layer);
-                } else if !wh.starts_with(b".wh.") {
-                    if wh.is_empty() || wh == b"." || wh == b".." {
-                        return Err(unsafe_entry(
-                            &m.path,
-                            "whiteout names no file in its directory",
-                        ));
-                    }
-                    let target = join(parent, wh);
-                    if tree.get(&target).is_some_and(|o| o.id.0 != layer) {
-                        tree.remove(&target);
-                    }
-                    remove_below(&mut tree, &target, layer);
+    each_entry(layer_count, open, |id, e| {
+        let Some(m) = read_meta(e)? else {
+            return Ok(());
+        };
+        let (rel, _) = clean(&m.path);
+        let (parent, name) = split_last(&rel);
+        if let Some(wh) = name.strip_prefix(b".wh.") {
+            if wh == b".wh..opq" {
+                remove_below(&mut tree, parent, id.0);
+            } else if !wh.starts_with(b".wh.") {
+                if wh.is_empty() || wh == b"." || wh == b".." {
+                    return Err(unsafe_entry(
+                        &m.path,
+                        "whiteout names no file in its directory",
+                    ));
                 }
-                continue;
-            }
-            if rel.is_empty() && m.kind != Kind::Dir {
-                continue; // the extractor ignores it too
-            }
-            let dir = m.kind == Kind::Dir;
-            if !dir || tree.get(&rel).is_some_and(|o| !o.dir) {
-                // A non-directory replaces a whole subtree, whichever layer made it.
-                remove_below(&mut tree, &rel, usize::MAX);
-            }
-            if m.kind == Kind::Link {
-                let (target, _) = clean(&m.link);
-                if let Some(o) = tree.get(&target) {
-                    let src = links.get(&o.id).cloned().unwrap_or((o.id, target));
-                    links.insert(id, src);
+                let target = join(parent, wh);
+                if tree.get(&target).is_some_and(|o| o.id.0 != id.0) {
+                    tree.remove(&target);
                 }
+                remove_below(&mut tree, &target, id.0);
             }
-            tree.insert(rel, Owner { id, dir });
+            return Ok(());
         }
-    }
+        if rel.is_empty() && m.kind != Kind::Dir {
+            return Ok(()); // the extractor ignores it too
+        }
+        let dir = m.kind == Kind::Dir;
+        if !dir || tree.get(&rel).is_some_and(|o| !o.dir) {
+            // A non-directory replaces a whole subtree, whichever layer made it.
+            remove_below(&mut tree, &rel, usize::MAX);
+        }
+        if m.kind == Kind::Link {
+            let (target, _) = clean(&m.link);
+            if let Some(o) = tree.get(&target) {
+                let src = links.get(&o.id).cloned().unwrap_or((o.id, target));
+                links.insert(id, src);
+            }
+        }
+        tree.insert(rel, Owner { id, dir });
+        Ok(())
+    })?;
 
     // Decide the fate of each entry: written as is, written under another path, or written with another
     // link target.
@@ -114,30 +107,23 @@ pub fn flatten<'a, W: Write>(
 
     // Pass 2: copy.
     let mut t = TarOut::new(out);
-    for layer in 0..layer_count {
-        let mut ar = open_layer(open, layer)?;
-        let entries = ar
-            .entries()
-            .map_err(|s| tar_err(b"", "cannot read archive", s))?;
-        for (idx, e) in entries.enumerate() {
-            let mut e = e.map_err(|s| header_err(layer, s))?;
-            let id = (layer, idx as u64);
-            let shown = (visible.contains(&id) && !skip.contains(&id)) || rename.contains_key(&id);
-            if !shown {
-                continue; // unread data is skipped by the tar reader
-            }
-            let Some(mut m) = read_meta(&mut e)? else {
-                continue;
-            };
-            let raw = std::mem::take(&mut m.path);
-            m.path = rename.remove(&id).unwrap_or_else(|| clean(&raw).0);
-            if m.kind == Kind::Link {
-                m.link = relink.remove(&id).unwrap_or_else(|| clean(&m.link).0);
-            }
-            t.entry(&m, &mut e)
-                .map_err(|s| tar_err(&raw, "cannot copy entry", s))?;
+    each_entry(layer_count, open, |id, e| {
+        let shown = (visible.contains(&id) && !skip.contains(&id)) || rename.contains_key(&id);
+        if !shown {
+            return Ok(()); // unread data is skipped by the tar reader
         }
-    }
+        let Some(mut m) = read_meta(e)? else {
+            return Ok(());
+        };
+        let raw = std::mem::take(&mut m.path);
+        m.path = rename.remove(&id).unwrap_or_else(|| clean(&raw).0);
+        if m.kind == Kind::Link {
+            m.link = relink.remove(&id).unwrap_or_else(|| clean(&m.link).0);
+        }
+        t.entry(&m, e)
+            .map_err(|s| tar_err(&raw, "cannot copy entry", s))?;
+        Ok(())
+    })?;
     t.finish()
         .map_err(|s| tar_err(b"", "cannot finish the archive", s))
 }
@@ -156,13 +142,22 @@ fn remove_below(tree: &mut BTreeMap<Vec<u8>, Owner>, dir: &[u8], keep: usize) {
     }
 }
 
-/// Opens layer `layer` as a tar archive (both passes read every layer the same way).
-fn open_layer<'a>(
+/// Calls `f` with every tar entry of every layer, bottom layer first, in archive order, and the
+/// entry's [`Id`] (both passes read every layer the same way).
+fn each_entry<'a>(
+    layer_count: usize,
     open: &mut dyn FnMut(usize) -> io::Result<Box<dyn Read + 'a>>,
-    layer: usize,
-) -> Result<tar::Archive<TarGuard<Box<dyn Read + 'a>>>> {
-    let r = open(layer).map_err(|s| tar_err(b"", &format!("cannot open layer {layer}"), s))?;
-    Ok(tar::Archive::new(TarGuard::new(r)))
+    mut f: impl FnMut(Id, &mut tar::Entry<'_, TarGuard<Box<dyn Read + 'a>>>) -> Result<()>,
+) -> Result<()> {
+    for layer in 0..layer_count {
+        let r = open(layer).map_err(|s| tar_err(b"", &format!("cannot open layer {layer}"), s))?;
+        let mut ar = tar::Archive::new(TarGuard::new(r));
+        for (idx, e) in entries(&mut ar)?.enumerate() {
+            let mut e = e.map_err(|s| header_err(layer, s))?;
+            f((layer, idx as u64), &mut e)?;
+        }
+    }
+    Ok(())
 }
 
 fn header_err(layer: usize, s: io::Error) -> LayerError {

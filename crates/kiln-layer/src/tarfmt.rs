@@ -43,6 +43,47 @@ pub(crate) struct Meta {
     pub xattrs: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
+impl Meta {
+    /// A file entry at `path` with this mode, owner and mtime, and nothing else: no data, link,
+    /// device numbers or xattrs (callers set the kind and fields they need).
+    pub(crate) fn file(path: Vec<u8>, mode: u32, uid: u64, gid: u64, mtime: i64) -> Meta {
+        Meta {
+            path,
+            kind: Kind::File,
+            mode,
+            uid,
+            gid,
+            mtime,
+            mtime_nsec: 0,
+            size: 0,
+            link: Vec::new(),
+            dev_major: 0,
+            dev_minor: 0,
+            xattrs: Vec::new(),
+        }
+    }
+}
+
+/// The entries of `ar`; the error names the stream.
+pub(crate) fn entries<R: Read>(ar: &mut tar::Archive<R>) -> Result<tar::Entries<'_, R>> {
+    ar.entries()
+        .map_err(|s| tar_err(b"", "cannot read archive", s))
+}
+
+/// The entries of `ar` that carry a file, each with its parsed header ([`read_meta`]; PAX global
+/// headers are skipped), in archive order.
+pub(crate) fn file_entries<R: Read>(
+    ar: &mut tar::Archive<R>,
+) -> Result<impl Iterator<Item = Result<(tar::Entry<'_, R>, Meta)>>> {
+    Ok(entries(ar)?.filter_map(|e| {
+        let mut e = match e {
+            Ok(e) => e,
+            Err(s) => return Some(Err(tar_err(b"", "cannot read entry header", s))),
+        };
+        read_meta(&mut e).transpose().map(|m| m.map(|m| (e, m)))
+    }))
+}
+
 /// Parses the next entry's header. `Ok(None)` for entries that carry no file (PAX global headers).
 pub(crate) fn read_meta<R: Read>(e: &mut tar::Entry<'_, R>) -> Result<Option<Meta>> {
     let path = e.path_bytes().into_owned();

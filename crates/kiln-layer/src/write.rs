@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{show, tar_err, unsafe_entry, LayerError, Result};
 use crate::guard::TarGuard;
-use crate::tarfmt::{clean, read_meta, Kind, Meta, TarOut};
+use crate::tarfmt::{clean, file_entries, Kind, Meta, TarOut};
 
 /// How layers are written.
 #[derive(Clone, Debug, Default)]
@@ -94,39 +94,19 @@ pub fn write_dir<W: Write>(dir: &Path, out: W, opts: &WriteOptions) -> Result<W>
     let mut first_path: HashMap<(u64, u64), Vec<u8>> = HashMap::new();
     for (rel, node) in items {
         let Some((full, md)) = node else {
-            let m = Meta {
-                path: rel,
-                kind: Kind::File,
-                mode: 0,
-                uid: 0,
-                gid: 0,
-                mtime: opts.clamp(0),
-                mtime_nsec: 0,
-                size: 0,
-                link: Vec::new(),
-                dev_major: 0,
-                dev_minor: 0,
-                xattrs: Vec::new(),
-            };
+            let m = Meta::file(rel, 0, 0, 0, opts.clamp(0));
             t.entry(&m, &mut io::empty())
                 .map_err(io_err(dir, "write a whiteout entry in"))?;
             continue;
         };
         let ft = md.file_type();
-        let mut m = Meta {
-            path: rel,
-            kind: Kind::File,
-            mode: md.mode() & 0o7777,
-            uid: md.uid().into(),
-            gid: md.gid().into(),
-            mtime: opts.clamp(md.mtime()),
-            mtime_nsec: 0,
-            size: 0,
-            link: Vec::new(),
-            dev_major: 0,
-            dev_minor: 0,
-            xattrs: Vec::new(),
-        };
+        let mut m = Meta::file(
+            rel,
+            md.mode() & 0o7777,
+            md.uid().into(),
+            md.gid().into(),
+            opts.clamp(md.mtime()),
+        );
         if !ft.is_dir() && md.nlink() > 1 {
             // Later names of an inode become links to the first name in sorted order.
             if let Some(first) = first_path.get(&(md.dev(), md.ino())) {
@@ -228,14 +208,8 @@ fn read_xattrs(path: &Path) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
 pub fn normalize<R: Read, W: Write>(input: R, out: W, opts: &WriteOptions) -> Result<W> {
     let mut ar = tar::Archive::new(TarGuard::new(input));
     let mut t = TarOut::new(out);
-    let entries = ar
-        .entries()
-        .map_err(|s| tar_err(b"", "cannot read archive", s))?;
-    for e in entries {
-        let mut e = e.map_err(|s| tar_err(b"", "cannot read entry header", s))?;
-        let Some(mut m) = read_meta(&mut e)? else {
-            continue;
-        };
+    for e in file_entries(&mut ar)? {
+        let (mut e, mut m) = e?;
         let (path, escaped) = clean(&m.path);
         if escaped {
             return Err(unsafe_entry(&m.path, "path escapes the root"));
