@@ -48,7 +48,11 @@ pub enum CgroupView {
     /// cgroup v1/hybrid: `template` bound read-only at /sys/fs/cgroup, then each
     /// (host source, name under /sys/fs/cgroup) bound read-only.
     V1 {
+        /// `<container dir>/cgroupfs`: an empty directory per host hierarchy and the
+        /// host's co-mount symlinks.
         template: PathBuf,
+        /// The container's own cgroup directory in each managed hierarchy, and the
+        /// hierarchy's directory name under /sys/fs/cgroup it is bound over.
         binds: Vec<(PathBuf, String)>,
     },
 }

@@ -76,8 +76,11 @@ pub fn pump(reader: impl Read, stream: &'static str, log: Arc<Mutex<LogWriter>>)
 /// One record of a log.
 #[derive(Debug, serde::Deserialize)]
 pub struct Entry {
+    /// One line of output, its newline included (invalid UTF-8 replaced).
     pub log: String,
+    /// The stream it came from: `stdout` or `stderr`.
     pub stream: String,
+    /// When it was written, RFC 3339 in UTC with nanoseconds.
     pub time: String,
 }
 

@@ -10,8 +10,11 @@ use std::path::{Path, PathBuf};
 pub struct Publish {
     /// Host address to listen on; all addresses when `None`.
     pub host_ip: Option<std::net::Ipv4Addr>,
+    /// Port on the host that pasta listens on.
     pub host_port: u16,
+    /// Port in the container's network namespace that connections are forwarded to.
     pub container_port: u16,
+    /// Whether UDP is forwarded (`/udp`) rather than TCP, the default.
     pub udp: bool,
 }
 

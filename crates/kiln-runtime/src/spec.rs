@@ -74,8 +74,10 @@ pub enum Network {
 /// Seccomp choice (`--security-opt seccomp=...`).
 #[derive(Clone, Debug, PartialEq, Default)]
 pub enum Seccomp {
+    /// Docker's default profile, adjusted to the container's capabilities.
     #[default]
     Default,
+    /// `seccomp=unconfined`: no seccomp filter at all.
     Unconfined,
     /// A profile in the OCI runtime spec's `linux.seccomp` format (or Docker's profile
     /// format, which shares its core fields). [`build`] reads it as the spec's
@@ -87,13 +89,21 @@ pub enum Seccomp {
 /// A mount requested by the user.
 #[derive(Clone, Debug, PartialEq)]
 pub enum UserMount {
+    /// A host path (or a named volume's directory) bound into the container (`-v`,
+    /// `--mount type=bind`), recursively and private.
     Bind {
+        /// Absolute path on the host.
         source: String,
+        /// Absolute path in the container.
         destination: String,
+        /// Whether the mount is read-only (`:ro`).
         readonly: bool,
     },
+    /// A fresh tmpfs (`--tmpfs`, `--mount type=tmpfs`), always nosuid, nodev and noexec.
     Tmpfs {
+        /// Absolute path in the container.
         destination: String,
+        /// Further mount options, e.g. `size=64m` or `mode=1777`.
         options: Vec<String>,
     },
 }
@@ -112,28 +122,50 @@ pub struct Rlimit {
 /// Everything that decides the spec.
 #[derive(Clone, Debug, Default)]
 pub struct SpecOptions {
+    /// The process's argv (an init process first when `--init` is used).
     pub args: Vec<String>,
+    /// The process's environment, `KEY=VALUE`.
     pub env: Vec<String>,
+    /// The process's working directory in the container; empty means `/`.
     pub cwd: String,
+    /// User ID the process runs as.
     pub uid: u32,
+    /// Primary group ID the process runs as.
     pub gid: u32,
+    /// Supplementary group IDs of the process.
     pub additional_gids: Vec<u32>,
+    /// Hostname set in the container's UTS namespace.
     pub hostname: String,
+    /// Whether the process gets a pseudo-terminal (`-t`).
     pub terminal: bool,
+    /// Whether the root filesystem is mounted read-only (`--read-only`).
     pub read_only: bool,
+    /// Whether the container gets a network namespace of its own or the host's.
     pub network: Network,
+    /// The user's bind and tmpfs mounts, mounted after the standard ones in this order.
     pub mounts: Vec<UserMount>,
     /// Files kiln writes for the container (/etc/hosts, /etc/hostname, /etc/resolv.conf).
     pub etc_files: Vec<(String, String)>,
+    /// Memory limit in bytes (`--memory`), swap included: no swap beyond it.
     pub memory: Option<i64>,
+    /// Most processes and threads the container may have (`--pids-limit`).
     pub pids_limit: Option<i64>,
+    /// CPU quota in CPUs (`--cpus 1.5`), as a CFS quota per 100 ms period.
     pub cpus: Option<f64>,
+    /// Size in bytes of the /dev/shm tmpfs (`--shm-size`); `None`: 64 MiB.
     pub shm_size: Option<u64>,
+    /// Capabilities added to Docker's default set (`--cap-add`; `ALL` allowed).
     pub cap_add: Vec<String>,
+    /// Capabilities dropped from Docker's default set (`--cap-drop`; `ALL` allowed).
     pub cap_drop: Vec<String>,
+    /// Whether the process may not gain privileges through setuid binaries or file
+    /// capabilities (`--security-opt no-new-privileges`).
     pub no_new_privileges: bool,
+    /// Which seccomp filter the process gets.
     pub seccomp: Seccomp,
+    /// Resource limits of the process (`--ulimit`).
     pub rlimits: Vec<Rlimit>,
+    /// The container's cgroup path, e.g. `/kiln/<id>` (`linux.cgroupsPath`).
     pub cgroups_path: String,
     /// Device nodes created in the container (`linux.devices`).
     pub privileged_devices: Vec<LinuxDevice>,

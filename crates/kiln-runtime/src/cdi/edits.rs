@@ -20,19 +20,26 @@ pub struct DeviceNode {
     pub host_path: String,
     /// "c", "b", "u" or "p".
     pub dev_type: String,
+    /// Device major number (from the host's node when the spec gives none; 0 for a fifo).
     pub major: i64,
+    /// Device minor number (from the host's node when the spec gives none; 0 for a fifo).
     pub minor: i64,
+    /// Permission bits of the node in the container; `None` leaves the runtime's default.
     pub file_mode: Option<u32>,
     /// cgroup access, a subset of "rwm" (default "rwm").
     pub permissions: String,
+    /// Owner of the node in the container; `None`: the container process's uid, unless root.
     pub uid: Option<u32>,
+    /// Group of the node in the container; `None`: the container process's gid, unless root.
     pub gid: Option<u32>,
 }
 
 /// A mount to add to the container.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mount {
+    /// Source of the mount on the host (a path for a bind mount).
     pub host_path: String,
+    /// Absolute destination in the container; replaces an existing mount there.
     pub container_path: String,
     /// Defaults to "bind".
     pub mount_type: String,
@@ -45,20 +52,28 @@ pub struct Mount {
 pub struct Hook {
     /// prestart, createRuntime, createContainer, startContainer, poststart or poststop.
     pub hook_name: String,
+    /// Absolute path on the host of the program to run.
     pub path: String,
+    /// Its full argv, `argv[0]` included; empty: none given to the runtime.
     pub args: Vec<String>,
+    /// Its environment, `KEY=VALUE`; empty: none given to the runtime.
     pub env: Vec<String>,
+    /// Seconds the runtime lets it run before it is killed; `None`: no limit.
     pub timeout: Option<i64>,
 }
 
 /// Merged container edits: the spec-level containerEdits of each spec involved, then each device's edits.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Edits {
-    /// "KEY=VALUE"
+    /// Environment variables, "KEY=VALUE"; one replaces the process's variable of the same KEY.
     pub env: Vec<String>,
+    /// Device nodes to create, each also allowed in the device cgroup.
     pub device_nodes: Vec<DeviceNode>,
+    /// Mounts to add, in order.
     pub mounts: Vec<Mount>,
+    /// OCI hooks to append to the runtime spec's hook lists.
     pub hooks: Vec<Hook>,
+    /// Supplementary groups for the container process, without duplicates (0 is not added).
     pub additional_gids: Vec<u32>,
 }
 impl Edits {

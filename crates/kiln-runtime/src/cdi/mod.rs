@@ -35,44 +35,99 @@ pub const KNOWN_VERSIONS: &[&str] = &["0.3.0", "0.4.0", "0.5.0", "0.6.0", "0.7.0
 /// Errors of CDI loading, resolution and application; each names the file, device or value.
 #[derive(Debug, thiserror::Error)]
 pub enum CdiError {
+    /// A spec directory could not be listed or a spec file could not be read (a missing
+    /// directory is no error).
     #[error("cdi: {path}: {source}")]
     Io {
+        /// The spec directory or spec file.
         path: PathBuf,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
+    /// A spec file is not valid JSON (`.json`) or YAML (`.yaml`, `.yml`) of the CDI spec's
+    /// shape.
     #[error("cdi spec {path}: failed to parse: {reason}")]
-    Parse { path: PathBuf, reason: String },
-    #[error("cdi spec {path}: invalid: {reason}")]
-    Invalid { path: PathBuf, reason: String },
-    #[error("cdi device {device} is defined in both {first} and {second}")]
-    Conflict {
-        device: String,
-        first: PathBuf,
-        second: PathBuf,
-    },
-    #[error("invalid cdi device name `{name}`: {reason}")]
-    InvalidName { name: String, reason: String },
-    #[error("unknown cdi device kind `{kind}` (requested `{name}`); known kinds: {known}")]
-    UnknownKind {
-        name: String,
-        kind: String,
-        known: String,
-    },
-    #[error("unknown cdi device `{name}`; known devices of kind {kind}: {known}")]
-    UnknownDevice {
-        name: String,
-        kind: String,
-        known: String,
-    },
-    #[error("cdi device {device}: device node {path}: {reason}")]
-    DeviceNode {
-        device: String,
-        path: String,
+    Parse {
+        /// The spec file.
+        path: PathBuf,
+        /// The JSON or YAML parser's message.
         reason: String,
     },
+    /// A spec file parsed but breaks the CDI rules: an unknown `cdiVersion`, a bad kind or
+    /// device name, a device defined twice, a malformed variable, node, hook or mount.
+    #[error("cdi spec {path}: invalid: {reason}")]
+    Invalid {
+        /// The spec file.
+        path: PathBuf,
+        /// The rule broken, naming the device, node, hook or mount concerned.
+        reason: String,
+    },
+    /// Two spec files of the same directory define the same device (a later directory
+    /// overriding an earlier one is allowed).
+    #[error("cdi device {device} is defined in both {first} and {second}")]
+    Conflict {
+        /// The device's fully-qualified name, `vendor.com/class=name`.
+        device: String,
+        /// The spec file that defined it first.
+        first: PathBuf,
+        /// The spec file that defines it again.
+        second: PathBuf,
+    },
+    /// A requested device name is not `vendor.com/class=name` (or, for `--device`, not
+    /// `HOST[:CONTAINER][:PERMISSIONS]` with absolute paths and `rwm` permissions).
+    #[error("invalid cdi device name `{name}`: {reason}")]
+    InvalidName {
+        /// The name or `--device` value as given.
+        name: String,
+        /// Which part of it is wrong.
+        reason: String,
+    },
+    /// No spec in the spec directories defines devices of the requested kind.
+    #[error("unknown cdi device kind `{kind}` (requested `{name}`); known kinds: {known}")]
+    UnknownKind {
+        /// The fully-qualified name requested.
+        name: String,
+        /// Its `vendor.com/class` part.
+        kind: String,
+        /// The kinds that are defined, comma-separated, or `(none)`.
+        known: String,
+    },
+    /// The kind is known but has no device of the requested name (and the name is not
+    /// `all`).
+    #[error("unknown cdi device `{name}`; known devices of kind {kind}: {known}")]
+    UnknownDevice {
+        /// The fully-qualified name requested.
+        name: String,
+        /// Its `vendor.com/class` part.
+        kind: String,
+        /// The device names of that kind, comma-separated (numbers first), or `(none)`.
+        known: String,
+    },
+    /// A device node whose type or numbers the spec leaves out could not be completed from
+    /// the host: the host path is missing or is no device node or fifo.
+    #[error("cdi device {device}: device node {path}: {reason}")]
+    DeviceNode {
+        /// The device (fully-qualified name, or the `--device` value) the node belongs to.
+        device: String,
+        /// The node's path on the host.
+        path: String,
+        /// Why it could not be used: the `stat` error, or `not a device node`.
+        reason: String,
+    },
+    /// The edits could not be written into the runtime spec (an invalid device type or
+    /// hook name, or a mount, hook or device the oci-spec builders refuse).
     #[error("cannot apply cdi edits: {reason}")]
-    Apply { reason: String },
+    Apply {
+        /// What was refused, naming the node, mount or hook.
+        reason: String,
+    },
+    /// A `--gpus` value is not `all`, a count of at least 1, or `device=ID[,ID...]`.
     #[error("invalid --gpus value `{value}`: {reason}")]
-    Gpus { value: String, reason: String },
+    Gpus {
+        /// The `--gpus` value as given.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
