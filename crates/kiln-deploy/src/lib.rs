@@ -12,6 +12,7 @@
 
 // Libraries report through their progress traits and errors; only the CLI prints.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
+#![warn(missing_docs)]
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::autoscaling::v2::{
@@ -39,6 +40,7 @@ pub const GPU_RESOURCE: &str = "nvidia.com/gpu";
 /// The startup probe's budget: `STARTUP_FAILURES` × `STARTUP_PERIOD` seconds (10 minutes),
 /// for models that take long to load.
 pub const STARTUP_FAILURES: i32 = 60;
+/// Seconds between two startup probes (the probe's `periodSeconds`).
 pub const STARTUP_PERIOD: i32 = 10;
 /// The default CPU utilization target of the autoscaler, in percent.
 pub const DEFAULT_CPU_TARGET: i32 = 80;
@@ -65,6 +67,7 @@ impl Error {
     }
 }
 
+/// Result of this crate: the error is a bad option or an image unfit to deploy.
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// The image the objects run.
@@ -73,23 +76,41 @@ pub struct Image<'a> {
     pub reference: String,
     /// The tag, for the `app.kubernetes.io/version` label.
     pub version: Option<String>,
+    /// The image's configuration: its exposed ports, HEALTHCHECK, USER, VOLUMEs and labels
+    /// shape the pod.
     pub config: &'a ImageConfig,
 }
 
 /// What the user asked for.
 #[derive(Clone, Debug, Default)]
 pub struct Options {
+    /// Name of every object and the `app.kubernetes.io/name` label that selects the pods;
+    /// an RFC 1123 DNS label.
     pub name: String,
+    /// Namespace set on every object; `None` leaves it to `kubectl` (the current context's).
     pub namespace: Option<String>,
+    /// Fixed number of pods (for a Job: completions and parallelism); 1 when unset.
+    /// Excludes `max`.
     pub replicas: Option<i32>,
+    /// Fewest pods the autoscaler keeps (default 1); needs `max`.
     pub min: Option<i32>,
+    /// Most pods the autoscaler may run; setting it adds a HorizontalPodAutoscaler.
     pub max: Option<i32>,
+    /// Average CPU utilization, in percent of the CPU request, the autoscaler aims at
+    /// (default [`DEFAULT_CPU_TARGET`]); needs `max`.
     pub cpu_target: Option<i32>,
+    /// GPUs each pod gets as a [`GPU_RESOURCE`] limit, with a toleration for GPU nodes;
+    /// else what the kiln project label declares.
     pub gpus: Option<u32>,
+    /// Node labels the pods must be scheduled on (`nodeSelector`).
     pub node_selector: BTreeMap<String, String>,
     /// The port to serve (default: the image's exposed ports).
     pub port: Option<u16>,
+    /// CPU request and limit as a Kubernetes quantity (`500m`, `2`); else the kiln project
+    /// label's.
     pub cpu: Option<String>,
+    /// Memory request and limit as a Kubernetes quantity (`512Mi`, `4Gi`); else the kiln
+    /// project label's.
     pub memory: Option<String>,
     /// A Job instead of a Deployment and a Service.
     pub job: bool,
@@ -105,14 +126,19 @@ pub struct Options {
 pub struct Object {
     /// `Deployment`, `Service`, ...
     pub kind: &'static str,
+    /// The object's `metadata.name` ([`Options::name`]).
     pub name: String,
+    /// The whole object as the JSON value it serializes to, keys sorted.
     pub value: serde_json::Value,
 }
 
 /// The objects and what the user should know about them.
 #[derive(Clone, Debug, Default)]
 pub struct Objects {
+    /// The objects generated, in this order where present: Deployment (or Job), Service,
+    /// HorizontalPodAutoscaler, PodDisruptionBudget.
     pub objects: Vec<Object>,
+    /// Things the user should know that do not stop the deployment, e.g. pods without probes.
     pub warnings: Vec<String>,
 }
 
@@ -925,7 +951,10 @@ pub fn to_json(objects: &[Object]) -> String {
 pub struct Pullable {
     /// `registry/repository@sha256:...`
     pub reference: String,
+    /// Repository path inside the registry (`library/iris`); its last part is the default
+    /// object name.
     pub repository: String,
+    /// The tag the user named, if any, for the `app.kubernetes.io/version` label.
     pub tag: Option<String>,
 }
 
