@@ -177,6 +177,31 @@ make_python_base() {
   mv "$BASE_TAR.tmp" "$BASE_TAR"
 }
 
+# python_scenario NAME: the setup of the scenarios that build on the python base: a fresh work
+# directory WORK=$CACHE/NAME with an empty build context CTX, and a kiln store KROOT holding
+# the python base (make_python_base) as BASE; CA is the host's CA bundle.
+python_scenario() {
+  WORK=$CACHE/$1
+  KROOT=$WORK/kiln-root
+  CTX=$WORK/ctx
+  BASE=localhost/kiln-bench/pybase:bookworm
+  CA=${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}
+  rm -rf "$WORK"
+  mkdir -p "$WORK" "$CTX"
+  make_python_base
+  "$KILN_BIN" --root "$KROOT" import "$BASE_TAR" -t "$BASE" >/dev/null
+}
+
+# busybox_rootfs DIR APPLET...: a root filesystem of the host's static busybox, DIR/bin/busybox
+# with a link for each APPLET.
+busybox_rootfs() {
+  local dir=$1 a
+  shift
+  mkdir -p "$dir/bin"
+  cp "$(command -v busybox)" "$dir/bin/busybox"
+  for a in "$@"; do ln -s busybox "$dir/bin/$a"; done
+}
+
 make_fixture() {
   [[ -s $IMAGE_TAR ]] && return 0
   log "making the fixture $IMAGE_TAR (once; cached under $CACHE)"
@@ -204,7 +229,7 @@ make_fixture() {
 
 # ---- a local registry (Debian's docker-registry, CNCF distribution) on 127.0.0.1 -------------------
 # start_registry NAME PORT: a registry with its root under $WORK/NAME-data, pid in $WORK/NAME.pid
-# (WORK is the calling scenario's work directory); stop_registry NAME; free_port.
+# (WORK is the calling scenario's work directory); stop_registry NAME; free_port; push_gzip_layout.
 start_registry() {
   local name=$1 port=$2
   cat >"$WORK/$name.yml" <<YML
@@ -233,6 +258,18 @@ stop_registry() {
   kill "$pid" 2>/dev/null || true
   while kill -0 "$pid" 2>/dev/null; do sleep 0.02; done
   rm -f "$WORK/$1.pid"
+}
+# push_gzip_layout TAR NAME REF: pushes the docker-archive TAR to REF (a registry on 127.0.0.1)
+# from an OCI layout $WORK/oci-gz:NAME that skopeo compresses (gzip) once: every tool then
+# meets the same gzip blobs.
+push_gzip_layout() {
+  local tar=$1 name=$2 ref=$3
+  if [[ ! -s $WORK/oci-gz/index.json ]]; then
+    log "compressing $tar into $WORK/oci-gz (once)"
+    rm -rf "$WORK/oci-gz"
+    skopeo copy -q --dest-compress --dest-compress-format gzip "docker-archive:$tar" "oci:$WORK/oci-gz:$name" >&2
+  fi
+  skopeo copy -q --dest-tls-verify=false "oci:$WORK/oci-gz:$name" "docker://$ref" >&2
 }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 

@@ -12,9 +12,8 @@ KROOT=$WORK/kiln-root
 CTX=$WORK/ctx
 BASE=localhost/kiln-bench/busybox:build
 rm -rf "$WORK"
-mkdir -p "$WORK/rootfs/bin" "$CTX"
-cp "$(command -v busybox)" "$WORK/rootfs/bin/busybox"
-for a in sh true echo cat; do ln -s busybox "$WORK/rootfs/bin/$a"; done
+mkdir -p "$CTX"
+busybox_rootfs "$WORK/rootfs" sh true echo cat
 "$KILN_BIN" --root "$KROOT" import "$WORK/rootfs" -t "$BASE" >/dev/null
 "$KILN_BIN" --root "$KROOT" save "$BASE" -o "$WORK/base.tar"
 start_docker || die "this scenario compares with docker build: dockerd must run"

@@ -30,12 +30,7 @@ trap 'stop_registry src' EXIT
 rm -rf "$WORK/src-data"
 start_registry src "$SRC_PORT"
 SRC=127.0.0.1:$SRC_PORT/bench/many:v1
-if [[ ! -s $WORK/oci-gz/index.json ]]; then
-  log "compressing the many-file fixture into $WORK/oci-gz (once)"
-  rm -rf "$WORK/oci-gz"
-  skopeo copy -q --dest-compress --dest-compress-format gzip "docker-archive:$MANY_TAR" "oci:$WORK/oci-gz:many" >&2
-fi
-skopeo copy -q --dest-tls-verify=false "oci:$WORK/oci-gz:many" "docker://$SRC" >&2
+push_gzip_layout "$MANY_TAR" many "$SRC"
 compressed_mb=$(du -sm "$WORK/src-data" | cut -f1)
 # The site-packages layer as a plain tar for GNU tar (the largest blob of the layout).
 layer_gz=$(ls -S "$WORK"/oci-gz/blobs/sha256/* | head -n1)

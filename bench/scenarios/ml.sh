@@ -7,16 +7,8 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
-WORK=$CACHE/ml
-KROOT=$WORK/kiln-root
-CTX=$WORK/ctx
-BASE=localhost/kiln-bench/pybase:bookworm
-CA=${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}
 ML_RUNS=${KILN_BENCH_ML_RUNS:-3}
-rm -rf "$WORK"
-mkdir -p "$WORK" "$CTX"
-make_python_base
-"$KILN_BIN" --root "$KROOT" import "$BASE_TAR" -t "$BASE" >/dev/null
+python_scenario ml # WORK, KROOT, CTX, BASE (imported), CA
 start_docker || die "this scenario compares with docker build: dockerd must run"
 $DOCKER_CLI import "$BASE_TAR" "$BASE" >/dev/null
 

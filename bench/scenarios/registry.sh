@@ -25,12 +25,7 @@ SRC=127.0.0.1:$SRC_PORT/bench/ml:v1
 
 make_fixture
 # The same gzip blobs for every tool: an OCI layout compressed once by skopeo, pushed to src.
-if [[ ! -s $WORK/oci-gz/index.json ]]; then
-  log "compressing the fixture into $WORK/oci-gz (once)"
-  rm -rf "$WORK/oci-gz"
-  skopeo copy -q --dest-compress --dest-compress-format gzip "docker-archive:$IMAGE_TAR" "oci:$WORK/oci-gz:ml" >&2
-fi
-skopeo copy -q --dest-tls-verify=false "oci:$WORK/oci-gz:ml" "docker://$SRC" >&2
+push_gzip_layout "$IMAGE_TAR" ml "$SRC"
 compressed_mb=$(du -sm "$WORK/src-data" | cut -f1)
 log "registry: $SRC holds the fixture ($compressed_mb MB compressed); $RUNS runs + $WARMUP warmup"
 

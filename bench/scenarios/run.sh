@@ -13,9 +13,8 @@ KROOT=$WORK/kiln-root
 BUNDLE=$WORK/bundle
 REF=localhost/kiln-bench/busybox:run
 rm -rf "$WORK"
-mkdir -p "$WORK/rootfs/bin" "$BUNDLE/rootfs"
-cp "$(command -v busybox)" "$WORK/rootfs/bin/busybox"
-for a in sh true; do ln -s busybox "$WORK/rootfs/bin/$a"; done
+mkdir -p "$BUNDLE/rootfs"
+busybox_rootfs "$WORK/rootfs" sh true
 
 log "preparing the image in kiln, podman, docker and a runc bundle"
 KILN_ROOT=$KROOT "$KILN_BIN" import "$WORK/rootfs" -t "$REF" >/dev/null

@@ -7,17 +7,9 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
-WORK=$CACHE/sbom
-KROOT=$WORK/kiln-root
-CTX=$WORK/ctx
-BASE=localhost/kiln-bench/pybase:bookworm
-CA=${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}
 RUNS=${KILN_BENCH_SBOM_RUNS:-10}
-rm -rf "$WORK"
-mkdir -p "$WORK" "$CTX"
-make_python_base
+python_scenario sbom # WORK, KROOT, CTX, BASE (imported), CA
 K="$KILN_BIN --root $KROOT"
-$K import "$BASE_TAR" -t "$BASE" >/dev/null
 cat >"$CTX/Dockerfile" <<DF
 FROM $BASE
 RUN pip install --break-system-packages --no-cache-dir --progress-bar off numpy pandas requests scikit-learn
