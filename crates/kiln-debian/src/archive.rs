@@ -14,12 +14,16 @@ use std::path::Path;
 /// One suite of one mirror: `http://deb.debian.org/debian` + `bookworm` + `main`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Source {
+    /// Base URL of the mirror, e.g. `http://deb.debian.org/debian`.
     pub mirror: String,
+    /// Suite (or codename) below `dists/`: `bookworm`, `bookworm-security`.
     pub suite: String,
+    /// Archive components whose indexes are read: `main`, `contrib`...
     pub components: Vec<String>,
 }
 
 impl Source {
+    /// The URL of `path` below the mirror root (a `pool/...` filename, `dists/...`).
     pub fn url(&self, path: &str) -> String {
         format!("{}/{}", self.mirror.trim_end_matches('/'), path)
     }
@@ -35,6 +39,8 @@ pub struct Release {
     pub date: String,
     /// Seconds since the epoch of `date`.
     pub timestamp: i64,
+    /// The `Valid-Until` field, as written, if any: past it the InRelease is refused as
+    /// expired.
     pub valid_until: Option<String>,
     /// SHA256 of the InRelease file as downloaded: the snapshot a lock records.
     pub inrelease_sha256: String,

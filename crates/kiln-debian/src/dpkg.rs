@@ -49,6 +49,7 @@ const FIELD_ORDER: &[&str] = &[
 
 /// A package as the database records it.
 pub struct Record<'a> {
+    /// The package's control archive; its `control` paragraph is the base of the entry.
     pub control: &'a ControlFiles,
     /// `install ok installed`, or `install ok unpacked` for a package whose postinst is
     /// still to run.
@@ -184,6 +185,8 @@ pub fn write_file(path: &Path, bytes: &[u8], mode: u32, mtime: i64) -> io::Resul
     set_mtime(path, mtime)
 }
 
+/// Sets the access and modification times of `path` (the link itself, for a symlink)
+/// to `mtime`, in seconds since the epoch.
 pub fn set_mtime(path: &Path, mtime: i64) -> io::Result<()> {
     let t = rustix::fs::Timestamps {
         last_access: rustix::fs::Timespec {
@@ -237,9 +240,13 @@ pub fn trigger_files(pkgs: &[(&str, &ControlFiles)]) -> BTreeMap<String, String>
 /// One alternative as `update-alternatives --install` registers it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Alternative {
+    /// The alternative's name, its file under `/etc/alternatives` (`awk`).
     pub name: String,
+    /// The generic symlink users call (`/usr/bin/awk`).
     pub link: String,
+    /// The program this candidate provides (`/usr/bin/mawk`).
     pub path: String,
+    /// Auto mode picks the candidate with the highest priority.
     pub priority: i64,
     /// (name, link, path) of each slave.
     pub slaves: Vec<(String, String, String)>,

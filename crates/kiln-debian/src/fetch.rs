@@ -29,6 +29,8 @@ impl Default for Fetcher {
 }
 
 impl Fetcher {
+    /// A client with kiln's user agent, a 20 s connect timeout and a 10 min limit per
+    /// request.
     pub fn new() -> Fetcher {
         let client = reqwest::blocking::Client::builder()
             .user_agent(concat!("kiln/", env!("CARGO_PKG_VERSION")))
@@ -150,12 +152,14 @@ pub fn verify_file(path: &Path, sha256: &str) -> Result<(), DebianError> {
     Ok(())
 }
 
+/// SHA256 of the file at `path`, as lowercase hex.
 pub fn sha256_file(path: &Path) -> Result<String, DebianError> {
     let mut r = HashingReader::new(File::open(path).map_err(io_err(path))?);
     io::copy(&mut r, &mut io::sink()).map_err(io_err(path))?;
     Ok(r.finish().0.hex().to_string())
 }
 
+/// SHA256 of `b`, as lowercase hex.
 pub fn sha256_bytes(b: &[u8]) -> String {
     Digest::of_bytes(b).hex().to_string()
 }

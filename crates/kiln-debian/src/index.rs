@@ -8,24 +8,37 @@ use std::collections::BTreeMap;
 /// A binary package as an index describes it: what the resolver and the downloader need.
 #[derive(Clone, Debug)]
 pub struct Package {
+    /// Binary package name (`libc6`).
     pub name: String,
+    /// The version this index offers.
     pub version: Version,
+    /// The build's architecture (`amd64`) or `all`.
     pub architecture: String,
+    /// `Essential: yes`: always part of the base layer.
     pub essential: bool,
+    /// `Priority` (`required`, `important`, `standard`, `optional`...); `optional` when
+    /// absent. `required` packages go in the base layer.
     pub priority: String,
+    /// `Multi-Arch` (`same`, `foreign`, `allowed`), `no` when absent.
     pub multi_arch: String,
     /// Provides, parsed when the index is read (the resolver needs every provider).
     pub provides: Relation,
     /// The other relationship fields as written: parsed by [`Package::relation`] only for
     /// the packages the resolver visits (a few hundred of some 60,000).
     pub depends: String,
+    /// `Pre-Depends`, as written (empty when absent).
     pub pre_depends: String,
+    /// `Conflicts`, as written (empty when absent).
     pub conflicts: String,
+    /// `Breaks`, as written (empty when absent).
     pub breaks: String,
     /// Path of the .deb below the mirror root (`pool/main/...`).
     pub filename: String,
+    /// Size of the .deb in bytes.
     pub size: u64,
+    /// SHA256 of the .deb (lowercase hex), checked after download.
     pub sha256: String,
+    /// `Installed-Size`: KiB the package takes once unpacked (0 when absent).
     pub installed_size: u64,
     /// The suite whose index listed it (`bookworm`, `bookworm-security`).
     pub suite: String,
@@ -74,6 +87,8 @@ impl Package {
 /// Every package of the suites, each name's candidates sorted best (highest version) first.
 #[derive(Default)]
 pub struct Index {
+    /// Package name -> its candidates from every suite (best first after
+    /// [`Index::finish`]).
     pub packages: BTreeMap<String, Vec<Package>>,
     /// Virtual package name -> (provider name, version provided if any).
     pub providers: BTreeMap<String, Vec<(String, Option<Version>)>>,

@@ -6,48 +6,74 @@ use crate::{DebianError, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
+/// The lock format this kiln writes, and the only one it reads (`lock-version`).
 pub const LOCK_VERSION: u32 = 1;
 
+/// A lock file: the sources and exact packages of an image, enough to build it again
+/// without reading an index.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Lock {
+    /// Format of the file (`lock-version`); see [`LOCK_VERSION`].
     pub lock_version: u32,
+    /// The distribution the packages come from (`debian`).
     pub distribution: String,
+    /// The main suite asked for (`bookworm`); its `-updates` and `-security` suites are
+    /// among `sources`.
     pub suite: String,
+    /// Debian architecture of the image (`amd64`, `arm64`).
     pub architecture: String,
     /// The packages asked for (`--packages`), in the order given.
     pub requested: Vec<String>,
+    /// The suites the packages were resolved from; [`LockedPackage::source`] indexes
+    /// this list.
     pub sources: Vec<LockSource>,
+    /// Every package of the image, base and extra.
     pub packages: Vec<LockedPackage>,
 }
 
+/// One suite of one mirror, as the lock records it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct LockSource {
+    /// Base URL of the mirror (`http://deb.debian.org/debian`).
     pub mirror: String,
+    /// Suite of that mirror (`bookworm`, `bookworm-security`).
     pub suite: String,
+    /// Archive components whose indexes were read (`main`...).
     pub components: Vec<String>,
     /// The InRelease `Date` the packages were resolved against (for snapshot.debian.org).
     pub date: String,
+    /// SHA256 (hex) of the InRelease file the packages were resolved from.
     pub inrelease_sha256: String,
 }
 
+/// One package pinned by the lock: which .deb, and the hash it must have.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct LockedPackage {
+    /// Binary package name.
     pub name: String,
+    /// Exact Debian version (`2.36-9+deb12u4`).
     pub version: String,
+    /// The image's architecture or `all`.
     pub architecture: String,
     /// `base` (the Essential/required set) or `extra`.
     pub group: String,
     /// Index into `sources`.
     pub source: usize,
+    /// Path of the .deb below the mirror root (`pool/main/...`).
     pub filename: String,
+    /// Size of the .deb in bytes, checked on download.
     pub size: u64,
+    /// SHA256 of the .deb (lowercase hex), checked on download and for cached files.
     pub sha256: String,
 }
 
 impl Lock {
+    /// Reads a lock file and checks it: its format version, and that every package's
+    /// name, version, architecture, hash, group and source index are valid (they
+    /// become cache file names).
     pub fn read(path: &Path) -> Result<Lock> {
         let bad = |msg: String| DebianError::Lock {
             path: path.to_path_buf(),

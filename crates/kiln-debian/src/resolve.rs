@@ -24,6 +24,7 @@ pub enum Group {
 }
 
 impl Group {
+    /// The name the lock file uses (`base`, `extra`).
     pub fn as_str(self) -> &'static str {
         match self {
             Group::Base => "base",
@@ -35,7 +36,9 @@ impl Group {
 /// A chosen package and why.
 #[derive(Clone, Debug)]
 pub struct Chosen {
+    /// The package version picked from the index.
     pub pkg: Package,
+    /// The layer it goes in.
     pub group: Group,
     /// `requested`, `essential`, `required`, or `NAME depends on CLAUSE`.
     pub reason: String,
@@ -43,6 +46,7 @@ pub struct Chosen {
 
 /// The result: chosen packages in name order.
 pub struct Resolution {
+    /// Every package to install, base and extra, sorted by name.
     pub packages: Vec<Chosen>,
 }
 

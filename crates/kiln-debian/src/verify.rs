@@ -83,6 +83,8 @@ impl Keyring {
         self.verify_at(bytes, now())
     }
 
+    /// [`Keyring::verify_cleartext`] as at `now` (seconds since the epoch): expired
+    /// signatures and keys are judged against that time.
     pub fn verify_at(&self, bytes: &[u8], now: u64) -> Result<String> {
         let text = std::str::from_utf8(bytes)
             .map_err(|_| DebianError::Signature("not a signed text file (not UTF-8)".into()))?;

@@ -9,8 +9,12 @@ use std::fmt;
 /// A parsed Debian version. Ordering is dpkg's; equality is dpkg's too (`1.0` == `0:1.0`).
 #[derive(Clone, Debug)]
 pub struct Version {
+    /// The number before `:`, 0 when there is none.
     pub epoch: u64,
+    /// Between the epoch and the last `-`: the upstream version (`2.36`).
     pub upstream: String,
+    /// After the last `-`: the Debian revision (`9+deb12u4`); empty for a native
+    /// package.
     pub revision: String,
     text: String,
 }
@@ -56,6 +60,8 @@ impl Version {
         })
     }
 
+    /// The version exactly as written (trimmed), as `Display` prints it: `1.0` and
+    /// `0:1.0` compare equal but keep their own text.
     pub fn as_str(&self) -> &str {
         &self.text
     }

@@ -13,10 +13,13 @@ use std::collections::{BTreeMap, BTreeSet};
 /// A package whose maintainer scripts run in the container step.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct ScriptPackage {
+    /// Package name.
     pub name: String,
     /// `libc6:amd64` for Multi-Arch: same.
     pub info_name: String,
+    /// Its `preinst` runs (as `preinst install`).
     pub preinst: bool,
+    /// Its `postinst` runs (as `postinst configure`), after which it is marked installed.
     pub postinst: bool,
 }
 
