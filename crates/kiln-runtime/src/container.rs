@@ -18,24 +18,31 @@ use std::path::{Path, PathBuf};
 
 /// The directories of one container under `<store>/containers/<id>/`.
 pub struct ContainerDirs {
+    /// `<store>/containers/<id>`: holds the record, the bundle and the overlay's layers.
     pub dir: PathBuf,
 }
 
 impl ContainerDirs {
+    /// The directories of container `id` in the store at `store_root` (nothing is created).
     pub fn new(store_root: &Path, id: &str) -> Self {
         Self {
             dir: kiln_store::layout::containers_dir(store_root).join(id),
         }
     }
+    /// The OCI bundle libcontainer runs: `config.json` and the `rootfs` mount point.
     pub fn bundle(&self) -> PathBuf {
         self.dir.join("bundle")
     }
+    /// Where the overlay root filesystem is mounted (`bundle/rootfs`).
     pub fn rootfs(&self) -> PathBuf {
         self.bundle().join("rootfs")
     }
+    /// The overlay's writable upper layer: every change the container made (what
+    /// `kiln commit` turns into a layer).
     pub fn upper(&self) -> PathBuf {
         self.dir.join("upper")
     }
+    /// overlayfs's work directory, on the same filesystem as the upper layer.
     pub fn work(&self) -> PathBuf {
         self.dir.join("work")
     }
@@ -247,7 +254,9 @@ pub enum OnSignal {
 /// How a container ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Exit {
+    /// It exited by itself with this status (0-255).
     Code(i32),
+    /// It was killed by this signal number.
     Signal(i32),
 }
 
@@ -318,12 +327,7 @@ pub fn run_foreground(
     // Block the signals we forward before the container can run, so none is lost.
     let signals = SigSet::all();
     let started = before_start()
-        .and_then(|_| {
-            signals.thread_block().map_err(|e| RuntimeError::Io {
-                path: "sigprocmask".into(),
-                source: e.into(),
-            })
-        })
+        .and_then(|_| block_signals(&signals))
         .and_then(|_| container.start().map_err(lib));
     let relay = match console {
         Some(c) if started.is_ok() => Some(
@@ -362,10 +366,7 @@ fn wait_forwarding(
         if let Some(exit) = reap(pid)? {
             return Ok(exit);
         }
-        let sig = signals.wait().map_err(|e| RuntimeError::Io {
-            path: "sigwait".into(),
-            source: e.into(),
-        })?;
+        let sig = next_signal(signals)?;
         match sig {
             Signal::SIGCHLD | Signal::SIGURG => {}
             Signal::SIGWINCH => {
@@ -383,6 +384,20 @@ fn wait_forwarding(
             }
         }
     }
+}
+
+/// Blocks `signals` on this thread, so that they wait for [`next_signal`].
+fn block_signals(signals: &SigSet) -> Result<()> {
+    signals
+        .thread_block()
+        .map_err(|e| RuntimeError::io("sigprocmask")(e.into()))
+}
+
+/// Waits for the next of the `signals` blocked on this thread.
+fn next_signal(signals: &SigSet) -> Result<Signal> {
+    signals
+        .wait()
+        .map_err(|e| RuntimeError::io("sigwait")(e.into()))
 }
 
 /// Reaps every exited child; returns the container init's status once it has exited.
@@ -478,8 +493,11 @@ pub fn find_executable(rootfs: &Path, cmd: &str, path_env: &str, cwd: &str) -> L
 /// What [`find_executable`] found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Lookup {
+    /// A regular file with an execute bit is there.
     Found,
+    /// No candidate path exists (Docker's exit code 127).
     NotFound,
+    /// A candidate exists but is no executable regular file (Docker's exit code 126).
     NotExecutable,
 }
 
@@ -512,15 +530,25 @@ pub fn read_in_root(rootfs: &Path, path: &str) -> Option<String> {
 /// The record of a container kept beside its directories (`container.json`).
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Record {
+    /// The container ID: 64 hex digits, also its directory's name.
     pub id: String,
+    /// The container's name (`--name`); empty when none was given.
     pub name: String,
+    /// The image reference as the user gave it.
     pub image: String,
+    /// The image ID (its config digest, `sha256:<hex>`).
     pub image_id: String,
+    /// The command as the user sees it: entrypoint and arguments, without an init process.
     pub command: Vec<String>,
+    /// When the container was created, RFC 3339 in UTC.
     pub created: String,
+    /// `running` from creation, `exited` once its process ended (a `running` record whose
+    /// process is gone was left by a kiln that died).
     pub status: String,
+    /// The exit code, Docker's way (128 + signal when killed); `None` while running.
     #[serde(default)]
     pub exit_code: Option<i32>,
+    /// Host PID of the container's first process, once it started.
     #[serde(default)]
     pub pid: Option<i32>,
     /// An external OCI runtime that runs this container (`--runtime`), if not the built-in one.
@@ -533,6 +561,7 @@ pub struct Record {
 }
 
 impl Record {
+    /// Where the record of the container in `dirs` is kept: `container.json` in its directory.
     pub fn path(dirs: &ContainerDirs) -> PathBuf {
         dirs.dir.join("container.json")
     }
@@ -909,10 +938,7 @@ pub fn run_external(
         cmd.stdin(i).stdout(o).stderr(e);
     }
     let signals = SigSet::all();
-    signals.thread_block().map_err(|e| RuntimeError::Io {
-        path: "sigprocmask".into(),
-        source: e.into(),
-    })?;
+    block_signals(&signals)?;
     let spawned = cmd.spawn().map_err(RuntimeError::io(runtime));
     let result = spawned.and_then(|child| {
         let pid = nix::unistd::Pid::from_raw(child.id() as i32);
@@ -921,10 +947,7 @@ pub fn run_external(
             if let Some(exit) = reap(pid)? {
                 return Ok(exit);
             }
-            let sig = signals.wait().map_err(|e| RuntimeError::Io {
-                path: "sigwait".into(),
-                source: e.into(),
-            })?;
+            let sig = next_signal(&signals)?;
             if !matches!(sig, Signal::SIGCHLD | Signal::SIGWINCH | Signal::SIGURG) {
                 let _ = nix::sys::signal::kill(pid, sig);
             }

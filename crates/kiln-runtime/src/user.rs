@@ -6,10 +6,26 @@ use crate::error::{Result, RuntimeError};
 /// Who the container process runs as.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExecUser {
+    /// User ID: from passwd for a name, else the number given (0 for root).
     pub uid: u32,
+    /// Primary group ID: the group asked for, else the user's passwd entry's (0 if none).
     pub gid: u32,
+    /// Supplementary groups: those of /etc/group listing the user by name, sorted, without
+    /// `gid`; none when a group was given explicitly.
     pub additional_gids: Vec<u32>,
+    /// Home directory from passwd (`/` for a uid passwd lacks): `HOME` unless the image sets it.
     pub home: String,
+}
+
+/// The records of a passwd or group file, split at `:`: those with at least `fields`
+/// fields, comment lines left out.
+fn records(file: Option<&str>, fields: usize) -> Vec<Vec<&str>> {
+    file.unwrap_or("")
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .filter(|f| f.len() >= fields)
+        .collect()
 }
 
 /// Resolves `spec` (empty means root) with the contents of passwd and group files
@@ -20,20 +36,8 @@ pub fn resolve(spec: &str, passwd: Option<&str>, group: Option<&str>) -> Result<
         None => (spec, None),
     };
     let user = if user.is_empty() { "root" } else { user };
-    let users: Vec<Vec<&str>> = passwd
-        .unwrap_or("")
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .map(|l| l.split(':').collect::<Vec<_>>())
-        .filter(|f| f.len() >= 7)
-        .collect();
-    let groups: Vec<Vec<&str>> = group
-        .unwrap_or("")
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .map(|l| l.split(':').collect::<Vec<_>>())
-        .filter(|f| f.len() >= 4)
-        .collect();
+    let users = records(passwd, 7);
+    let groups = records(group, 4);
     let entry = users.iter().find(|f| f[0] == user).or_else(|| {
         user.parse::<u32>()
             .ok()

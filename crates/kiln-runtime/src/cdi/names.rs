@@ -32,24 +32,7 @@ pub(super) fn validate_kind(kind: &str, fail: Fail<'_>) -> Result<(), CdiError> 
 }
 
 fn validate_vendor(vendor: &str, fail: Fail<'_>) -> Result<(), CdiError> {
-    let first = vendor.chars().next();
-    let last = vendor.chars().last();
-    if !first.is_some_and(|c| c.is_ascii_alphabetic()) {
-        return Err(fail(format!("vendor `{vendor}` must start with a letter")));
-    }
-    if !last.is_some_and(|c| c.is_ascii_alphanumeric()) {
-        return Err(fail(format!(
-            "vendor `{vendor}` must end with a letter or a digit"
-        )));
-    }
-    if let Some(c) = vendor
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
-    {
-        return Err(fail(format!(
-            "vendor `{vendor}` contains invalid character {c:?}"
-        )));
-    }
+    validate_part("vendor", vendor, fail)?;
     if vendor.contains("..") {
         return Err(fail(format!("vendor `{vendor}` contains an empty label")));
     }
@@ -57,22 +40,28 @@ fn validate_vendor(vendor: &str, fail: Fail<'_>) -> Result<(), CdiError> {
 }
 
 fn validate_class(class: &str, fail: Fail<'_>) -> Result<(), CdiError> {
-    let first = class.chars().next();
-    let last = class.chars().last();
+    validate_part("class", class, fail)
+}
+
+/// The rules vendor and class share: a letter first, a letter or digit last, and only
+/// letters, digits, `-`, `_` and `.`; `what` names the part in the reason.
+fn validate_part(what: &str, part: &str, fail: Fail<'_>) -> Result<(), CdiError> {
+    let first = part.chars().next();
+    let last = part.chars().last();
     if !first.is_some_and(|c| c.is_ascii_alphabetic()) {
-        return Err(fail(format!("class `{class}` must start with a letter")));
+        return Err(fail(format!("{what} `{part}` must start with a letter")));
     }
     if !last.is_some_and(|c| c.is_ascii_alphanumeric()) {
         return Err(fail(format!(
-            "class `{class}` must end with a letter or a digit"
+            "{what} `{part}` must end with a letter or a digit"
         )));
     }
-    if let Some(c) = class
+    if let Some(c) = part
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
     {
         return Err(fail(format!(
-            "class `{class}` contains invalid character {c:?}"
+            "{what} `{part}` contains invalid character {c:?}"
         )));
     }
     Ok(())
