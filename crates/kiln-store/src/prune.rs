@@ -6,7 +6,7 @@ use kiln_oci::media::{self, Kind};
 use kiln_oci::types::{ImageConfig, Index, Manifest};
 use kiln_oci::Digest;
 use sha2::{Digest as _, Sha256};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::Path;
 
@@ -198,44 +198,19 @@ impl Store {
             ..Default::default()
         };
         let dir = self.root().join("blobs/sha256");
-        for entry in fs::read_dir(&dir).map_err(StoreError::io(&dir))?.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let digest = Digest::from_hex(&name).ok();
-            if digest.as_ref().is_some_and(|d| blobs.contains(d)) {
-                continue;
-            }
-            if let Some(users) = digest.as_ref().and_then(|d| used.blobs.get(d)) {
-                report.kept.push(Kept {
-                    kind: "blob",
-                    digest: format!("sha256:{name}"),
-                    users: users.iter().cloned().collect(),
-                });
-                continue;
-            }
-            report.bytes += disk_usage(&entry.path());
-            report.blobs += 1;
-            remove_any(&entry.path())?;
-        }
+        let rd = fs::read_dir(&dir).map_err(StoreError::io(&dir))?;
+        let removed = sweep(rd.flatten(), "blob", &blobs, &used.blobs, &mut report)?;
+        report.blobs = removed;
         let snaps = self.root().join("snapshots");
         if let Ok(rd) = fs::read_dir(&snaps) {
-            for entry in rd.flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                let digest = Digest::from_hex(&name).ok();
-                if digest.as_ref().is_some_and(|d| chains.contains(d)) {
-                    continue;
-                }
-                if let Some(users) = digest.as_ref().and_then(|d| used.snapshots.get(d)) {
-                    report.kept.push(Kept {
-                        kind: "snapshot",
-                        digest: format!("sha256:{name}"),
-                        users: users.iter().cloned().collect(),
-                    });
-                    continue;
-                }
-                report.bytes += disk_usage(&entry.path());
-                report.snapshots += 1;
-                remove_any(&entry.path())?;
-            }
+            let removed = sweep(
+                rd.flatten(),
+                "snapshot",
+                &chains,
+                &used.snapshots,
+                &mut report,
+            )?;
+            report.snapshots = removed;
         }
         // Temporary files of processes that are gone (their names carry the PID), and the
         // step containers of builds that were killed (`containers/build-PID-...`).
@@ -258,6 +233,38 @@ impl Store {
         }
         Ok(report)
     }
+}
+
+/// Removes each entry (named by a digest's hex) that is not in `keep`, unless `held` names
+/// who uses it: that one is reported as kept, as a `kind`. Adds the space freed to
+/// `report.bytes`; returns how many entries it removed.
+fn sweep(
+    entries: impl Iterator<Item = fs::DirEntry>,
+    kind: &'static str,
+    keep: &BTreeSet<Digest>,
+    held: &BTreeMap<Digest, BTreeSet<String>>,
+    report: &mut PruneReport,
+) -> Result<u64> {
+    let mut removed = 0;
+    for entry in entries {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let digest = Digest::from_hex(&name).ok();
+        if digest.as_ref().is_some_and(|d| keep.contains(d)) {
+            continue;
+        }
+        if let Some(users) = digest.as_ref().and_then(|d| held.get(d)) {
+            report.kept.push(Kept {
+                kind,
+                digest: format!("sha256:{name}"),
+                users: users.iter().cloned().collect(),
+            });
+            continue;
+        }
+        report.bytes += disk_usage(&entry.path());
+        removed += 1;
+        remove_any(&entry.path())?;
+    }
+    Ok(removed)
 }
 
 fn remove_any(p: &Path) -> Result<()> {
