@@ -101,53 +101,22 @@ impl<'de> serde::Deserialize<'de> for Digest {
     }
 }
 
-/// A reader that hashes and counts every byte read through it.
-pub struct HashingReader<R> {
-    inner: R,
+/// A reader or writer that hashes and counts every byte read or written through it.
+pub struct Hashing<T> {
+    inner: T,
     hasher: Sha256,
     count: u64,
 }
 
-impl<R: Read> HashingReader<R> {
-    /// Wraps `inner`.
-    pub fn new(inner: R) -> Self {
-        Self {
-            inner,
-            hasher: Sha256::new(),
-            count: 0,
-        }
-    }
-
-    /// Bytes read so far.
-    pub fn count(&self) -> u64 {
-        self.count
-    }
-
-    /// The digest and size of everything read, and the inner reader.
-    pub fn finish(self) -> (Digest, u64, R) {
-        (Digest::from_hasher(self.hasher), self.count, self.inner)
-    }
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.count += n as u64;
-        Ok(n)
-    }
-}
+/// A reader that hashes and counts every byte read through it.
+pub type HashingReader<R> = Hashing<R>;
 
 /// A writer that hashes and counts every byte written through it.
-pub struct HashingWriter<W> {
-    inner: W,
-    hasher: Sha256,
-    count: u64,
-}
+pub type HashingWriter<W> = Hashing<W>;
 
-impl<W: Write> HashingWriter<W> {
+impl<T> Hashing<T> {
     /// Wraps `inner`.
-    pub fn new(inner: W) -> Self {
+    pub fn new(inner: T) -> Self {
         Self {
             inner,
             hasher: Sha256::new(),
@@ -155,28 +124,40 @@ impl<W: Write> HashingWriter<W> {
         }
     }
 
-    /// Bytes written so far.
+    /// Bytes read or written so far.
     pub fn count(&self) -> u64 {
         self.count
     }
 
-    /// The inner writer.
-    pub fn get_mut(&mut self) -> &mut W {
+    /// The inner reader or writer.
+    pub fn get_mut(&mut self) -> &mut T {
         &mut self.inner
     }
 
-    /// The digest and size of everything written, and the inner writer.
-    pub fn finish(self) -> (Digest, u64, W) {
+    /// The digest and size of everything read or written, and the inner reader or writer.
+    pub fn finish(self) -> (Digest, u64, T) {
         (Digest::from_hasher(self.hasher), self.count, self.inner)
+    }
+
+    /// Hashes and counts the first `n` bytes of `buf`, passed through; returns `n`.
+    fn tally(&mut self, buf: &[u8], n: usize) -> usize {
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        n
     }
 }
 
-impl<W: Write> Write for HashingWriter<W> {
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        Ok(self.tally(buf, n))
+    }
+}
+
+impl<W: Write> Write for Hashing<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.count += n as u64;
-        Ok(n)
+        Ok(self.tally(buf, n))
     }
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
