@@ -1,6 +1,6 @@
 //! CycloneDX 1.6 JSON.
 
-use crate::env::Environment;
+use crate::env::{AnyPackage, Environment, PackageId};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 
@@ -75,20 +75,15 @@ pub fn write(env: &Environment) -> Vec<u8> {
         }
         components.push(c);
     }
-    let mut push = |name: &str,
-                    version: &str,
-                    purl: &str,
-                    lic: Option<Value>,
-                    props: Vec<(&str, String)>,
-                    hashes: Option<Value>| {
+    let mut push = |id: PackageId, props: Vec<(&str, String)>, hashes: Option<Value>| {
         let mut c = json!({
             "type": "library",
-            "bom-ref": unique(purl),
-            "name": name,
-            "version": version,
-            "purl": purl,
+            "bom-ref": unique(id.purl),
+            "name": id.name,
+            "version": id.version,
+            "purl": id.purl,
         });
-        if let Some(l) = lic {
+        if let Some(l) = licenses(id.licenses, id.license) {
             c["licenses"] = l;
         }
         if let Some(h) = hashes {
@@ -104,51 +99,40 @@ pub fn write(env: &Environment) -> Vec<u8> {
         }
         components.push(c);
     };
-    for p in &env.os_packages {
-        push(
-            &p.name,
-            &p.version,
-            &p.purl,
-            licenses(&p.licenses, p.license.as_deref()),
-            vec![
-                ("kiln:package:manager", p.manager.to_string()),
-                ("kiln:package:source", p.source.clone().unwrap_or_default()),
-            ],
-            None,
-        );
-    }
-    for p in &env.python_packages {
-        push(
-            &p.name,
-            &p.version,
-            &p.purl,
-            licenses(&p.licenses, p.license.as_deref()),
-            vec![
-                ("kiln:python:location", p.location.clone()),
+    for p in env.packages() {
+        let (props, hashes) = match p {
+            AnyPackage::Os(p) => (
+                vec![
+                    ("kiln:package:manager", p.manager.to_string()),
+                    ("kiln:package:source", p.source.clone().unwrap_or_default()),
+                ],
+                None,
+            ),
+            AnyPackage::Python(p) => (
+                vec![
+                    ("kiln:python:location", p.location.clone()),
+                    (
+                        "kiln:python:installer",
+                        p.installer.clone().unwrap_or_default(),
+                    ),
+                ],
+                None,
+            ),
+            AnyPackage::Conda(p) => {
+                let mut hashes = Vec::new();
+                if let Some(s) = &p.sha256 {
+                    hashes.push(json!({"alg": "SHA-256", "content": s}));
+                }
+                if let Some(s) = &p.md5 {
+                    hashes.push(json!({"alg": "MD5", "content": s}));
+                }
                 (
-                    "kiln:python:installer",
-                    p.installer.clone().unwrap_or_default(),
-                ),
-            ],
-            None,
-        );
-    }
-    for p in &env.conda_packages {
-        let mut hashes = Vec::new();
-        if let Some(s) = &p.sha256 {
-            hashes.push(json!({"alg": "SHA-256", "content": s}));
-        }
-        if let Some(s) = &p.md5 {
-            hashes.push(json!({"alg": "MD5", "content": s}));
-        }
-        push(
-            &p.name,
-            &p.version,
-            &p.purl,
-            licenses(&p.licenses, p.license.as_deref()),
-            vec![("kiln:conda:location", p.location.clone())],
-            (!hashes.is_empty()).then_some(Value::Array(hashes)),
-        );
+                    vec![("kiln:conda:location", p.location.clone())],
+                    (!hashes.is_empty()).then_some(Value::Array(hashes)),
+                )
+            }
+        };
+        push(p.id(), props, hashes);
     }
     // Weights files: the model data the image carries, by sha256.
     for w in &env.weights {

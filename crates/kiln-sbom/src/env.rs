@@ -228,6 +228,52 @@ pub struct CondaPackage {
     pub purl: String,
 }
 
+/// One package of an [`Environment`], of any kind (for the SBOM writers).
+#[derive(Clone, Copy)]
+pub(crate) enum AnyPackage<'a> {
+    Os(&'a OsPackage),
+    Python(&'a PythonPackage),
+    Conda(&'a CondaPackage),
+}
+
+/// The fields every kind of package has.
+pub(crate) struct PackageId<'a> {
+    pub name: &'a str,
+    pub version: &'a str,
+    pub purl: &'a str,
+    pub licenses: &'a [String],
+    pub license: Option<&'a str>,
+}
+
+impl<'a> AnyPackage<'a> {
+    /// Its name, version, purl and licenses.
+    pub(crate) fn id(self) -> PackageId<'a> {
+        let (name, version, purl, licenses, license) = match self {
+            AnyPackage::Os(p) => (&p.name, &p.version, &p.purl, &p.licenses, &p.license),
+            AnyPackage::Python(p) => (&p.name, &p.version, &p.purl, &p.licenses, &p.license),
+            AnyPackage::Conda(p) => (&p.name, &p.version, &p.purl, &p.licenses, &p.license),
+        };
+        PackageId {
+            name,
+            version,
+            purl,
+            licenses,
+            license: license.as_deref(),
+        }
+    }
+}
+
+impl Environment {
+    /// Every package: the OS packages, then the Python distributions, then the conda
+    /// packages, each in its list's order.
+    pub(crate) fn packages(&self) -> impl Iterator<Item = AnyPackage<'_>> {
+        let os = self.os_packages.iter().map(AnyPackage::Os);
+        let python = self.python_packages.iter().map(AnyPackage::Python);
+        let conda = self.conda_packages.iter().map(AnyPackage::Conda);
+        os.chain(python).chain(conda)
+    }
+}
+
 /// A GPU library version.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct Accelerator {

@@ -363,38 +363,17 @@ impl Overlay {
         for (i, comp) in comps.iter().enumerate() {
             end += comp.len() + usize::from(i > 0);
             let sub = &path[..end];
-            let mut dirs = Vec::new();
-            let mut other = None;
-            for &l in &live {
-                let p = self.layers[l].join(sub);
-                let Ok(meta) = fs::symlink_metadata(&p) else {
-                    continue;
-                };
-                if is_whiteout(&meta) {
-                    break;
-                }
-                if meta.is_dir() {
-                    dirs.push(l);
-                    if is_opaque(&p) {
-                        break;
-                    }
-                } else {
-                    if dirs.is_empty() {
-                        other = Some((l, meta.file_type()));
-                    }
-                    break;
-                }
-            }
+            let hits = live.iter().filter_map(|&l| {
+                let meta = fs::symlink_metadata(self.layers[l].join(sub)).ok()?;
+                Some((l, meta.file_type()))
+            });
+            let r = self.merge(sub, hits);
             if i + 1 == comps.len() {
-                return match (dirs.is_empty(), other) {
-                    (false, _) => Resolved::Dir(dirs),
-                    (true, Some((l, ft))) => Resolved::Other(l, ft),
-                    (true, None) => Resolved::Missing,
-                };
+                return r;
             }
-            if dirs.is_empty() {
+            let Resolved::Dir(dirs) = r else {
                 return Resolved::Missing;
-            }
+            };
             live = dirs;
         }
         Resolved::Missing
@@ -422,35 +401,45 @@ impl Overlay {
         }
         let mut out = BTreeMap::new();
         for (name, hits) in seen {
-            let path = join(dir, &name);
-            let mut dirs = Vec::new();
-            let mut other = None;
-            for (l, ft) in hits {
-                let full = self.layers[l].join(&path);
-                if ft.is_char_device() && fs::symlink_metadata(&full).is_ok_and(|m| is_whiteout(&m))
-                {
-                    break;
-                }
-                if ft.is_dir() {
-                    dirs.push(l);
-                    if is_opaque(&full) {
-                        break;
-                    }
-                } else {
-                    if dirs.is_empty() {
-                        other = Some((l, ft));
-                    }
-                    break;
+            match self.merge(&join(dir, &name), hits) {
+                Resolved::Missing => {}
+                r => {
+                    out.insert(name, r);
                 }
             }
-            let r = match (dirs.is_empty(), other) {
-                (false, _) => Resolved::Dir(dirs),
-                (true, Some((l, ft))) => Resolved::Other(l, ft),
-                (true, None) => continue,
-            };
-            out.insert(name, r);
         }
         Ok(out)
+    }
+
+    /// What `path` is in the merged tree, from the layers that hold it (top first, with
+    /// the kind of file each has there), as overlayfs merges them: a directory merged down
+    /// to a whiteout, an opaque directory or a non-directory; else the topmost
+    /// non-directory unless a whiteout hides it.
+    fn merge(&self, path: &str, hits: impl IntoIterator<Item = (usize, fs::FileType)>) -> Resolved {
+        let mut dirs = Vec::new();
+        let mut other = None;
+        for (l, ft) in hits {
+            let full = self.layers[l].join(path);
+            if ft.is_char_device() && fs::symlink_metadata(&full).is_ok_and(|m| is_whiteout(&m)) {
+                break;
+            }
+            if ft.is_dir() {
+                dirs.push(l);
+                if is_opaque(&full) {
+                    break;
+                }
+            } else {
+                if dirs.is_empty() {
+                    other = Some((l, ft));
+                }
+                break;
+            }
+        }
+        match (dirs.is_empty(), other) {
+            (false, _) => Resolved::Dir(dirs),
+            (true, Some((l, ft))) => Resolved::Other(l, ft),
+            (true, None) => Resolved::Missing,
+        }
     }
 
     fn read(&self, l: usize, path: &str, ft: fs::FileType, want: Want) -> Result<Option<Node>> {

@@ -1,6 +1,6 @@
 //! SPDX 2.3 JSON.
 
-use crate::env::Environment;
+use crate::env::{AnyPackage, Environment, PackageId};
 use crate::license::license_ref;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -25,11 +25,7 @@ fn spdx_id(i: usize, name: &str) -> String {
 }
 
 struct Pkg<'a> {
-    name: &'a str,
-    version: &'a str,
-    purl: &'a str,
-    licenses: &'a [String],
-    license: Option<&'a str>,
+    id: PackageId<'a>,
     sha256: Option<&'a str>,
     comment: String,
 }
@@ -37,40 +33,27 @@ struct Pkg<'a> {
 /// Writes the SPDX document of `env` (pretty JSON, keys sorted): a package for the image
 /// that CONTAINS one package per OS, Python and conda package.
 pub fn write(env: &Environment) -> Vec<u8> {
-    let mut pkgs: Vec<Pkg> = Vec::new();
-    for p in &env.os_packages {
-        pkgs.push(Pkg {
-            name: &p.name,
-            version: &p.version,
-            purl: &p.purl,
-            licenses: &p.licenses,
-            license: p.license.as_deref(),
-            sha256: None,
-            comment: format!("{} package, architecture {}", p.manager, p.architecture),
-        });
-    }
-    for p in &env.python_packages {
-        pkgs.push(Pkg {
-            name: &p.name,
-            version: &p.version,
-            purl: &p.purl,
-            licenses: &p.licenses,
-            license: p.license.as_deref(),
-            sha256: None,
-            comment: format!("Python distribution in {}", p.location),
-        });
-    }
-    for p in &env.conda_packages {
-        pkgs.push(Pkg {
-            name: &p.name,
-            version: &p.version,
-            purl: &p.purl,
-            licenses: &p.licenses,
-            license: p.license.as_deref(),
-            sha256: p.sha256.as_deref(),
-            comment: format!("conda package in {}", p.location),
-        });
-    }
+    let pkgs: Vec<Pkg> = env
+        .packages()
+        .map(|p| {
+            let (sha256, comment) = match p {
+                AnyPackage::Os(p) => (
+                    None,
+                    format!("{} package, architecture {}", p.manager, p.architecture),
+                ),
+                AnyPackage::Python(p) => (None, format!("Python distribution in {}", p.location)),
+                AnyPackage::Conda(p) => (
+                    p.sha256.as_deref(),
+                    format!("conda package in {}", p.location),
+                ),
+            };
+            Pkg {
+                id: p.id(),
+                sha256,
+                comment,
+            }
+        })
+        .collect();
     // LicenseRefs used must be declared with the text they stand for.
     let mut refs: BTreeMap<String, String> = BTreeMap::new();
     let image_id = "SPDXRef-Image";
@@ -97,34 +80,34 @@ pub fn write(env: &Environment) -> Vec<u8> {
         "relatedSpdxElement": image_id,
     })];
     for (i, p) in pkgs.iter().enumerate() {
-        let id = spdx_id(i + 1, p.name);
-        if let Some(expr) = p.license {
+        let id = spdx_id(i + 1, p.id.name);
+        if let Some(expr) = p.id.license {
             for tok in expr.split(|c: char| c.is_whitespace() || c == '(' || c == ')') {
                 if tok.starts_with("LicenseRef-") && !refs.contains_key(tok) {
-                    let text = p
-                        .licenses
-                        .iter()
-                        .flat_map(|l| std::iter::once(l.as_str()).chain(l.split([',', ' '])))
-                        .find(|l| license_ref(l) == tok)
-                        .unwrap_or(&tok["LicenseRef-".len()..]);
+                    let text =
+                        p.id.licenses
+                            .iter()
+                            .flat_map(|l| std::iter::once(l.as_str()).chain(l.split([',', ' '])))
+                            .find(|l| license_ref(l) == tok)
+                            .unwrap_or(&tok["LicenseRef-".len()..]);
                     refs.insert(tok.to_string(), text.to_string());
                 }
             }
         }
         let mut pkg = json!({
             "SPDXID": id,
-            "name": p.name,
-            "versionInfo": p.version,
+            "name": p.id.name,
+            "versionInfo": p.id.version,
             "downloadLocation": "NOASSERTION",
             "filesAnalyzed": false,
             "licenseConcluded": "NOASSERTION",
-            "licenseDeclared": p.license.filter(|e| crate::license::valid(e)).unwrap_or("NOASSERTION"),
+            "licenseDeclared": p.id.license.filter(|e| crate::license::valid(e)).unwrap_or("NOASSERTION"),
             "copyrightText": "NOASSERTION",
             "comment": p.comment,
             "externalRefs": [{
                 "referenceCategory": "PACKAGE-MANAGER",
                 "referenceType": "purl",
-                "referenceLocator": p.purl,
+                "referenceLocator": p.id.purl,
             }],
         });
         if let Some(sum) = p.sha256 {
