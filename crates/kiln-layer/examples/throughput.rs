@@ -175,56 +175,44 @@ fn main() -> io::Result<()> {
     }
     let mb = data.len() as f64 / 1e6;
     let speed = |d: Duration| mb / d.as_secs_f64();
-    let one = "1".to_string();
+    let row = |name, threads: usize, d, ratio, target| Row {
+        name,
+        threads: threads.to_string(),
+        mbps: speed(d),
+        ratio,
+        target,
+    };
     let mut rows = Vec::new();
 
     let (d, digest) = time(runs, || Sha256::digest(&data));
     println!("sha256 {}", hex::encode(digest));
-    rows.push(Row {
-        name: "sha256",
-        threads: one.clone(),
-        mbps: speed(d),
-        ratio: None,
-        target: ">= 1000 MB/s",
-    });
+    rows.push(row("sha256", 1, d, None, ">= 1000 MB/s"));
 
     let (d, gz) = time(runs, || compress(&data, Compression::Gzip));
     let gz_ratio = gz.len() as f64 / data.len() as f64;
-    rows.push(Row {
-        name: "gzip-compress",
-        threads: one.clone(),
-        mbps: speed(d),
-        ratio: Some(gz_ratio),
-        target: ">= 0.8x gzip -6",
-    });
+    rows.push(row(
+        "gzip-compress",
+        1,
+        d,
+        Some(gz_ratio),
+        ">= 0.8x gzip -6",
+    ));
     let (d, n) = time(runs, || decompress_all(&gz));
     assert_eq!(n, data.len() as u64, "gzip round trip");
-    rows.push(Row {
-        name: "gzip-decompress",
-        threads: one.clone(),
-        mbps: speed(d),
-        ratio: None,
-        target: ">= 0.8x gzip -d",
-    });
+    rows.push(row("gzip-decompress", 1, d, None, ">= 0.8x gzip -d"));
 
     let (d, zst) = time(runs, || compress(&data, Compression::Zstd));
     let zst_ratio = zst.len() as f64 / data.len() as f64;
-    rows.push(Row {
-        name: "zstd-compress",
-        threads: cores.to_string(),
-        mbps: speed(d),
-        ratio: Some(zst_ratio),
-        target: ">= 0.8x zstd -T0 -3",
-    });
+    rows.push(row(
+        "zstd-compress",
+        cores,
+        d,
+        Some(zst_ratio),
+        ">= 0.8x zstd -T0 -3",
+    ));
     let (d, n) = time(runs, || decompress_all(&zst));
     assert_eq!(n, data.len() as u64, "zstd round trip");
-    rows.push(Row {
-        name: "zstd-decompress",
-        threads: one,
-        mbps: speed(d),
-        ratio: None,
-        target: ">= 0.8x zstd -d",
-    });
+    rows.push(row("zstd-decompress", 1, d, None, ">= 0.8x zstd -d"));
 
     println!(
         "{} MiB of semi-compressible data, median of {runs} runs, {cores} cores available",
