@@ -3,7 +3,9 @@
 # `kiln base debian` against `mmdebstrap --variant=minbase` (same packages, same mirror).
 #  - cold: empty store and cache (indexes and .debs downloaded); target kiln <= 0.5x mmdebstrap.
 #  - warm .deb cache: from the lock, every layer unpacked and written again, no container
-#    step for ca-certificates (written natively); target <= 2 s. The store of each run is
+#    step for ca-certificates (written natively); target <= 2 s. The .deb cache keeps each
+#    package's zstd repack (made while the first build unpacked it), which is unpacked
+#    instead of decoding xz again. The store of each run is
 #    moved aside, not deleted, until the last run: deleting tens of thousands of files on
 #    this ext4 (`discard`) slows file creation for minutes (MACHINE-NOTES.md).
 #  - warm: from the lock with the layer cache too (the usual CI rebuild).

@@ -6,14 +6,14 @@ use super::databases::{self, Controls};
 use super::layer::{
     ensure_snapshot, memo_path, read_memo, write_memo, write_snapshot_layer, CachedLayer, FORMAT,
 };
-use super::plan::deb_path;
+use super::plan::{deb_path, repack_path};
 use super::scripts::{self, order_scripts, Configured, ScriptPackage};
 use super::{Progress, PATH_ENV};
 use crate::dpkg;
 use crate::lock::{Lock, LockedPackage};
 use crate::native::{self, Tree};
 use crate::resolve::Group;
-use crate::unpack::{merged_links, unpack_all};
+use crate::unpack::{merged_links, unpack_all, DebFile};
 use crate::{DebianError, Result};
 use kiln_oci::types::{rfc3339, ContainerConfig, Descriptor, History, ImageConfig, RootFs};
 use kiln_oci::Digest;
@@ -25,10 +25,18 @@ use std::path::{Path, PathBuf};
 
 /// What [`assemble`] made: the image (not yet tagged) and what is left for a container.
 pub struct Assembled {
+    /// The image config: architecture, `PATH`, labels naming the suite and snapshot,
+    /// the layers' diff IDs and history.
     pub config: ImageConfig,
+    /// The layers written to the store, bottom first: base, extra (if any packages
+    /// were asked for), databases.
     pub layers: Vec<Descriptor>,
+    /// Packages whose maintainer scripts the container step runs, in run order.
     pub scripts: Vec<ScriptPackage>,
+    /// Whether the container step must run ldconfig.
     pub ldconfig: bool,
+    /// The build time in seconds since the epoch (SOURCE_DATE_EPOCH): every file's
+    /// mtime and the image's creation date.
     pub epoch: i64,
     /// Layers found in the cache.
     pub cached_layers: usize,
@@ -127,9 +135,13 @@ impl Assembler<'_> {
         // package picked last.
         let mut by_size: Vec<&&LockedPackage> = pkgs.iter().collect();
         by_size.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.name.cmp(&b.name)));
-        let debs: Vec<(String, PathBuf)> = by_size
+        let debs: Vec<DebFile> = by_size
             .iter()
-            .map(|p| (p.name.clone(), deb_path(self.cache, p)))
+            .map(|p| DebFile {
+                name: p.name.clone(),
+                deb: deb_path(self.cache, p),
+                repack: Some(repack_path(self.cache, p)),
+            })
             .collect();
         let c = match read_memo(self.store, &memo) {
             Some(c) => {
@@ -165,23 +177,18 @@ impl Assembler<'_> {
     }
 
     /// The control files of the packages of a cached layer.
-    fn read_controls(&mut self, debs: &[(String, PathBuf)]) -> Result<()> {
-        for (name, path) in debs {
-            let control = crate::deb::read_control_only(path)?;
+    fn read_controls(&mut self, debs: &[DebFile]) -> Result<()> {
+        for d in debs {
+            let control = crate::deb::read_control_only(&d.deb)?;
             let (_, info) = dpkg::info_name(&control)?;
-            self.controls.insert(name.clone(), (info, control));
+            self.controls.insert(d.name.clone(), (info, control));
         }
         Ok(())
     }
 
     /// Unpacks the `n` packages `debs` of `group` onto the layers so far, writes their
     /// info files and configures them, and writes the result as a layer.
-    fn build_layer(
-        &mut self,
-        group: Group,
-        n: usize,
-        debs: &[(String, PathBuf)],
-    ) -> Result<CachedLayer> {
+    fn build_layer(&mut self, group: Group, n: usize, debs: &[DebFile]) -> Result<CachedLayer> {
         let (store, epoch, progress) = (self.store, self.epoch, self.progress);
         progress.note(&format!("unpacking {n} packages ({})", group.as_str()));
         let dir = store.tmp_path(&format!("debian-{}", group.as_str()));

@@ -170,6 +170,13 @@ pub fn deb_path(cache: &Path, p: &LockedPackage) -> PathBuf {
     ))
 }
 
+/// Where the repack of `p`'s .deb (data recompressed with zstd, see
+/// [`crate::deb::read_deb_repacking`]) is kept: named by the .deb's sha256, so a package
+/// of the same name and version from another archive never takes its place.
+pub fn repack_path(cache: &Path, p: &LockedPackage) -> PathBuf {
+    cache.join("repacked").join(format!("{}.deb", p.sha256))
+}
+
 /// Downloads every package of `lock` not in the cache (`jobs` at a time) and verifies
 /// every one, cached or not, against the lock. Returns (downloaded count, bytes).
 pub fn download(
