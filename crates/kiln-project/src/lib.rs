@@ -5,7 +5,7 @@
 //! - [`lockfile`]: kiln.lock, every input pinned (Debian lock or base digest, each Python
 //!   distribution's wheel URL and sha256, each weights file's sha256);
 //! - [`uv`]: finding or installing the pinned uv, resolving and installing wheels with it;
-//! - [`build`]: the layers, lowest first by how rarely they change: weights, OS, an env
+//! - [`build`](mod@build): the layers, lowest first by how rarely they change: weights, OS, an env
 //!   layer (user, venv skeleton), Python (large distributions alone), code; then config;
 //! - [`debian`]: the Debian base from the archive (shared with `kiln base debian`);
 //! - [`init`]: `kiln init` detection and the kiln.toml it writes.
@@ -37,6 +37,8 @@ pub struct Error {
 }
 
 impl Error {
+    /// An error with `message` (what failed, naming the file or thing it concerns) and no
+    /// hint.
     pub fn new(message: impl Into<String>) -> Self {
         Error {
             message: message.into(),
@@ -44,6 +46,8 @@ impl Error {
         }
     }
 
+    /// An error with `message` and a `hint`: what the user can do about it, which the CLI
+    /// prints on its own line after the message.
     pub fn with_hint(message: impl Into<String>, hint: impl Into<String>) -> Self {
         Error {
             message: message.into(),
@@ -63,6 +67,8 @@ impl From<kiln_store::StoreError> for Error {
     }
 }
 
+/// The result of kiln-project's fallible functions: [`Error`] unless another error type is
+/// named.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Progress of a project build: notes, and the output of the container steps it runs.

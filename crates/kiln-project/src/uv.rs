@@ -34,11 +34,20 @@ const WHEEL_CAP: u64 = 128 << 20;
 /// A uv binary and the cache directory it uses.
 #[derive(Clone, Debug)]
 pub struct Uv {
+    /// The uv executable: `$KILN_UV`, the first `uv` on `PATH`, or the pinned release
+    /// installed under `CACHE_ROOT/uv/VERSION/uv`.
     pub bin: PathBuf,
+    /// uv's package cache (`CACHE_ROOT/uv-cache`), passed as `UV_CACHE_DIR`; it stays on
+    /// the host and never lands in a layer.
     pub cache: PathBuf,
 }
 
 /// Finds uv, installing the pinned release into `cache_root/uv/` when there is none.
+///
+/// `note` is told when the pinned release is downloaded. Fails when `$KILN_UV` names no
+/// file, or when the pinned release is needed but cannot be installed (no pinned wheel for
+/// this architecture, the download fails or its sha256 differs, or the binary cannot be
+/// written); the error's hint says how to provide uv instead.
 pub fn locate(cache_root: &Path, note: &dyn Fn(&str)) -> Result<Uv> {
     let uv_cache = cache_root.join("uv-cache");
     if let Some(p) = std::env::var_os("KILN_UV").filter(|v| !v.is_empty()) {

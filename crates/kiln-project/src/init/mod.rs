@@ -111,7 +111,7 @@ pub struct Detection {
     /// What was found, one human line each, e.g. "app: FastAPI app `app` in app.py (uvicorn)".
     pub detected: Vec<String>,
     /// What could not be found or needs a look, with what to edit, e.g.
-    /// "no port found in the code: assumed 8000 (uvicorn's default); check [app].ports".
+    /// "no port found in the code: assumed 8000 (uvicorn's default); check \[app\].ports".
     pub missing: Vec<String>,
 }
 /// The base image used when nothing asks for another one.
