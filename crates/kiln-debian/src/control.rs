@@ -10,6 +10,7 @@ use std::cmp::Ordering;
 /// (as written, leading space kept on continuation lines).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Paragraph<'a> {
+    /// (field name, value) pairs, borrowed from the text parsed.
     pub fields: Vec<(&'a str, &'a str)>,
 }
 
@@ -83,14 +84,21 @@ pub fn paragraphs(text: &str) -> Result<Vec<Paragraph<'_>>> {
 /// A version constraint operator of a relationship.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
+    /// `<<`: strictly earlier.
     Lt,
+    /// `<=` (or the obsolete `<`): earlier or equal.
     Le,
+    /// `=`: exactly this version.
     Eq,
+    /// `>=` (or the obsolete `>`): later or equal.
     Ge,
+    /// `>>`: strictly later.
     Gt,
 }
 
 impl Op {
+    /// Whether a version comparing `o` to the constraint's version satisfies it
+    /// (`o` is `candidate.cmp(constraint)`).
     pub fn holds(self, o: Ordering) -> bool {
         match self {
             Op::Lt => o == Ordering::Less,
@@ -100,6 +108,7 @@ impl Op {
             Op::Gt => o == Ordering::Greater,
         }
     }
+    /// The operator as Debian control files write it (`<<`, `<=`, `=`, `>=`, `>>`).
     pub fn as_str(self) -> &'static str {
         match self {
             Op::Lt => "<<",
@@ -114,9 +123,11 @@ impl Op {
 /// One alternative of a relationship: `name[:arch] [(op version)]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Dep {
+    /// Package (or virtual package) name.
     pub name: String,
     /// `:any` / `:native` / an architecture qualifier, if given.
     pub arch: Option<String>,
+    /// The version constraint in parentheses, if any.
     pub version: Option<(Op, Version)>,
 }
 
@@ -199,22 +210,21 @@ fn parse_dep(s: &str) -> Result<Dep> {
     let version = match ver {
         None => None,
         Some(v) => {
-            let (op, rest) = if let Some(r) = v.strip_prefix("<<") {
-                (Op::Lt, r)
-            } else if let Some(r) = v.strip_prefix("<=") {
-                (Op::Le, r)
-            } else if let Some(r) = v.strip_prefix(">>") {
-                (Op::Gt, r)
-            } else if let Some(r) = v.strip_prefix(">=") {
-                (Op::Ge, r)
-            } else if let Some(r) = v.strip_prefix('=') {
-                (Op::Eq, r)
-            } else if let Some(r) = v.strip_prefix('<') {
-                // Obsolete forms, read by dpkg as <= and >=.
-                (Op::Le, r)
-            } else if let Some(r) = v.strip_prefix('>') {
-                (Op::Ge, r)
-            } else {
+            // Two-character operators first; `<` and `>` alone are obsolete forms, read
+            // by dpkg as <= and >=.
+            const OPS: [(&str, Op); 7] = [
+                ("<<", Op::Lt),
+                ("<=", Op::Le),
+                (">>", Op::Gt),
+                (">=", Op::Ge),
+                ("=", Op::Eq),
+                ("<", Op::Le),
+                (">", Op::Ge),
+            ];
+            let Some((op, rest)) = OPS
+                .iter()
+                .find_map(|&(prefix, op)| Some((op, v.strip_prefix(prefix)?)))
+            else {
                 return Err(DebianError::Relation(format!(
                     "bad version constraint `({v})`"
                 )));

@@ -168,7 +168,10 @@ fn python_version<'a>(name: &'a str, suffix: &str) -> Option<&'a str> {
 
 /// A view of the tree being assembled: lower directories first, the writable one last.
 pub struct Tree<'a> {
+    /// Directories of the layers below (unpacked packages, earlier layers), bottom first;
+    /// read, never written.
     pub lower: Vec<&'a Path>,
+    /// The directory of the layer being written: every change lands here.
     pub out: &'a Path,
     /// The mtime of everything written (the image's SOURCE_DATE_EPOCH).
     pub mtime: i64,
@@ -182,6 +185,7 @@ impl Tree<'_> {
             .map(|d| d.join(rel))
             .find(|p| p.symlink_metadata().is_ok())
     }
+    /// Whether any tree holds `rel` (no leading `/`; a dangling symlink counts).
     pub fn exists(&self, rel: &str) -> bool {
         self.find(rel).is_some()
     }
@@ -219,6 +223,8 @@ impl Tree<'_> {
             )),
         }
     }
+    /// Writes `bytes` at `rel` in `out` with `mode` and (uid, gid) `owner`, the tree's
+    /// mtime, and parents as the lower trees have them.
     pub fn write(&self, rel: &str, bytes: &[u8], mode: u32, owner: (u32, u32)) -> io::Result<()> {
         let p = self.out.join(rel);
         self.parents(rel)?;
@@ -256,6 +262,7 @@ impl Tree<'_> {
         fs::set_permissions(&p, fs::Permissions::from_mode(mode))?;
         set_mtime(&p, self.mtime)
     }
+    /// Makes `rel` in `out` a symlink to `target`, replacing a file or directory there.
     pub fn link(&self, rel: &str, target: &str) -> io::Result<()> {
         let p = self.out.join(rel);
         self.parents(rel)?;
@@ -515,6 +522,7 @@ pub fn configure(name: &str, control: &ControlFiles, tree: &Tree<'_>) -> Result<
 /// What [`configure`] leaves for the shared databases.
 #[derive(Debug, Default)]
 pub struct Effects {
+    /// What the package's postinst registers with `update-alternatives --install`.
     pub alternatives: Vec<Alternative>,
     /// (path, diverted to, package)
     pub diversions: Vec<(String, String, String)>,
@@ -534,36 +542,34 @@ fn shadowconfig(tree: &Tree<'_>) -> io::Result<()> {
     let day = tree.mtime.max(0) / 86400;
     let passwd = String::from_utf8_lossy(&tree.read("etc/passwd")?).into_owned();
     let group = String::from_utf8_lossy(&tree.read("etc/group")?).into_owned();
-    let (mut p2, mut s) = (String::new(), String::new());
-    for l in passwd.lines() {
-        let mut f: Vec<&str> = l.split(':').collect();
-        if f.len() < 7 {
-            p2.push_str(l);
-            p2.push('\n');
-            continue;
-        }
-        s.push_str(&format!("{}:{}:{day}:0:99999:7:::\n", f[0], f[1]));
-        f[1] = "x";
-        p2.push_str(&f.join(":"));
-        p2.push('\n');
-    }
-    let (mut g2, mut gs) = (String::new(), String::new());
-    for l in group.lines() {
-        let mut f: Vec<&str> = l.split(':').collect();
-        if f.len() < 4 {
-            g2.push_str(l);
-            g2.push('\n');
-            continue;
-        }
-        gs.push_str(&format!("{}:{}::{}\n", f[0], f[1], f[3]));
-        f[1] = "x";
-        g2.push_str(&f.join(":"));
-        g2.push('\n');
-    }
+    let (p2, s) = split_shadow(&passwd, 7, |f| {
+        format!("{}:{}:{day}:0:99999:7:::\n", f[0], f[1])
+    });
+    let (g2, gs) = split_shadow(&group, 4, |f| format!("{}:{}::{}\n", f[0], f[1], f[3]));
     tree.write("etc/passwd", p2.as_bytes(), 0o644, (0, 0))?;
     tree.write("etc/group", g2.as_bytes(), 0o644, (0, 0))?;
     tree.write("etc/shadow", s.as_bytes(), 0o640, (0, shadow_gid))?;
     tree.write("etc/gshadow", gs.as_bytes(), 0o640, (0, shadow_gid))
+}
+
+/// Moves the password of each record of a passwd or group file (one with at least `fields`
+/// fields) to the shadow file's record `shadow` makes of it, leaving `x`: the file and
+/// its shadow file.
+fn split_shadow(file: &str, fields: usize, shadow: impl Fn(&[&str]) -> String) -> (String, String) {
+    let (mut out, mut shadowed) = (String::new(), String::new());
+    for l in file.lines() {
+        let mut f: Vec<&str> = l.split(':').collect();
+        if f.len() < fields {
+            out.push_str(l);
+            out.push('\n');
+            continue;
+        }
+        shadowed.push_str(&shadow(&f));
+        f[1] = "x";
+        out.push_str(&f.join(":"));
+        out.push('\n');
+    }
+    (out, shadowed)
 }
 
 /// The `update-alternatives --install LINK NAME PATH PRIORITY [--slave LINK NAME PATH]...`
