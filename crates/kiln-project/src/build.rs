@@ -685,20 +685,6 @@ fn parents(path: &str) -> Vec<String> {
     (1..parts.len()).map(|i| parts[..i].join("/")).collect()
 }
 
-/// A reader that hashes what it reads.
-struct HashingReader<R> {
-    inner: R,
-    hash: Sha256,
-}
-
-impl<R: std::io::Read> std::io::Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hash.update(&buf[..n]);
-        Ok(n)
-    }
-}
-
 /// Writes a layer of files placed at image paths: `(image path, source file, mode,
 /// expected sha256)`; a file whose bytes are not the expected ones (it changed since it
 /// was locked) fails the layer.
@@ -745,15 +731,13 @@ fn write_placed(
                             mode: *mode,
                             ..dir_meta
                         };
-                        let mut r = HashingReader {
-                            inner: f,
-                            hash: Sha256::new(),
-                        };
+                        let mut r = kiln_oci::HashingReader::new(f);
                         w.file(path, m, size, &mut r)
                             .map_err(|e| Error::new(format!("{}: {e}", src.display())))?;
                         if let Some(want) = sha {
-                            let got = hex::encode(r.hash.finalize());
-                            if &got != want {
+                            let (digest, _, _) = r.finish();
+                            let got = digest.hex();
+                            if got != want.as_str() {
                                 return Err(Error::with_hint(
                                     format!("{}: changed while the image was built (sha256 {got}, kiln.lock has {want})", src.display()),
                                     "build again once the file is written",
@@ -1743,25 +1727,25 @@ fn env_layer(
         let has_user = passwd.lines().any(|l| l.split(':').next() == Some(name));
         let has_group = group.lines().any(|l| l.split(':').next() == Some(name));
         let home = format!("/home/{name}");
-        if !has_user {
-            let mut pw = passwd.to_string();
-            if !pw.is_empty() && !pw.ends_with('\n') {
-                pw.push('\n');
+        // Writes `text` with `line` after it, on a line of its own, as etc/`file` (0644).
+        let append = |file: &str, text: &str, line: String| -> Result<()> {
+            let mut t = text.to_string();
+            if !t.is_empty() && !t.ends_with('\n') {
+                t.push('\n');
             }
-            pw.push_str(&format!("{name}:x:{uid}:{gid}::{home}:/bin/sh\n"));
-            fs::write(etc.join("passwd"), pw).map_err(io(&etc))?;
-            fs::set_permissions(etc.join("passwd"), fs::Permissions::from_mode(0o644))
-                .map_err(io(&etc))?;
+            t.push_str(&line);
+            fs::write(etc.join(file), t).map_err(io(&etc))?;
+            fs::set_permissions(etc.join(file), fs::Permissions::from_mode(0o644)).map_err(io(&etc))
+        };
+        if !has_user {
+            append(
+                "passwd",
+                passwd,
+                format!("{name}:x:{uid}:{gid}::{home}:/bin/sh\n"),
+            )?;
         }
         if !has_group {
-            let mut gr = group.to_string();
-            if !gr.is_empty() && !gr.ends_with('\n') {
-                gr.push('\n');
-            }
-            gr.push_str(&format!("{name}:x:{gid}:\n"));
-            fs::write(etc.join("group"), gr).map_err(io(&etc))?;
-            fs::set_permissions(etc.join("group"), fs::Permissions::from_mode(0o644))
-                .map_err(io(&etc))?;
+            append("group", group, format!("{name}:x:{gid}:\n"))?;
         }
         mk("home", 0o755, None)?;
         mk(&format!("home/{name}"), 0o750, Some((uid, gid)))?;

@@ -322,9 +322,10 @@ impl KilnLock {
             Err(e) => return Err(Error::new(format!("{}: {e}", path.display()))),
         };
         let lock: KilnLock = toml::from_str(&text).map_err(|e| {
-            let (l, c) = crate::manifest::line_col(&text, e.span().map_or(0, |s| s.start));
-            Error::with_hint(
-                format!("{}:{l}:{c}: {}", path.display(), e.message()),
+            crate::manifest::toml_error(
+                path,
+                &text,
+                &e,
                 "kiln.lock is written by `kiln lock`; delete it and run `kiln lock` again",
             )
         })?;

@@ -247,9 +247,10 @@ pub fn read_uv_lock(path: &Path) -> Result<UvLockFacts> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::new(format!("{}: {e}", path.display())))?;
     let lock: UvLock = toml::from_str(&text).map_err(|e| {
-        let (l, c) = crate::manifest::line_col(&text, e.span().map_or(0, |s| s.start));
-        Error::with_hint(
-            format!("{}:{l}:{c}: {}", path.display(), e.message()),
+        crate::manifest::toml_error(
+            path,
+            &text,
+            &e,
             "uv.lock is written by `uv lock`; run it again",
         )
     })?;
