@@ -31,30 +31,8 @@ pub fn print_error(e: &anyhow::Error) {
         if hint.as_deref() == Some(cause.to_string().as_str()) {
             continue;
         }
-        if let Some(r) = cause.downcast_ref::<kiln_registry::RegistryError>() {
-            if let Some(h) = r.hint() {
-                hint.get_or_insert(h);
-            }
-        }
-        if let Some(r) = cause.downcast_ref::<kiln_runtime::RuntimeError>() {
-            if let Some(h) = r.hint() {
-                hint.get_or_insert(h);
-            }
-        }
-        if let Some(a) = cause.downcast_ref::<kiln_archive::ArchiveError>() {
-            if let Some(h) = a.hint() {
-                hint.get_or_insert(h);
-            }
-        }
-        if let Some(d) = cause.downcast_ref::<kiln_debian::DebianError>() {
-            if let Some(h) = d.hint() {
-                hint.get_or_insert(h);
-            }
-        }
-        if let Some(b) = cause.downcast_ref::<kiln_build::exec::BuildError>() {
-            if let Some(h) = b.hint() {
-                hint.get_or_insert(h);
-            }
+        if let Some(h) = library_hint(cause) {
+            hint.get_or_insert(h);
         }
         let text = cause.to_string();
         // A full disk, wherever it struck (some library errors carry it only as text).
@@ -82,6 +60,19 @@ pub fn print_error(e: &anyhow::Error) {
     if let Some(h) = hint {
         eprintln!("hint: {h}");
     }
+}
+
+/// The hint of an error of one of kiln's libraries that carries one.
+fn library_hint(cause: &(dyn std::error::Error + 'static)) -> Option<String> {
+    type Cause<'a> = &'a (dyn std::error::Error + 'static);
+    let hints: [fn(Cause) -> Option<String>; 5] = [
+        |c| c.downcast_ref::<kiln_registry::RegistryError>()?.hint(),
+        |c| c.downcast_ref::<kiln_runtime::RuntimeError>()?.hint(),
+        |c| c.downcast_ref::<kiln_archive::ArchiveError>()?.hint(),
+        |c| c.downcast_ref::<kiln_debian::DebianError>()?.hint(),
+        |c| c.downcast_ref::<kiln_build::exec::BuildError>()?.hint(),
+    ];
+    hints.iter().find_map(|hint| hint(cause))
 }
 
 /// Sizes as Docker prints them (SI units).

@@ -62,9 +62,7 @@ fn remove(store: &kiln_store::Store, reference: &str, force: bool) -> Result<()>
                 "remove those containers first (`kiln rm`), or untag the image with `--force` (the containers keep its content)",
             ));
         }
-        for n in store.remove_image(&digest)? {
-            println!("Untagged: {n}");
-        }
+        untag_all(store, &digest)?;
         return Ok(());
     }
     match resolved.name {
@@ -87,11 +85,17 @@ fn remove(store: &kiln_store::Store, reference: &str, force: bool) -> Result<()>
                     "remove the names one by one, or use `--force`",
                 ));
             }
-            for n in store.remove_image(&digest)? {
-                println!("Untagged: {n}");
-            }
+            untag_all(store, &digest)?;
             println!("Deleted: {digest}");
         }
+    }
+    Ok(())
+}
+
+/// Removes the image `digest` with all its names, printing each.
+fn untag_all(store: &kiln_store::Store, digest: &kiln_oci::Digest) -> Result<()> {
+    for n in store.remove_image(digest)? {
+        println!("Untagged: {n}");
     }
     Ok(())
 }
