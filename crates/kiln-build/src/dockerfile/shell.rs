@@ -260,6 +260,15 @@ impl Lexer<'_> {
         (self.lookup)(name)
     }
 
+    /// The word of a `${NAME<op>word}` substitution, read up to its closing `}`.
+    fn word_to_brace(&mut self, raw: bool) -> Result<String, SyntaxError> {
+        match self.process_stop_on(Some('}'), raw) {
+            Ok((word, _)) => Ok(word),
+            Err(_) if self.peek().is_none() => Err(missing_brace()),
+            Err(e) => Err(e),
+        }
+    }
+
     fn process_dollar(&mut self) -> Result<String, SyntaxError> {
         self.next(); // '$'
         if self.peek() != Some('{') {
@@ -275,11 +284,7 @@ impl Lexer<'_> {
         }
         self.next(); // '{'
         match self.peek() {
-            None => {
-                return Err(SyntaxError::Substitution(
-                    "syntax error: missing '}'".into(),
-                ))
-            }
+            None => return Err(missing_brace()),
             Some('{' | '}' | ':') => {
                 return Err(SyntaxError::Substitution(
                     "syntax error: bad substitution".into(),
@@ -289,9 +294,7 @@ impl Lexer<'_> {
         }
         let name = self.process_name();
         let Some(mut ch) = self.next() else {
-            return Err(SyntaxError::Substitution(
-                "syntax error: missing '}'".into(),
-            ));
+            return Err(missing_brace());
         };
         let mut chs = ch.to_string();
         match ch {
@@ -308,30 +311,14 @@ impl Lexer<'_> {
                             ch = c;
                             chs.push(c);
                         }
-                        None => {
-                            return Err(SyntaxError::Substitution(
-                                "syntax error: missing '}'".into(),
-                            ))
-                        }
+                        None => return Err(missing_brace()),
                     }
                 }
                 let raw = ch == '#' || ch == '%';
                 if null_is_unset && raw {
-                    return Err(SyntaxError::Substitution(format!(
-                        "unsupported modifier ({chs}) in substitution"
-                    )));
+                    return Err(unsupported_modifier(&chs));
                 }
-                let word = match self.process_stop_on(Some('}'), raw) {
-                    Ok((w, _)) => w,
-                    Err(e) => {
-                        if self.peek().is_none() {
-                            return Err(SyntaxError::Substitution(
-                                "syntax error: missing '}'".into(),
-                            ));
-                        }
-                        return Err(e);
-                    }
-                };
+                let word = self.word_to_brace(raw)?;
                 let value = self.get_env(&name);
                 if self.mode.skip_unset && value.is_none() {
                     return Ok(format!("${{{name}{chs}{word}}}"));
@@ -348,9 +335,7 @@ impl Lexer<'_> {
                     }),
                     '+' => Ok(if unset { String::new() } else { word }),
                     // `${VAR:x}`: BuildKit reads the word first, then rejects the modifier.
-                    c if !matches!(c, '?' | '#' | '%') => Err(SyntaxError::Substitution(format!(
-                        "unsupported modifier ({chs}) in substitution"
-                    ))),
+                    c if !matches!(c, '?' | '#' | '%') => Err(unsupported_modifier(&chs)),
                     '?' => match value {
                         None => Err(SyntaxError::Substitution(format!(
                             "{name}: {}",
@@ -378,11 +363,7 @@ impl Lexer<'_> {
                             Some(rest) => (true, rest.to_string()),
                             None => (false, word),
                         };
-                        let pat = parse_glob(&pat).map_err(|e| {
-                            SyntaxError::Substitution(format!(
-                                "invalid pattern ({pat}) in substitution: {e}"
-                            ))
-                        })?;
+                        let pat = substitution_pattern(&pat)?;
                         Ok(if ch == '#' {
                             trim_prefix(&pat, &value, greedy)
                         } else {
@@ -397,35 +378,35 @@ impl Lexer<'_> {
                     self.next();
                 }
                 let (pattern, _) = self.process_stop_on(Some('/'), true)?;
-                let (replacement, _) = match self.process_stop_on(Some('}'), true) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        if self.peek().is_none() {
-                            return Err(SyntaxError::Substitution(
-                                "syntax error: missing '}'".into(),
-                            ));
-                        }
-                        return Err(e);
-                    }
-                };
+                let replacement = self.word_to_brace(true)?;
                 let value = self.get_env(&name);
                 if self.mode.skip_unset && value.is_none() {
                     let slash = if all { "//" } else { "/" };
                     return Ok(format!("${{{name}{slash}{pattern}/{replacement}}}"));
                 }
                 let value = value.unwrap_or_default();
-                let pat = parse_glob(&pattern).map_err(|e| {
-                    SyntaxError::Substitution(format!(
-                        "invalid pattern ({pattern}) in substitution: {e}"
-                    ))
-                })?;
+                let pat = substitution_pattern(&pattern)?;
                 Ok(replace(&pat, &value, &replacement, all))
             }
-            _ => Err(SyntaxError::Substitution(format!(
-                "unsupported modifier ({chs}) in substitution"
-            ))),
+            _ => Err(unsupported_modifier(&chs)),
         }
     }
+}
+
+fn missing_brace() -> SyntaxError {
+    SyntaxError::Substitution("syntax error: missing '}'".into())
+}
+
+/// `chs`: the modifier as written (`:=`, `^^`...).
+fn unsupported_modifier(chs: &str) -> SyntaxError {
+    SyntaxError::Substitution(format!("unsupported modifier ({chs}) in substitution"))
+}
+
+/// The pattern of `${VAR#pat}`, `${VAR%pat}` or `${VAR/pat/word}`.
+fn substitution_pattern(pat: &str) -> Result<Vec<Glob>, SyntaxError> {
+    parse_glob(pat).map_err(|e| {
+        SyntaxError::Substitution(format!("invalid pattern ({pat}) in substitution: {e}"))
+    })
 }
 
 /// One element of a shell pattern as used by `${VAR#pat}` and friends.

@@ -23,6 +23,13 @@ impl ConfigStep<'_> {
         self.builder.expand(self.ins, self.esc, st, w)
     }
 
+    /// Ends a step that changes only the config: the cache key takes `word` and `args`,
+    /// the history says `word args`.
+    fn config_step(&self, st: &mut StageState, word: &str, args: &str) {
+        st.key = hash(&[&st.key, word, args]);
+        self.history(st, format!("{word} {args}"));
+    }
+
     /// Records the instruction in the image's history (no layer).
     fn history(&self, st: &mut StageState, created_by: String) {
         st.config
@@ -93,8 +100,7 @@ impl ConfigStep<'_> {
             shown.push(format!("{k}={v}"));
             st.set_env(k, &v);
         }
-        st.key = hash(&[&st.key, "ENV", &shown.join(" ")]);
-        self.history(st, format!("ENV {}", shown.join(" ")));
+        self.config_step(st, "ENV", &shown.join(" "));
         Ok(())
     }
 
@@ -109,8 +115,7 @@ impl ConfigStep<'_> {
                 .get_or_insert_with(Default::default)
                 .insert(k, v);
         }
-        st.key = hash(&[&st.key, "LABEL", &shown.join(" ")]);
-        self.history(st, format!("LABEL {}", shown.join(" ")));
+        self.config_step(st, "LABEL", &shown.join(" "));
         Ok(())
     }
 
@@ -139,8 +144,7 @@ impl ConfigStep<'_> {
     pub(super) fn user(&self, st: &mut StageState, u: &str) -> Result<()> {
         let u = self.expand(st, u)?;
         st.cfg().user = Some(u.clone());
-        st.key = hash(&[&st.key, "USER", &u]);
-        self.history(st, format!("USER {u}"));
+        self.config_step(st, "USER", &u);
         Ok(())
     }
 
@@ -160,8 +164,7 @@ impl ConfigStep<'_> {
                 }
             }
         }
-        st.key = hash(&[&st.key, "EXPOSE", &shown.join(" ")]);
-        self.history(st, format!("EXPOSE {}", shown.join(" ")));
+        self.config_step(st, "EXPOSE", &shown.join(" "));
         Ok(())
     }
 
@@ -183,8 +186,7 @@ impl ConfigStep<'_> {
     pub(super) fn stop_signal(&self, st: &mut StageState, s: &str) -> Result<()> {
         let s = self.expand(st, s)?;
         st.cfg().stop_signal = Some(s.clone());
-        st.key = hash(&[&st.key, "STOPSIGNAL", &s]);
-        self.history(st, format!("STOPSIGNAL {s}"));
+        self.config_step(st, "STOPSIGNAL", &s);
         Ok(())
     }
 
@@ -211,8 +213,7 @@ impl ConfigStep<'_> {
         }
         let word = if is_cmd { "CMD" } else { "ENTRYPOINT" };
         let shown = serde_json::to_string(&argv).expect("strings serialize");
-        st.key = hash(&[&st.key, word, &shown]);
-        self.history(st, format!("{word} {shown}"));
+        self.config_step(st, word, &shown);
     }
 
     pub(super) fn shell(&self, st: &mut StageState, sh: &[String]) {
@@ -252,8 +253,7 @@ impl ConfigStep<'_> {
             }
         };
         st.cfg().extra.insert("Healthcheck".into(), v.clone());
-        st.key = hash(&[&st.key, "HEALTHCHECK", &v.to_string()]);
-        self.history(st, format!("HEALTHCHECK {v}"));
+        self.config_step(st, "HEALTHCHECK", &v.to_string());
         Ok(())
     }
 
@@ -267,8 +267,7 @@ impl ConfigStep<'_> {
         if let Some(a) = list.as_array_mut() {
             a.push(serde_json::json!(trigger));
         }
-        st.key = hash(&[&st.key, "ONBUILD", trigger]);
-        self.history(st, format!("ONBUILD {trigger}"));
+        self.config_step(st, "ONBUILD", trigger);
     }
 
     pub(super) fn maintainer(&self, st: &mut StageState, m: &str) {
