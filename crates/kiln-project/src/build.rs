@@ -50,6 +50,7 @@ pub const PROJECT_LABEL: &str = kiln_oci::media::LABEL_KILN_PROJECT;
 /// What to do.
 #[derive(Clone, Debug, Default)]
 pub struct BuildRequest {
+    /// The project directory, where kiln.toml is.
     pub dir: PathBuf,
     /// Fail when kiln.lock is missing or stale instead of updating it.
     pub locked: bool,
@@ -59,6 +60,8 @@ pub struct BuildRequest {
     pub refresh: bool,
     /// Build every layer again.
     pub no_cache: bool,
+    /// Parallel downloads of Debian packages, and Python layers built at once (at most 4);
+    /// 0 counts as 1.
     pub jobs: usize,
     /// The image time; default: the base's time (the Debian lock's newest InRelease date,
     /// or the base image's `created`), so the same kiln.lock gives the same digest any day.
@@ -72,20 +75,28 @@ pub struct BuildRequest {
 pub struct LayerReport {
     /// weights | os | env | python | code
     pub kind: &'static str,
+    /// What the layer holds, for people, e.g. `debian:bookworm layer 1`.
     pub name: String,
+    /// The layer blob's digest (`sha256:...`).
     pub digest: String,
+    /// The size in bytes of the layer's blob in the store.
     pub size: u64,
+    /// The layer came from kiln's layer cache instead of being built.
     pub cached: bool,
 }
 
 /// What a build did.
 pub struct BuildOutcome {
+    /// The project as kiln.toml declared it.
     pub project: Project,
+    /// kiln.lock as the image was built from it (written or read).
     pub lock: KilnLock,
     /// kiln.lock was written (created or updated), with what changed.
     pub lock_changes: Vec<String>,
     /// None for `lock_only`.
     pub descriptor: Option<Descriptor>,
+    /// One report per layer of the image, in the order they were added; empty for
+    /// `lock_only`.
     pub layers: Vec<LayerReport>,
 }
 

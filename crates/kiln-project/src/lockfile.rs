@@ -15,22 +15,33 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+/// The lock file's name, next to kiln.toml.
 pub const FILE: &str = "kiln.lock";
+/// The format version this kiln writes; [`KilnLock::read`] refuses any other.
 pub const VERSION: u32 = 1;
 
+/// kiln.lock: every input of the project's image, pinned, each section with the fingerprint
+/// of what it was made from. Read with [`KilnLock::read`], written with [`KilnLock::write`];
+/// [`staleness`] says what no longer matches the project.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct KilnLock {
+    /// The format version, [`VERSION`].
     pub version: u32,
+    /// The base: its Debian lock or its image digest.
     pub base: BaseLock,
+    /// The interpreter, the platform and every Python distribution to install.
     pub python: PythonLock,
+    /// One entry per `[weights.NAME]` of kiln.toml (`[[weights]]` in the file), by name.
     #[serde(default, rename = "weights", skip_serializing_if = "Vec::is_empty")]
     pub weights: Vec<WeightsLock>,
 }
 
+/// `[base]` of kiln.lock.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BaseLock {
     /// Fingerprint of `[base]` and the architecture.
     pub inputs: String,
+    /// `[base].image` of kiln.toml when it was locked (`debian:SUITE` or an image reference).
     pub image: String,
     /// The manifest digest of an image base.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -40,6 +51,7 @@ pub struct BaseLock {
     pub debian: Option<kiln_debian::lock::Lock>,
 }
 
+/// `[python]` of kiln.lock.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PythonLock {
     /// Fingerprint of `[python]`, the dependency files and the interpreter.
@@ -52,24 +64,35 @@ pub struct PythonLock {
     pub interpreter: String,
     /// uv's `--python-platform`.
     pub platform: String,
+    /// The distributions to install, each pinned to one file (`[[python.package]]` in the
+    /// file); empty when there are no dependencies.
     #[serde(default, rename = "package", skip_serializing_if = "Vec::is_empty")]
     pub packages: Vec<LockedDist>,
 }
 
+/// One `[[weights]]` entry of kiln.lock: a `[weights.NAME]` of kiln.toml and its files.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WeightsLock {
+    /// The NAME of its `[weights.NAME]` table.
     pub name: String,
+    /// Its path relative to the project, as kiln.toml writes it.
     pub path: String,
+    /// Where it goes in the image (an absolute path).
     pub target: String,
+    /// Every file of it (`[[weights.file]]` in the file), sorted by path; one file with an
+    /// empty path when the entry is a single file.
     #[serde(rename = "file")]
     pub files: Vec<WeightsFile>,
 }
 
+/// One file of a weights entry, pinned by size and content.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WeightsFile {
     /// Relative to the entry's path ("" when the entry is one file).
     pub path: String,
+    /// Size in bytes.
     pub size: u64,
+    /// sha256 of the content, lowercase hex without a prefix.
     pub sha256: String,
 }
 
@@ -266,6 +289,8 @@ pub struct HashCache {
 }
 
 impl HashCache {
+    /// The cache kept at `path` (kiln uses `hashes.json` in the store's project cache). A
+    /// missing or unreadable file gives an empty cache: it is only a shortcut.
     pub fn open(path: PathBuf) -> HashCache {
         let entries = std::fs::read(&path)
             .ok()
@@ -278,6 +303,8 @@ impl HashCache {
         }
     }
 
+    /// Writes the cache back if a hash was added, atomically (a temporary file renamed over
+    /// it). Errors are ignored: a lost cache only means reading the files again.
     pub fn save(&self) {
         if let (true, Some(p)) = (self.dirty, &self.path) {
             if let Some(d) = p.parent() {
@@ -315,6 +342,9 @@ pub fn weights_now(p: &Project, cache: &mut HashCache) -> Result<Vec<WeightsLock
 }
 
 impl KilnLock {
+    /// Reads the lock at `path`; `Ok(None)` when there is none. Fails when the file cannot be
+    /// read, is not a kiln.lock (the error names `path:LINE:COLUMN`), or has another
+    /// [`VERSION`] (the hint says to run `kiln lock` again).
     pub fn read(path: &Path) -> Result<Option<KilnLock>> {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
@@ -348,6 +378,8 @@ impl KilnLock {
         format!("# kiln.lock: every input of this project's image, pinned. Written by `kiln lock`;\n# do not edit. `kiln build --locked` fails when it no longer matches kiln.toml.\n{body}")
     }
 
+    /// Writes [`KilnLock::to_text`] to `path` atomically: a temporary file in the same
+    /// directory, renamed over it. Fails on an I/O error, naming `path`.
     pub fn write(&self, path: &Path) -> Result<()> {
         let tmp = path.with_file_name(format!(".kiln.lock.{}", std::process::id()));
         std::fs::write(&tmp, self.to_text())

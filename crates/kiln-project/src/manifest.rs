@@ -8,43 +8,69 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+/// The project file's name; [`Project::load`] reads it from the project directory.
 pub const FILE: &str = "kiln.toml";
 /// The default base: Debian stable, built from the archive.
 pub const DEFAULT_BASE: &str = "debian:bookworm";
+/// `[app].workdir` when unset: the working directory in the image, where the code files
+/// land, and the base of weights targets.
 pub const DEFAULT_WORKDIR: &str = "/app";
+/// `[app].user` when unset: the user the app runs as (uid and gid [`APP_UID`]), added to
+/// the image's `/etc/passwd` when the base has none.
 pub const DEFAULT_USER: &str = "app";
 /// The uid and gid of the default user.
 pub const APP_UID: u32 = 1000;
 
+/// kiln.toml as written, before validation. Values an error may point at are
+/// [`toml::Spanned`], so that [`Project::parse`] can name their line and column; it checks
+/// this and derives a [`Project`] from it.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
+    /// `[project]` (required): the image name, tag and description.
     pub project: ProjectSection,
+    /// `[base]`: what the image starts from; [`DEFAULT_BASE`] when the section is absent.
     #[serde(default)]
     pub base: BaseSection,
+    /// `[python]`: the interpreter version and where the dependencies come from.
     #[serde(default)]
     pub python: PythonSection,
+    /// `[weights.NAME]` tables, by NAME: model files or directories that go into layers of
+    /// their own.
     #[serde(default)]
     pub weights: BTreeMap<String, toml::Spanned<WeightsEntry>>,
+    /// `[app]`: the code files, command, environment, ports, user and healthcheck.
     #[serde(default)]
     pub app: AppSection,
+    /// `[resources]`: what the app needs to run; applied by `kiln run` and recorded in the
+    /// image's [`PROJECT_LABEL`](crate::build::PROJECT_LABEL).
     #[serde(default)]
     pub resources: Resources,
 }
 
+/// `[project]` of kiln.toml.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectSection {
+    /// The image name: `[a-z0-9][a-z0-9._-]*`, at most 128 bytes; the image is tagged
+    /// `NAME:VERSION` and `NAME:latest`.
     pub name: toml::Spanned<String>,
+    /// The image tag: letters, digits, `.`, `_` and `-`, at most 128 bytes.
     pub version: Option<toml::Spanned<String>>,
+    /// The image's `org.opencontainers.image.description` label.
     pub description: Option<String>,
 }
 
+/// `[base]` of kiln.toml.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BaseSection {
+    /// `debian:SUITE` (bookworm, trixie, forky or sid: built from the Debian archive) or any
+    /// other image reference (an image already in the store); [`DEFAULT_BASE`] when absent.
     #[serde(default = "default_base")]
     pub image: toml::Spanned<String>,
+    /// Extra Debian packages (`name` or `name=version`), allowed only with a `debian:SUITE`
+    /// base.
     pub packages: Option<toml::Spanned<Vec<String>>>,
 }
 
@@ -61,24 +87,39 @@ fn default_base() -> toml::Spanned<String> {
     toml::Spanned::new(0..0, DEFAULT_BASE.to_string())
 }
 
+/// `[python]` of kiln.toml. At most one of `lock`, `requirements` and `packages` may be
+/// set; with none, the project's files decide (see [`Dependencies`]).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct PythonSection {
+    /// `MAJOR.MINOR` (e.g. `"3.11"`) that the base's interpreter must have.
     pub version: Option<toml::Spanned<String>>,
+    /// A `uv.lock`, relative to the project, installed exactly; a `pyproject.toml` must sit
+    /// next to it.
     pub lock: Option<toml::Spanned<String>>,
+    /// A requirements file, relative to the project, resolved by uv into kiln.lock.
     pub requirements: Option<toml::Spanned<String>>,
+    /// Requirements written inline (`"numpy"`, `"torch==2.5.1"`), resolved by uv into
+    /// kiln.lock.
     pub packages: Option<toml::Spanned<Vec<String>>>,
+    /// `index-url`: the package index to use instead of PyPI (uv's `--index-url`).
     pub index_url: Option<String>,
+    /// `extra-index-url`: more indexes (uv's `--extra-index-url`).
     #[serde(default)]
     pub extra_index_url: Vec<String>,
+    /// `find-links`: URLs, or directories inside the project, holding wheels (uv's
+    /// `--find-links`).
     #[serde(default)]
     pub find_links: Vec<String>,
 }
 
+/// One `[weights.NAME]` table.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WeightsEntry {
+    /// A file or directory of the project, relative to it.
     pub path: toml::Spanned<String>,
+    /// Where it goes in the image (absolute, not `/`); default `[app].workdir` + `/` + `path`.
     pub target: Option<toml::Spanned<String>>,
 }
 
@@ -86,11 +127,15 @@ pub struct WeightsEntry {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub enum Command {
+    /// A list: the program and its arguments (exec form).
     Exec(Vec<String>),
+    /// A string, run as `/bin/sh -c STRING` (variables expanded).
     Shell(String),
 }
 
 impl Command {
+    /// The argument vector the container runs: the list as it is, or
+    /// `["/bin/sh", "-c", STRING]`.
     pub fn argv(&self) -> Vec<String> {
         match self {
             Command::Exec(v) => v.clone(),
@@ -99,41 +144,71 @@ impl Command {
     }
 }
 
+/// `[app]` of kiln.toml.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct AppSection {
+    /// Patterns of the code layer's files (`.dockerignore` syntax, relative to the project);
+    /// `["**"]` when absent.
     pub files: Option<toml::Spanned<Vec<String>>>,
+    /// The working directory in the image (absolute), where the code files land;
+    /// [`DEFAULT_WORKDIR`] when absent.
     pub workdir: Option<toml::Spanned<String>>,
+    /// The image's `Cmd`; the base's when absent, else `python3`.
     pub command: Option<toml::Spanned<Command>>,
+    /// The image's `Entrypoint`.
     pub entrypoint: Option<Vec<String>>,
+    /// Environment variables of the image.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Ports the app listens on, from 1 to 65535 (read as `i64` so that an out-of-range one
+    /// is reported, not a parse error).
     #[serde(default)]
     pub ports: Vec<toml::Spanned<i64>>,
+    /// Who the app runs as: a user name (default [`DEFAULT_USER`]), `root`, `UID` or
+    /// `UID:GID`.
     pub user: Option<toml::Spanned<String>>,
+    /// Absolute paths in the image the app writes to (caches, uploads): each is made a
+    /// directory owned by the app's user and listed in the image's project label.
     #[serde(default)]
     pub writable: Vec<String>,
+    /// `[app.healthcheck]`.
     pub healthcheck: Option<toml::Spanned<Healthcheck>>,
 }
 
+/// `[app.healthcheck]` of kiln.toml: exactly one of `path` and `command`, and the timing.
+/// Durations are strings such as `"30s"`, `"1m30s"` or `"500ms"` ([`parse_duration`]).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Healthcheck {
+    /// An HTTP GET of `http://localhost:PORT/PATH`, PORT the first of `[app].ports` (which
+    /// must not be empty).
     pub path: Option<String>,
+    /// A program that exits 0 when the app is healthy.
     pub command: Option<Command>,
+    /// Time between checks; the runtime's default when absent.
     pub interval: Option<toml::Spanned<String>>,
+    /// How long one check may take; the runtime's default when absent.
     pub timeout: Option<toml::Spanned<String>>,
+    /// `start-period`: start-up time in which failures do not count (a model loading).
     pub start_period: Option<toml::Spanned<String>>,
+    /// Consecutive failures before the container counts as unhealthy.
     pub retries: Option<u32>,
 }
 
+/// `[resources]` of kiln.toml: what the app needs to run. `kiln run` applies it and the
+/// image records it in its project label; only `gpus` changes the image itself.
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Resources {
+    /// CPUs, whole or fractional; must be above 0.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cpus: Option<Cpus>,
+    /// The memory limit, a size or a number of bytes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memory: Option<MemoryValue>,
+    /// NVIDIA GPUs. Above 0, the image's environment asks NVIDIA's container runtime for
+    /// them (see [`Project::env`]).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub gpus: u32,
 }
@@ -142,11 +217,14 @@ pub struct Resources {
 #[derive(Debug, Clone, Copy, Deserialize, serde::Serialize, PartialEq)]
 #[serde(untagged)]
 pub enum Cpus {
+    /// A TOML integer: `cpus = 2`.
     Whole(i64),
+    /// A TOML float: `cpus = 0.5`.
     Fraction(f64),
 }
 
 impl Cpus {
+    /// The number of CPUs.
     pub fn value(self) -> f64 {
         match self {
             Cpus::Whole(n) => n as f64,
@@ -163,7 +241,9 @@ fn is_zero(n: &u32) -> bool {
 #[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
 #[serde(untagged)]
 pub enum MemoryValue {
+    /// A TOML integer: a number of bytes (0 is refused).
     Bytes(u64),
+    /// A size such as `"512m"`, `"2g"` or `"16Gi"`, read by [`parse_memory`].
     Text(String),
 }
 
@@ -172,21 +252,30 @@ pub enum MemoryValue {
 pub enum Dependencies {
     /// pyproject.toml + uv.lock (the path of uv.lock).
     UvLock(PathBuf),
+    /// A requirements file (the project directory joined with its path), resolved by uv.
     Requirements(PathBuf),
+    /// `[python].packages`: requirement strings, resolved by uv.
     Inline(Vec<String>),
+    /// No Python packages: the base's interpreter and an empty virtual environment.
     None,
 }
 
 /// The base: a Debian suite kiln builds, or an image reference.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Base {
-    Debian { suite: String },
+    /// `debian:SUITE`: built by kiln from the Debian archive, pinned in kiln.lock.
+    Debian {
+        /// `bookworm`, `trixie`, `forky` or `sid`.
+        suite: String,
+    },
+    /// Any other image reference; the image must already be in the store.
     Image(String),
 }
 
 /// One weights entry, resolved.
 #[derive(Debug, Clone)]
 pub struct Weights {
+    /// The NAME of its `[weights.NAME]` table.
     pub name: String,
     /// In the project.
     pub path: PathBuf,
@@ -199,34 +288,59 @@ pub struct Weights {
 /// The healthcheck as Docker's config writes it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Health {
+    /// Docker's `Test`: `["CMD", PROGRAM, ARGS...]`. An HTTP check runs `python3 -c` with
+    /// a GET (slim images have no curl); it fails on a status of 400 or above.
     pub test: Vec<String>,
+    /// The URL path of an HTTP check; None for a command check.
     pub http_path: Option<String>,
+    /// Time between checks, in nanoseconds; None: the runtime's default.
     pub interval_ns: Option<u64>,
+    /// How long one check may take, in nanoseconds; None: the runtime's default.
     pub timeout_ns: Option<u64>,
+    /// Start-up time in which failures do not count, in nanoseconds; None: the runtime's
+    /// default.
     pub start_period_ns: Option<u64>,
+    /// Consecutive failures before the container is unhealthy; None: the runtime's default.
     pub retries: Option<u32>,
 }
 
 /// A loaded, validated project.
 #[derive(Debug, Clone)]
 pub struct Project {
+    /// The project directory, where kiln.toml is; relative paths are resolved against it.
     pub dir: PathBuf,
+    /// kiln.toml as parsed, for what the fields below leave out (`[app].env`, `[python]`'s
+    /// index options, `[resources]`).
     pub manifest: Manifest,
+    /// The image name (`[project].name`, checked).
     pub name: String,
+    /// The image tag (`[project].version`, checked).
     pub version: Option<String>,
+    /// What the image starts from.
     pub base: Base,
+    /// Extra Debian packages (`[base].packages`); empty unless the base is `debian:SUITE`.
     pub packages: Vec<String>,
+    /// `[python].version`: the `MAJOR.MINOR` the base's interpreter must have.
     pub python_version: Option<String>,
+    /// Where the Python dependencies come from, the files found by default included.
     pub deps: Dependencies,
+    /// The `[weights.NAME]` entries, by name; each path exists and stays inside the project.
     pub weights: Vec<Weights>,
+    /// The working directory in the image, normalized; [`DEFAULT_WORKDIR`] when unset.
     pub workdir: String,
+    /// `[app].files` patterns; `["**"]` when unset.
     pub files: Vec<String>,
+    /// `[app].command` as an argument vector ([`Command::argv`]); None: the base's.
     pub command: Option<Vec<String>>,
+    /// `[app].entrypoint`; None: the base's.
     pub entrypoint: Option<Vec<String>>,
+    /// `[app].ports`.
     pub ports: Vec<u16>,
     /// `uid:gid` and the user name (None for numeric users).
     pub user: (u32, u32, Option<String>),
+    /// `[app.healthcheck]` in the form the image config takes.
     pub health: Option<Health>,
+    /// `[resources].memory` in bytes.
     pub memory_bytes: Option<u64>,
 }
 

@@ -13,11 +13,18 @@ use std::path::Path;
 /// builds into a wheel in a build container from the base.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord)]
 pub struct LockedDist {
+    /// The distribution's name, normalized (PEP 503: lowercase, runs of `-_.` as `-`).
     pub name: String,
+    /// The version the resolver picked.
     pub version: String,
+    /// Where the file is downloaded from; a local path for a wheel from a find-links
+    /// directory.
     pub url: String,
+    /// sha256 of the file, hex; the download is checked against it.
     pub sha256: String,
+    /// Size of the file in bytes; 0 when the index did not say.
     pub size: u64,
+    /// The file is a source distribution, built into a wheel before it is installed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub sdist: bool,
 }
@@ -238,7 +245,10 @@ struct UvFile {
 /// What kiln checks against uv.lock: every (name, version) with its allowed sha256s, and
 /// the registries its packages come from (first = most used).
 pub struct UvLockFacts {
+    /// The sha256s (hex) uv.lock allows for each (normalized name, version), its wheels'
+    /// and its sdist's.
     pub hashes: BTreeMap<(String, String), BTreeSet<String>>,
+    /// The index URLs its packages come from, the most used first.
     pub registries: Vec<String>,
 }
 
