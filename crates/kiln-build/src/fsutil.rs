@@ -297,9 +297,7 @@ fn hash_tree(
             // Named relative to its source: no host path enters the cache key.
             seen.insert((md.dev(), md.ino()), rel.to_string());
         }
-        let mut f = fs::File::open(p)?;
-        let mut hw = HashWrite(h);
-        io::copy(&mut f, &mut hw)?;
+        io::copy(&mut fs::File::open(p)?, h)?;
     } else if ft.is_dir() {
         let mut entries: Vec<_> = fs::read_dir(p)?.collect::<io::Result<Vec<_>>>()?;
         entries.sort_by_key(|e| e.file_name());
@@ -313,17 +311,6 @@ fn hash_tree(
     }
     h.update([0xff]);
     Ok(())
-}
-
-struct HashWrite<'a>(&'a mut Sha256);
-impl io::Write for HashWrite<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -178,9 +178,7 @@ impl Own {
                 .link_name_bytes()
                 .map(|l| String::from_utf8_lossy(&l).into_owned());
             let sha256 = if kind == "file" {
-                let mut hasher = Sha256::new();
-                io::copy(&mut e, &mut HashSink(&mut hasher))?;
-                Some(hex::encode(hasher.finalize()))
+                Some(sha256_hex(&mut e)?)
             } else {
                 None
             };
@@ -205,15 +203,11 @@ impl Own {
     }
 }
 
-struct HashSink<'a>(&'a mut Sha256);
-impl io::Write for HashSink<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
+/// Hex sha256 of everything `r` reads.
+fn sha256_hex(r: &mut impl io::Read) -> io::Result<String> {
+    let mut hasher = Sha256::new();
+    io::copy(r, &mut hasher)?;
+    Ok(hex::encode(hasher.finalize()))
 }
 
 /// The shared layers, as their snapshot directories (bottom first).
@@ -320,9 +314,7 @@ fn state(path: &Path, md: &fs::Metadata) -> io::Result<FileState> {
         "fifo"
     };
     let sha256 = if kind == "file" {
-        let mut hasher = Sha256::new();
-        io::copy(&mut fs::File::open(path)?, &mut HashSink(&mut hasher))?;
-        Some(hex::encode(hasher.finalize()))
+        Some(sha256_hex(&mut fs::File::open(path)?)?)
     } else {
         None
     };
