@@ -609,7 +609,7 @@ pub fn remove(dirs: &ContainerDirs, record: &Record, force: bool) -> Result<()> 
         .ok()
         .and_then(|p| p.trim().parse().ok())
     {
-        if fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "pasta") {
+        if crate::pasta::is_ours(pid, &dirs.dir.join("netns")) {
             crate::pasta::stop(pid);
         }
     }

@@ -14,6 +14,7 @@ pub mod launch;
 pub mod logs;
 pub mod netns;
 pub mod pasta;
+pub mod tap;
 pub use kiln_store::snapshot;
 pub mod seccomp;
 pub mod spec;

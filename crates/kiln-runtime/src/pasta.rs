@@ -3,6 +3,7 @@
 //! and published ports (`-p`) forwarded from the host.
 
 use crate::error::{Result, RuntimeError};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 /// One published port.
@@ -103,23 +104,27 @@ fn command(
     netns: &Path,
     publish: &[Publish],
     pidfile: &Path,
+    tap: Option<&OwnedFd>,
 ) -> std::process::Command {
     let mut cmd = std::process::Command::new(avx2_build(pasta).unwrap_or_else(|| pasta.into()));
     // The name tells passt to act as pasta.
     std::os::unix::process::CommandExt::arg0(&mut cmd, "pasta");
+    match tap {
+        // The namespace's device, opened and configured by kiln (see `crate::tap`).
+        // Inherited under its own number (see `crate::tap::inheritable`).
+        Some(fd) => {
+            cmd.args(["--fd", &fd.as_raw_fd().to_string()]);
+        }
+        None => {
+            cmd.arg("--config-net");
+        }
+    }
     // pasta drops to `nobody` when started as root, which may not enter a namespace that
     // root owns: keep root, as podman does for rootful containers.
-    cmd.args([
-        "--config-net",
-        "--quiet",
-        "--ipv4-only",
-        "--runas",
-        "0:0",
-        "--netns",
-    ])
-    .arg(netns)
-    .arg("--pid")
-    .arg(pidfile);
+    cmd.args(["--quiet", "--ipv4-only", "--runas", "0:0", "--netns"])
+        .arg(netns)
+        .arg("--pid")
+        .arg(pidfile);
     // Nothing is forwarded unless published (pasta's default would forward every port).
     let (tcp, udp): (Vec<&Publish>, Vec<&Publish>) = publish.iter().partition(|p| !p.udp);
     for (flag, list) in [("-t", tcp), ("-u", udp)] {
@@ -157,17 +162,105 @@ pub struct Pasta {
     routes: Option<RouteWatch>,
     /// pasta runs in the foreground (nothing published): the child is pasta itself.
     foreground: bool,
+    /// kiln made and configured the namespace's device: pasta starts on its first
+    /// packet (see [`Pasta::start`]).
+    on_demand: Option<OnDemand>,
+}
+
+/// A thread that starts pasta when the namespace's device has a packet to read.
+struct OnDemand {
+    /// Closed to stop the thread (its end of the pipe then reads as hung up).
+    stop: Option<OwnedFd>,
+    /// Ends with the pasta it started, if any.
+    watcher: std::thread::JoinHandle<std::io::Result<Option<std::process::Child>>>,
+}
+
+impl OnDemand {
+    fn start(tap: OwnedFd, mut cmd: std::process::Command) -> Result<OnDemand> {
+        let (stop_r, stop_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| RuntimeError::io("pipe")(e.into()))?;
+        let watcher = quiet_thread("pasta-on-demand", move || {
+            use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+            use std::os::fd::AsFd;
+            loop {
+                let mut fds = [
+                    PollFd::new(tap.as_fd(), PollFlags::POLLIN),
+                    PollFd::new(stop_r.as_fd(), PollFlags::POLLIN),
+                ];
+                match poll(&mut fds, PollTimeout::NONE) {
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    Err(e) => return Err(e.into()),
+                    Ok(_) => {}
+                }
+                if fds[1].revents().is_some_and(|r| !r.is_empty()) {
+                    return Ok(None);
+                }
+                if fds[0].revents().is_some_and(|r| !r.is_empty()) {
+                    // pasta holds the device from now on; it goes when pasta does.
+                    return crate::tap::inheritable(&tap, || cmd.spawn()).map(Some);
+                }
+            }
+        })
+        .map_err(RuntimeError::io("thread"))?;
+        Ok(OnDemand {
+            stop: Some(stop_w),
+            watcher,
+        })
+    }
+
+    /// Stops the thread; the pasta it started, if it did.
+    fn finish(mut self) -> Option<std::process::Child> {
+        drop(self.stop.take());
+        self.watcher.join().ok().and_then(|r| r.ok()).flatten()
+    }
+}
+
+/// Spawns a thread with every signal blocked, so that signals meant for the caller's
+/// waiting loop (SIGCHLD of the container) never go to it.
+fn quiet_thread<T: Send + 'static>(
+    name: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::io::Result<std::thread::JoinHandle<T>> {
+    let all = nix::sys::signal::SigSet::all();
+    let old = all.thread_swap_mask(nix::sys::signal::SigmaskHow::SIG_BLOCK);
+    let t = std::thread::Builder::new().name(name.into()).spawn(f);
+    if let Ok(old) = old {
+        let _ = old.thread_set_mask();
+    }
+    t
 }
 
 impl Pasta {
     /// Starts pasta on the namespace at `netns`, forwarding `publish`; does not wait.
     pub fn start(pasta: &Path, netns: &Path, publish: &[Publish], pidfile: &Path) -> Result<Pasta> {
+        // With nothing published, kiln configures the namespace itself when the host has
+        // an IPv4 default route, and pasta is started when the namespace sends its first
+        // packet, which waits in the device's queue meanwhile: the container never waits
+        // for pasta, and one that sends nothing never starts it. With published ports
+        // pasta's whole start is waited for anyway (below): the host side must listen;
+        // on a host kiln cannot read, pasta configures the namespace.
+        if publish.is_empty() {
+            let tap = crate::tap::Template::of_host()
+                .and_then(|t| crate::tap::open_configured(netns, &t).ok());
+            if let Some(tap) = tap {
+                let cmd = command(pasta, netns, publish, pidfile, Some(&tap));
+                return Ok(Pasta {
+                    bin: pasta.to_path_buf(),
+                    pidfile: pidfile.to_path_buf(),
+                    child: None,
+                    pid: None,
+                    routes: None,
+                    foreground: true,
+                    on_demand: Some(OnDemand::start(tap, cmd)?),
+                });
+            }
+        }
         // Subscribed before pasta starts, so that no event is missed.
         let routes = match publish.is_empty() {
             true => Some(RouteWatch::open(netns)?),
             false => None,
         };
-        let child = command(pasta, netns, publish, pidfile)
+        let child = command(pasta, netns, publish, pidfile, None)
             .spawn()
             .map_err(RuntimeError::io(pasta))?;
         Ok(Pasta {
@@ -177,6 +270,7 @@ impl Pasta {
             pid: None,
             foreground: routes.is_some(),
             routes,
+            on_demand: None,
         })
     }
 
@@ -190,7 +284,12 @@ impl Pasta {
     /// So with nothing published, the route event is enough, and pasta's own start-up
     /// goes on while the application starts. With published ports, the whole start-up is
     /// waited for: the host side listens before the application does.
+    ///
+    /// When kiln configured the namespace itself, the network is usable already.
     pub fn ready(&mut self) -> Result<()> {
+        if self.on_demand.is_some() {
+            return Ok(());
+        }
         let Some(routes) = self.routes.take() else {
             return self.finished().map(|_| ());
         };
@@ -339,24 +438,17 @@ impl Drop for Pasta {
             // SIGKILL: a pasta still starting acts on SIGTERM only once it has started,
             // and it keeps no state the kernel does not free (the namespace is kiln's).
             // Its exit takes tens of milliseconds (it frees large socket buffers): reaped
-            // by a thread of its own instead of in the container's path. That thread has
-            // every signal blocked, so that signals meant for the caller's waiting loop
-            // (SIGCHLD of the next container) never go to it.
-            if let Some(mut child) = self.child.take() {
+            // by a thread of its own instead of in the container's path.
+            // Started on demand: the watcher stops, and hands over the pasta it started.
+            let child = match self.on_demand.take() {
+                Some(d) => d.finish(),
+                None => self.child.take(),
+            };
+            if let Some(mut child) = child {
                 let _ = child.kill();
-                let all = nix::sys::signal::SigSet::all();
-                let old = all.thread_swap_mask(nix::sys::signal::SigmaskHow::SIG_BLOCK);
-                let reaper = std::thread::Builder::new()
-                    .name("pasta-reaper".into())
-                    .spawn(move || {
-                        let _ = child.wait();
-                    });
-                if let Ok(old) = old {
-                    let _ = old.thread_set_mask();
-                }
-                if let Err(e) = reaper {
-                    drop(e);
-                }
+                let _ = quiet_thread("pasta-reaper", move || {
+                    let _ = child.wait();
+                });
             }
             return;
         }
@@ -367,6 +459,19 @@ impl Drop for Pasta {
             stop(pid);
         }
     }
+}
+
+/// Whether process `pid` is a pasta kiln started for the namespace at `netns` (its
+/// command line says so): a pid file outliving its process must not make kiln signal
+/// whatever process reuses the number.
+pub fn is_ours(pid: i32, netns: &Path) -> bool {
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+    let netns = netns.as_os_str().as_encoded_bytes();
+    args.first() == Some(&&b"pasta"[..])
+        && args.windows(2).any(|w| w[0] == b"--netns" && w[1] == netns)
 }
 
 /// Ends a pasta daemon.
@@ -380,6 +485,31 @@ pub fn stop(pid: i32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_our_pasta_is_ours() {
+        use std::os::unix::process::CommandExt;
+        let ns = Path::new("/tmp/kiln-test/containers/abc/netns");
+        let spawn = |arg0: &str, netns: &str| {
+            std::process::Command::new("/bin/sh")
+                .arg0(arg0)
+                .args(["-c", "sleep 5; :", "--netns", netns])
+                .spawn()
+                .unwrap()
+        };
+        let mut ours = spawn("pasta", "/tmp/kiln-test/containers/abc/netns");
+        let mut other_ns = spawn("pasta", "/tmp/kiln-test/containers/abd/netns");
+        let mut not_pasta = spawn("sh", "/tmp/kiln-test/containers/abc/netns");
+        assert!(is_ours(ours.id() as i32, ns));
+        assert!(!is_ours(other_ns.id() as i32, ns));
+        assert!(!is_ours(not_pasta.id() as i32, ns));
+        for c in [&mut ours, &mut other_ns, &mut not_pasta] {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+        // A pid no process has.
+        assert!(!is_ours(i32::MAX, ns));
+    }
 
     #[test]
     fn parses_docker_port_specs() {
