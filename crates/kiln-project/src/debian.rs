@@ -4,38 +4,13 @@
 
 use crate::{Error, Progress, Result};
 use kiln_build::exec::{BuildOptions, Builder, Images, RunNetwork};
-use kiln_debian::image::{self as debimage, Options};
-use kiln_debian::lock::Lock;
+use kiln_debian::image::{self as debimage, Options, ScriptRunner};
 use kiln_oci::types::Descriptor;
 use kiln_oci::Platform;
 use kiln_store::{ImageInfo, Store};
 use std::collections::BTreeMap;
 
-/// The outcome of [`build`].
-pub struct DebianImage {
-    /// The image (not tagged).
-    pub descriptor: Descriptor,
-    pub lock: Lock,
-    /// The packages were resolved (no lock was given, or it did not exist yet).
-    pub resolved: bool,
-    pub downloaded: usize,
-    pub bytes: u64,
-    pub cached_layers: usize,
-    /// The maintainer scripts run in a container, named (`libc-bin (ldconfig)`).
-    pub scripts_run: Vec<String>,
-    /// How each package's scripts were handled: (package, native|nothing|container, why).
-    pub handling: Vec<(String, String, String)>,
-    /// The image's time.
-    pub epoch: i64,
-}
-
-/// The architecture of this host, as Debian names it.
-pub fn host_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "aarch64" => "arm64",
-        _ => "amd64",
-    }
-}
+pub use kiln_debian::image::{host_arch, DebianImage};
 
 /// A kiln-debian error as this crate's, its hint kept.
 pub(crate) fn debian_error(e: kiln_debian::DebianError) -> Error {
@@ -45,84 +20,29 @@ pub(crate) fn debian_error(e: kiln_debian::DebianError) -> Error {
     }
 }
 
-/// Builds the image `opts` describe. The caller must already be in a private mount
+/// Builds the image `opts` describe ([`kiln_debian::image::build`]), its maintainer
+/// scripts run as a kiln build step. The caller must already be in a private mount
 /// namespace (`kiln_runtime::container::private_mount_namespace`) when scripts may run.
 pub fn build(store: &Store, opts: &Options, progress: &dyn Progress) -> Result<DebianImage> {
-    let cache = kiln_store::layout::cache_dir(store.root(), kiln_store::layout::Cache::Debian);
-    let fetcher = kiln_debian::fetch::Fetcher::new();
-    let (lock, resolved) =
-        debimage::plan(opts, &fetcher, &cache, progress).map_err(debian_error)?;
-    let base_count = lock.packages.iter().filter(|p| p.group == "base").count();
-    progress.note(&format!(
-        "{} {} packages ({base_count} essential/required, {} requested and their dependencies) for {} {}",
-        if resolved { "resolved" } else { "locked:" },
-        lock.packages.len(),
-        lock.packages.len() - base_count,
-        lock.suite,
-        lock.architecture,
-    ));
-    if resolved {
-        if let Some(l) = &opts.lock {
-            progress.note(&format!("wrote the lock {}", l.display()));
-        }
+    let runner = BuildStep { store, progress };
+    debimage::build(store, opts, &runner, progress).map_err(debian_error)
+}
+
+/// The [`ScriptRunner`] of [`build`]: the script as one kiln build step.
+struct BuildStep<'a> {
+    store: &'a Store,
+    progress: &'a dyn Progress,
+}
+
+impl ScriptRunner for BuildStep<'_> {
+    fn run(&self, stage: &Descriptor, script: &str, epoch: i64) -> kiln_debian::Result<Descriptor> {
+        configure_in_container(self.store, stage.clone(), script, epoch, self.progress).map_err(
+            |e| kiln_debian::DebianError::ScriptStep {
+                hint: e.hint(),
+                msg: e.to_string(),
+            },
+        )
     }
-    let (downloaded, bytes) =
-        debimage::download(&lock, &fetcher, &cache, opts.jobs, progress).map_err(debian_error)?;
-    let epoch = opts.source_date_epoch.unwrap_or_else(|| lock.timestamp());
-    let asm = debimage::assemble(store, &lock, &cache, epoch, opts.jobs.min(4), progress)
-        .map_err(debian_error)?;
-    let (stage, _) = store.write_image(&asm.config, asm.layers.clone())?;
-    let mut scripts_run: Vec<String> = Vec::new();
-    for s in &asm.scripts {
-        let mut what = Vec::new();
-        if s.preinst {
-            what.push("preinst");
-        }
-        if s.postinst {
-            what.push("postinst");
-        }
-        scripts_run.push(format!("{} ({})", s.name, what.join(", ")));
-    }
-    if asm.ldconfig {
-        scripts_run.push("libc-bin (ldconfig)".into());
-    }
-    let arch = &opts.arch;
-    let descriptor = if scripts_run.is_empty() {
-        stage
-    } else if arch != host_arch() {
-        if !asm.scripts.is_empty() {
-            return Err(Error::with_hint(
-                format!(
-                    "the maintainer scripts of {} must run, and this {} host cannot run {arch} programs",
-                    scripts_run.join(", "),
-                    host_arch()
-                ),
-                format!("build on an {arch} machine, or leave out the packages that need their scripts"),
-            ));
-        }
-        progress.note(&format!(
-            "ldconfig not run ({arch} programs cannot run on this host): the image has no /etc/ld.so.cache"
-        ));
-        scripts_run.clear();
-        stage
-    } else {
-        progress.note(&format!(
-            "running in a container the maintainer scripts kiln does not replicate: {}",
-            scripts_run.join(", ")
-        ));
-        configure_in_container(store, stage, &asm, epoch, progress)?
-    };
-    Ok(DebianImage {
-        descriptor,
-        lock,
-        resolved,
-        downloaded,
-        bytes,
-        cached_layers: asm.cached_layers,
-        scripts_run,
-        handling: asm.handling.clone(),
-        epoch,
-    })
 }
 
 /// The image under construction, as FROM of the container step.
@@ -137,20 +57,19 @@ impl Images for Stage<'_> {
     }
 }
 
-/// Runs the maintainer scripts kiln does not replicate (and ldconfig) in a kiln
-/// container on top of `stage`, as one build step with no network: its changes become
-/// the image's last layer, cached like any build step.
+/// Runs `script` (the maintainer scripts kiln does not replicate, and ldconfig) in a
+/// kiln container on top of `stage`, as one build step with no network: its changes
+/// become the image's last layer, cached like any build step.
 fn configure_in_container(
     store: &Store,
     stage: Descriptor,
-    asm: &debimage::Assembled,
+    script: &str,
     epoch: i64,
     progress: &dyn Progress,
 ) -> Result<Descriptor> {
-    let script = debimage::configure_script(asm);
     let dockerfile = format!(
         "FROM kiln-debian-stage\nRUN --network=none {}\n",
-        serde_json::to_string(&["/bin/sh", "-c", &script]).expect("serializes")
+        serde_json::to_string(&["/bin/sh", "-c", script]).expect("serializes")
     );
     let df = kiln_build::dockerfile::parse(&dockerfile, "kiln base debian")
         .map_err(|e| Error::new(e.to_string()))?;
