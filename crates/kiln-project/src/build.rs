@@ -27,7 +27,7 @@ use crate::pylock::{self, LockedDist};
 use crate::uv::{self, Uv};
 use crate::{Error, Progress, Result};
 use kiln_build::exec::CacheEntry;
-use kiln_layer::{Compression, EntryMeta, EntryWriter, WriteOptions};
+use kiln_layer::{Compression, EntryMeta, EntryWriter};
 use kiln_oci::media;
 use kiln_oci::types::{ContainerConfig, Descriptor, History, ImageConfig, Manifest, RootFs};
 use kiln_oci::Digest;
@@ -796,16 +796,8 @@ fn write_tree(
     compression: Compression,
 ) -> Result<CacheEntry> {
     normalize_tree(dir, epoch).map_err(io(dir))?;
-    let opts = WriteOptions {
-        source_date_epoch: Some(epoch),
-        overlay_whiteouts: false,
-        exclude: vec![],
-    };
-    let _gc = store.gc_lock(false)?;
     let layer = store
-        .write_layer(compression, |out| {
-            kiln_layer::write_dir(dir, out, &opts).map(|_| ())
-        })
+        .write_tree_layer(dir, epoch, compression)
         .map_err(|e| Error::new(format!("cannot write the layer of {}: {e}", dir.display())))?;
     Ok(CacheEntry {
         layer: layer.descriptor,

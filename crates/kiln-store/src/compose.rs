@@ -19,6 +19,27 @@ pub struct NewLayer {
 }
 
 impl Store {
+    /// Writes the tree `dir` as it is (a whole root, no overlay whiteouts to translate)
+    /// as a layer, every mtime clamped to `epoch`, while holding the store's GC lock
+    /// shared. Used where a tree made outside any container becomes a layer and its
+    /// snapshot (Debian package groups, a project's layers).
+    pub fn write_tree_layer(
+        &self,
+        dir: &std::path::Path,
+        epoch: i64,
+        compression: Compression,
+    ) -> std::result::Result<NewLayer, LayerWriteError<kiln_layer::LayerError>> {
+        let opts = kiln_layer::WriteOptions {
+            source_date_epoch: Some(epoch),
+            overlay_whiteouts: false,
+            exclude: vec![],
+        };
+        let _gc = self.gc_lock(false).map_err(LayerWriteError::Store)?;
+        self.write_layer(compression, |out| {
+            kiln_layer::write_dir(dir, out, &opts).map(|_| ())
+        })
+    }
+
     /// Writes a layer: `produce` writes the uncompressed tar into the given writer; it is
     /// hashed (diff ID), compressed, hashed again and committed as a blob. If `produce`
     /// fails nothing enters the store.

@@ -4,7 +4,7 @@
 use super::scripts::Configured;
 use crate::dpkg;
 use crate::{DebianError, Result};
-use kiln_layer::{Compression, WriteOptions};
+use kiln_layer::Compression;
 use kiln_oci::types::{Descriptor, ImageConfig, RootFs};
 use kiln_oci::Digest;
 use kiln_store::{snapshot, Store};
@@ -53,16 +53,8 @@ pub(super) fn write_snapshot_layer(
     epoch: i64,
 ) -> Result<(Descriptor, Digest)> {
     normalize_times(dir, epoch).map_err(DebianError::io(dir))?;
-    let opts = WriteOptions {
-        source_date_epoch: Some(epoch),
-        overlay_whiteouts: false,
-        exclude: vec![],
-    };
-    let _gc = store.gc_lock(false)?;
     let layer = store
-        .write_layer(Compression::None, |out| {
-            kiln_layer::write_dir(dir, out, &opts).map(|_| ())
-        })
+        .write_tree_layer(dir, epoch, Compression::None)
         .map_err(|e| DebianError::WriteLayer { source: e.into() })?;
     let mut chain = below.to_vec();
     chain.push(layer.diff_id.clone());
