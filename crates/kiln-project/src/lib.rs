@@ -14,6 +14,7 @@
 
 // Libraries report through their progress traits and errors; only the CLI prints.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
+#![warn(missing_docs)]
 
 pub mod build;
 pub mod debian;
