@@ -127,6 +127,9 @@ fn main() -> ExitCode {
         }
     }
     let root = cli.root.unwrap_or_else(kiln_store::Store::default_root);
+    // Absolute: the runtime and overlay mounts resolve paths from other directories
+    // (`--root ./store` failed to mount a container's root filesystem).
+    let root = std::path::absolute(&root).unwrap_or(root);
     let result = match cli.command {
         Command::Images(a) => commands::images::run(&root, a),
         Command::Inspect(a) => commands::inspect::run(&root, a),

@@ -173,6 +173,20 @@ fn limits_are_enforced() {
 }
 
 #[test]
+fn a_relative_root_works() {
+    let k = kiln_with_busybox();
+    let out = k
+        .cmd()
+        .env_remove("KILN_ROOT")
+        .current_dir(k.dir.path())
+        .args(["--root", "store", "run", "--rm", "bb:v1", "cat", "/etc/hello.txt"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!String::from_utf8_lossy(&out.stdout).is_empty());
+}
+
+#[test]
 fn exit_codes_env_user_and_workdir() {
     let k = kiln_with_busybox();
     let (code, out, _) = run_in(&k, &["--rm", "bb:v1"]);
