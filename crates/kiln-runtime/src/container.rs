@@ -79,9 +79,10 @@ pub fn mount_rootfs(dirs: &ContainerDirs, lowerdirs: &[PathBuf]) -> Result<()> {
 }
 
 /// [`mount_rootfs`], optionally `volatile`: overlayfs then skips syncing the upper layer
-/// (at every fsync and at unmount). For build steps, whose upper layer is read once into
-/// a layer blob that is itself fsynced: waiting for the upper's own writeback (hundreds
-/// of milliseconds after a `pip install`) buys nothing.
+/// (at every fsync and at unmount, where it syncs the whole filesystem holding it). For
+/// build steps, whose upper layer is read once into a layer blob that is itself fsynced,
+/// and `--rm` containers, whose upper layer is deleted: waiting for writeback (hundreds
+/// of milliseconds after a `pip install` or a `kiln load`) buys nothing.
 pub fn mount_rootfs_with(
     dirs: &ContainerDirs,
     lowerdirs: &[PathBuf],
