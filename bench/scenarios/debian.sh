@@ -53,8 +53,8 @@ rm -rf "$TRASH"
 # Which maintainer scripts still run in a container on a warm rebuild (and its phases).
 mkdir -p "$TRASH"
 eval "$keep_debs"
-$KILN base debian --suite bookworm --packages $PKGS -t py:b --lock $LOCK --json >"$OUT_DIR/debian-warm.json"
-note "warm rebuild: container step for $(python3 -c "import json; print(', '.join(json.load(open('$OUT_DIR/debian-warm.json'))['scripts_run']) or 'nothing')")"
+$KILN base debian --suite bookworm --packages $PKGS -t py:b --lock $LOCK --json >"$OUT_DIR/debian-warm-report.json"
+note "warm rebuild: container step for $(python3 -c "import json; print(', '.join(json.load(open('$OUT_DIR/debian-warm-report.json'))['scripts_run']) or 'nothing')")"
 rm -rf "$TRASH"
 hf debian-cached --runs 10 --warmup 1 \
   -n "kiln base debian (warm)" "$KILN base debian --suite bookworm --packages $PKGS -t py:b --lock $LOCK -q"
