@@ -179,10 +179,22 @@ fn a_relative_root_works() {
         .cmd()
         .env_remove("KILN_ROOT")
         .current_dir(k.dir.path())
-        .args(["--root", "store", "run", "--rm", "bb:v1", "cat", "/etc/hello.txt"])
+        .args([
+            "--root",
+            "store",
+            "run",
+            "--rm",
+            "bb:v1",
+            "cat",
+            "/etc/hello.txt",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!String::from_utf8_lossy(&out.stdout).is_empty());
 }
 
