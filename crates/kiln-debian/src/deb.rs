@@ -46,30 +46,6 @@ fn decompressor<'a, R: Read + 'a>(name: &str, r: R) -> io::Result<Box<dyn Read +
     })
 }
 
-/// Opens the .deb at `path`, reads its control archive, and hands the decompressed
-/// data.tar stream to `data`. Errors name the file.
-pub fn read_deb<T>(
-    path: &Path,
-    data: impl FnOnce(&mut dyn Read) -> Result<T>,
-) -> Result<(ControlFiles, T)> {
-    read_deb_inner(path, None, data)
-}
-
-/// [`read_deb`], also writing the package again at `repack` with its data.tar compressed
-/// with zstd instead (a valid .deb: dpkg reads zstd members). xz, which nearly every
-/// Debian package uses, decodes at about 100 MB/s, zstd at over 1 GB/s: unpacking the
-/// repack costs a tenth of the CPU, which is most of a rebuild from cached packages.
-/// The copy is made from the bytes `data` reads, so it costs no second decode; the zstd
-/// frame carries a checksum of its content, so a damaged copy fails to read instead of
-/// unpacking other files. Failing to write the copy is not an error: it is left out.
-pub fn read_deb_repacking<T>(
-    path: &Path,
-    repack: &Path,
-    data: impl FnOnce(&mut dyn Read) -> Result<T>,
-) -> Result<(ControlFiles, T)> {
-    read_deb_inner(path, Some(repack), data)
-}
-
 /// The zstd level of repacked data: level 1 compresses 217 MB of Debian packages in
 /// about 0.4 CPU-s and decodes as fast as higher levels.
 const REPACK_LEVEL: i32 = 1;
@@ -137,7 +113,17 @@ fn write_repack(
     Ok(())
 }
 
-fn read_deb_inner<T>(
+/// Opens the .deb at `path`, reads its control archive, and hands the decompressed
+/// data.tar stream to `data`. Errors name the file.
+///
+/// With `repack`, it also writes the package again there with its data.tar compressed
+/// with zstd instead (a valid .deb: dpkg reads zstd members). xz, which nearly every
+/// Debian package uses, decodes at about 100 MB/s, zstd at over 1 GB/s: unpacking the
+/// repack costs a tenth of the CPU, which is most of a rebuild from cached packages.
+/// The copy is made from the bytes `data` reads, so it costs no second decode; the zstd
+/// frame carries a checksum of its content, so a damaged copy fails to read instead of
+/// unpacking other files. Failing to write the copy is not an error: it is left out.
+pub fn read_deb_repacking<T>(
     path: &Path,
     repack: Option<&Path>,
     data: impl FnOnce(&mut dyn Read) -> Result<T>,

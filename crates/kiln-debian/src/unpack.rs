@@ -1,7 +1,7 @@
 //! Unpacking .debs onto a merged-/usr tree, the way dpkg would, and recording what each
 //! package installed for the dpkg database.
 
-use crate::deb::{read_deb, read_deb_repacking, ControlFiles};
+use crate::deb::{read_deb_repacking, ControlFiles};
 use crate::Result;
 use kiln_layer::pool::run_parallel;
 use kiln_layer::{extract_mapped, ExtractOptions, PathRole};
@@ -82,11 +82,7 @@ fn unpack_from(deb: &Path, repack: Option<&Path>, root: &Path) -> Result<Unpacke
     let opts = ExtractOptions::default();
     let mut paths = Vec::new();
     let mut files = Vec::new();
-    let read = |data: &mut dyn FnMut(&mut dyn std::io::Read) -> Result<()>| match repack {
-        Some(r) => read_deb_repacking(deb, r, data),
-        None => read_deb(deb, data),
-    };
-    let (control, ()) = read(&mut |data| {
+    let (control, ()) = read_deb_repacking(deb, repack, |data| {
         let mut map = |rel: &[u8], role: PathRole| -> Option<Option<Vec<u8>>> {
             let mapped = merged_path(rel, role);
             if role != PathRole::HardlinkTarget {
