@@ -497,9 +497,26 @@ mod tests {
                 .spawn()
                 .unwrap()
         };
+        // `spawn` returns once the exec is under way, but the new command line appears
+        // in /proc only when the kernel has set up the new stack: wait for it, so each
+        // check below sees the command line it is about.
+        let exec_done = |c: &std::process::Child, arg0: &str| {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            loop {
+                let cmdline = std::fs::read(format!("/proc/{}/cmdline", c.id())).unwrap();
+                if cmdline.split(|&b| b == 0).next() == Some(arg0.as_bytes()) {
+                    return;
+                }
+                assert!(std::time::Instant::now() < deadline, "no exec of {arg0}");
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        };
         let mut ours = spawn("pasta", "/tmp/kiln-test/containers/abc/netns");
         let mut other_ns = spawn("pasta", "/tmp/kiln-test/containers/abd/netns");
         let mut not_pasta = spawn("sh", "/tmp/kiln-test/containers/abc/netns");
+        exec_done(&ours, "pasta");
+        exec_done(&other_ns, "pasta");
+        exec_done(&not_pasta, "sh");
         assert!(is_ours(ours.id() as i32, ns));
         assert!(!is_ours(other_ns.id() as i32, ns));
         assert!(!is_ours(not_pasta.id() as i32, ns));
