@@ -203,10 +203,6 @@ pub enum ArchiveError {
     /// An OCI-level error, such as a name that is not a valid image reference.
     #[error(transparent)]
     Oci(#[from] kiln_oci::OciError),
-    /// An error of the layer code (kiln-layer): a layer entry that is unsafe,
-    /// unsupported or could not be applied.
-    #[error(transparent)]
-    Layer(#[from] kiln_layer::LayerError),
 }
 
 impl ArchiveError {

@@ -29,16 +29,6 @@ pub enum StoreError {
         /// The digest the bytes actually hash to.
         actual: String,
     },
-    /// A blob's size differs from the `size` of the descriptor pointing to it.
-    #[error("blob {digest} is {actual} bytes, but its descriptor says {expected}")]
-    SizeMismatch {
-        /// Digest of the blob.
-        digest: String,
-        /// Size in bytes the descriptor declares.
-        expected: u64,
-        /// Size in bytes of the blob as stored.
-        actual: u64,
-    },
     /// A layer could not be unpacked or read (a bad tar, a failed extraction), an image's
     /// layers do not match its config's diff IDs, or an artifact manifest has no subject.
     #[error("layer {digest}: {reason}")]
@@ -79,15 +69,6 @@ pub enum StoreError {
         media_type: String,
         /// Digest of the blob the descriptor points to.
         digest: String,
-    },
-    /// A directory expected to hold an OCI image layout lacks `oci-layout` or
-    /// `index.json`, or they are invalid.
-    #[error("{path} is not an OCI image layout: {reason}")]
-    NotALayout {
-        /// The directory that was opened as a layout.
-        path: PathBuf,
-        /// What is missing or wrong in it.
-        reason: String,
     },
     /// A digest, reference or platform did not parse (e.g. a malformed image name).
     #[error(transparent)]
