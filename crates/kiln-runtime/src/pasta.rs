@@ -143,9 +143,16 @@ fn command(
     if publish.is_empty() {
         cmd.arg("--foreground");
     }
+    // Started on demand, pasta is not waited for: what it says (with `--quiet`, only why
+    // it fails) goes to kiln's standard error, where the user sees that the container has
+    // no network and why. Otherwise kiln reads it and reports it in its own error.
+    let stderr = match tap {
+        Some(_) => std::process::Stdio::inherit(),
+        None => std::process::Stdio::piped(),
+    };
     cmd.stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped());
+        .stderr(stderr);
     cmd
 }
 

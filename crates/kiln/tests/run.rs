@@ -1090,3 +1090,45 @@ fn default_network_works_from_the_first_instruction() {
     }
     assert_clean(&k);
 }
+
+/// pasta is started on the container's first packet, not waited for: when it cannot
+/// start, why goes to kiln's standard error (the container just has no network), instead
+/// of vanishing. A pasta that fails is a fault the real one will not produce on demand:
+/// a script named `pasta` first on PATH stands in for it.
+#[test]
+fn a_pasta_that_fails_on_demand_says_why() {
+    let k = kiln_with_busybox();
+    let bin = tempfile::tempdir().unwrap();
+    let fake = bin.path().join("pasta");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\necho 'pasta: the fault this test injects' >&2\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap()
+    );
+    // The connection's first segment is the namespace's first packet: it starts the
+    // stand-in (and, with no network behind it, times out).
+    let out = k
+        .cmd()
+        .env("PATH", path)
+        .args(["run", "--rm", "bb:v1", "sh", "-c"])
+        .arg("busybox nc -w1 192.0.2.1 9 </dev/null; sleep 0.3; echo done")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("done"), "{stdout}");
+    assert!(
+        stderr.contains("pasta: the fault this test injects"),
+        "{stderr}"
+    );
+    assert_clean(&k);
+}
