@@ -72,98 +72,6 @@ impl Head {
     }
 }
 
-/// Leading `--flag` words (BuildKit's `extractBuilderFlags`): returns the rest of the
-/// line and the flag words with quotes and backslash escapes removed. A lone `--` ends the
-/// flags.
-fn extract_builder_flags(line: &str) -> (String, Vec<String>) {
-    #[derive(PartialEq)]
-    enum Phase {
-        Spaces,
-        Word,
-        Quote,
-    }
-    let chars: Vec<char> = line.chars().collect();
-    let n = chars.len();
-    let rest_from = |pos: usize| chars[pos..].iter().collect::<String>();
-    let mut words = Vec::new();
-    let mut phase = Phase::Spaces;
-    let mut word = String::new();
-    let mut quote = '\0';
-    let mut blank_ok = false;
-    let mut pos = 0;
-    loop {
-        let ch = chars.get(pos).copied().unwrap_or('\0');
-        if phase == Phase::Spaces {
-            if pos == n {
-                break;
-            }
-            if ch.is_whitespace() {
-                pos += 1;
-                continue;
-            }
-            if ch != '-' || pos + 1 == n || chars[pos + 1] != '-' {
-                return (rest_from(pos), words);
-            }
-            phase = Phase::Word;
-        }
-        if pos == n {
-            if word != "--" && (blank_ok || !word.is_empty()) {
-                words.push(word);
-            }
-            break;
-        }
-        let mut c = ch;
-        if phase == Phase::Word {
-            if ch.is_whitespace() {
-                phase = Phase::Spaces;
-                if word == "--" {
-                    return (rest_from(pos), words);
-                }
-                if blank_ok || !word.is_empty() {
-                    words.push(std::mem::take(&mut word));
-                }
-                word.clear();
-                blank_ok = false;
-                pos += 1;
-                continue;
-            }
-            if ch == '\'' || ch == '"' {
-                quote = ch;
-                blank_ok = true;
-                phase = Phase::Quote;
-                pos += 1;
-                continue;
-            }
-            if ch == '\\' {
-                if pos + 1 == n {
-                    pos += 1;
-                    continue;
-                }
-                pos += 1;
-                c = chars[pos];
-            }
-        } else {
-            if ch == quote {
-                phase = Phase::Word;
-                pos += 1;
-                continue;
-            }
-            if ch == '\\' {
-                if pos + 1 == n {
-                    phase = Phase::Word;
-                    pos += 1;
-                    continue;
-                }
-                pos += 1;
-                c = chars[pos];
-            }
-        }
-        word.push(c);
-        pos += 1;
-    }
-    (String::new(), words)
-}
-
 /// `Ok(Some(..))` for a JSON array of strings, `Ok(None)` when the text is not a JSON
 /// array (the shell form applies), an error for a JSON array holding non-strings.
 fn json_array(rest: &str) -> Result<Option<Vec<String>>, SyntaxError> {
@@ -184,17 +92,47 @@ fn json_array(rest: &str) -> Result<Option<Vec<String>>, SyntaxError> {
         .map(Some)
 }
 
+/// Leading `--flag` words (BuildKit's `extractBuilderFlags`): returns the rest of the
+/// line and the flag words with quotes and backslash escapes removed. A lone `--` ends the
+/// flags.
+fn extract_builder_flags(line: &str) -> (String, Vec<String>) {
+    split_words(line, Words::Flags)
+}
+
 /// BuildKit's `parseWords`: splits on whitespace outside quotes, keeping quotes and
 /// escape tokens in the words.
 fn parse_words(rest: &str, escape: char) -> Vec<String> {
+    split_words(rest, Words::All { escape }).1
+}
+
+/// Which words [`split_words`] takes, and what it keeps of their quotes and escapes.
+#[derive(Clone, Copy, PartialEq)]
+enum Words {
+    /// Leading `--` words only (a lone `--` ends them and is dropped); quotes and `\`
+    /// escapes removed, `\` escaping inside both kinds of quotes.
+    Flags,
+    /// Every word; quotes and escape tokens kept, nothing escaped inside `'` quotes.
+    All { escape: char },
+}
+
+/// The word splitter behind [`extract_builder_flags`] and [`parse_words`]: whitespace
+/// outside quotes separates words, a quoted empty word counts. Returns the text left
+/// after the flags (always empty for [`Words::All`]) and the words.
+fn split_words(text: &str, which: Words) -> (String, Vec<String>) {
     #[derive(PartialEq)]
     enum Phase {
         Spaces,
         Word,
         Quote,
     }
-    let chars: Vec<char> = rest.chars().collect();
+    let flags = which == Words::Flags;
+    let (escape, keep) = match which {
+        Words::Flags => ('\\', false),
+        Words::All { escape } => (escape, true),
+    };
+    let chars: Vec<char> = text.chars().collect();
     let n = chars.len();
+    let rest_from = |pos: usize| chars[pos..].iter().collect::<String>();
     let mut words = Vec::new();
     let mut phase = Phase::Spaces;
     let mut word = String::new();
@@ -211,18 +149,25 @@ fn parse_words(rest: &str, escape: char) -> Vec<String> {
                 pos += 1;
                 continue;
             }
+            if flags && (ch != '-' || pos + 1 == n || chars[pos + 1] != '-') {
+                return (rest_from(pos), words);
+            }
             phase = Phase::Word;
         }
         if pos == n {
-            if blank_ok || !word.is_empty() {
+            if !(flags && word == "--") && (blank_ok || !word.is_empty()) {
                 words.push(word);
             }
             break;
         }
         let mut c = ch;
+        let single_quoted = phase == Phase::Quote && quote == '\'';
         if phase == Phase::Word {
             if ch.is_whitespace() {
                 phase = Phase::Spaces;
+                if flags && word == "--" {
+                    return (rest_from(pos), words);
+                }
                 if blank_ok || !word.is_empty() {
                     words.push(std::mem::take(&mut word));
                 }
@@ -234,35 +179,35 @@ fn parse_words(rest: &str, escape: char) -> Vec<String> {
                 quote = ch;
                 blank_ok = true;
                 phase = Phase::Quote;
-            }
-            if ch == escape {
-                if pos + 1 == n {
+                if !keep {
                     pos += 1;
                     continue;
                 }
-                word.push(ch);
-                pos += 1;
-                c = chars[pos];
             }
-        } else {
-            if ch == quote {
+        } else if ch == quote {
+            phase = Phase::Word;
+            if !keep {
+                pos += 1;
+                continue;
+            }
+        }
+        if ch == escape && (flags || !single_quoted) {
+            if pos + 1 == n {
+                // A trailing escape token is dropped.
                 phase = Phase::Word;
-            }
-            if ch == escape && quote != '\'' {
-                if pos + 1 == n {
-                    phase = Phase::Word;
-                    pos += 1;
-                    continue;
-                }
-                word.push(ch);
                 pos += 1;
-                c = chars[pos];
+                continue;
             }
+            if keep {
+                word.push(ch);
+            }
+            pos += 1;
+            c = chars[pos];
         }
         word.push(c);
         pos += 1;
     }
-    words
+    (String::new(), words)
 }
 
 /// Parses one word as a heredoc opener (`^(\d*)<<(-?)([^<]*)$`); the returned heredoc
