@@ -66,7 +66,12 @@ pub fn unpack(deb: &DebFile, root: &Path) -> Result<Unpacked> {
     match &deb.repack {
         Some(r) if r.exists() => unpack_from(r, None, root).map_err(|e| {
             // Damaged (the zstd checksum failed, or the file was cut): removed, so the
-            // next build unpacks the .deb, which the lock vouches for.
+            // next build unpacks the .deb, which the lock vouches for. A sound repack
+            // that failed for another reason (a full disk) is kept, and the error is
+            // the extraction's.
+            if repack_is_sound(r) {
+                return e;
+            }
             let _ = std::fs::remove_file(r);
             crate::DebianError::Repack {
                 path: r.clone(),
@@ -75,6 +80,17 @@ pub fn unpack(deb: &DebFile, root: &Path) -> Result<Unpacked> {
         }),
         repack => unpack_from(&deb.deb, repack.as_deref(), root),
     }
+}
+
+/// Whether the repack at `path` reads to its end with its zstd checksum right.
+fn repack_is_sound(path: &Path) -> bool {
+    read_deb_repacking(path, None, |data| {
+        std::io::copy(data, &mut std::io::sink()).map_err(|e| crate::DebianError::Deb {
+            path: path.to_path_buf(),
+            msg: e.to_string(),
+        })
+    })
+    .is_ok()
 }
 
 /// Unpacks the .deb at `deb` onto `root`, repacking it at `repack`.
@@ -263,6 +279,14 @@ mod tests {
         assert_eq!(u1.paths, u2.paths);
         assert_eq!(u1.files, u2.files);
         assert_eq!(u1.control.get("control"), u2.control.get("control"));
+
+        // A sound repack that cannot be unpacked where asked (here the root is a file)
+        // is kept, and the error is the extraction's.
+        let not_a_dir = t.path().join("file");
+        std::fs::write(&not_a_dir, b"").unwrap();
+        let err = unpack(&f, &not_a_dir).unwrap_err();
+        assert!(!matches!(err, crate::DebianError::Repack { .. }), "{err:?}");
+        assert!(repack.is_file());
 
         // A flipped byte in the zstd data fails its checksum: an error naming the repack,
         // which is removed so the next unpack reads the .deb again.
