@@ -34,6 +34,18 @@ pub enum RuntimeError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A signal name or number that is none (`kiln kill --signal`).
+    #[error("invalid signal `{value}`")]
+    InvalidSignal {
+        /// The signal as given.
+        value: String,
+    },
+    /// A container still ran 10 seconds after `stop` sent it SIGKILL.
+    #[error("container {container} did not stop after SIGKILL")]
+    NotStopped {
+        /// The container as named to the user.
+        container: String,
+    },
     /// `--user` names a user that the image's /etc/passwd lacks (and is no number).
     #[error("unable to find user {user}: no matching entries in passwd file")]
     UnknownUser {
