@@ -2,14 +2,12 @@
 
 use crate::containers::find;
 use anyhow::{anyhow, bail, Context, Result};
-use kiln_runtime::container::{self, ContainerDirs, Record};
-use kiln_runtime::logs;
-use nix::sys::signal::Signal;
+use kiln_runtime::container::{self, ContainerDirs, Record, Waited};
+use kiln_runtime::{logs, RuntimeError};
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
-use std::str::FromStr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[derive(clap::Args)]
 pub struct LogsArgs {
@@ -70,48 +68,6 @@ pub struct ExecArgs {
     container_and_command: Vec<String>,
 }
 
-/// Parses `TERM`, `SIGTERM` or `15`.
-pub fn parse_signal(s: &str) -> Result<Signal> {
-    if let Ok(n) = s.parse::<i32>() {
-        return Signal::try_from(n).map_err(|_| anyhow!("invalid signal `{s}`"));
-    }
-    let up = s.to_ascii_uppercase();
-    let name = if up.starts_with("SIG") {
-        up
-    } else {
-        format!("SIG{up}")
-    };
-    Signal::from_str(&name).map_err(|_| anyhow!("invalid signal `{s}`"))
-}
-
-fn running(r: &Record) -> bool {
-    r.status == "running" && r.pid.is_some_and(container::process_alive)
-}
-
-/// Waits until the supervisor recorded the exit, or the process is gone.
-fn wait_exit(root: &Path, id: &str, timeout: Option<Duration>) -> Option<Record> {
-    let start = Instant::now();
-    loop {
-        let r = Record::list(root).into_iter().find(|r| r.id == id)?;
-        if !running(&r) {
-            // Give the supervisor a moment to write the exit code.
-            if r.exit_code.is_none() && start.elapsed() < timeout.unwrap_or(Duration::MAX) {
-                std::thread::sleep(Duration::from_millis(20));
-                if let Some(again) = Record::list(root).into_iter().find(|x| x.id == id) {
-                    if again.exit_code.is_some() {
-                        return Some(again);
-                    }
-                }
-            }
-            return Some(r);
-        }
-        if timeout.is_some_and(|t| start.elapsed() >= t) {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 pub fn run_logs(root: &Path, args: LogsArgs) -> Result<ExitCode> {
     let r = find(root, &args.container)?;
     let dir = ContainerDirs::new(root, &r.id).dir;
@@ -139,7 +95,7 @@ pub fn run_logs(root: &Path, args: LogsArgs) -> Result<ExitCode> {
         let alive = Record::list(root)
             .into_iter()
             .find(|x| x.id == r.id)
-            .is_some_and(|x| running(&x));
+            .is_some_and(|x| container::is_running(&x));
         if !alive {
             // One last read for lines written just before the exit.
             let (entries, _) = logs::read_from(&dir, offset).unwrap_or_default();
@@ -156,21 +112,20 @@ pub fn run_logs(root: &Path, args: LogsArgs) -> Result<ExitCode> {
 pub fn run_stop(root: &Path, args: StopArgs) -> Result<ExitCode> {
     Ok(super::each(&args.containers, |key| {
         let r = find(root, key)?;
-        if running(&r) {
-            container::signal(&r, Signal::SIGTERM)?;
-            if wait_exit(root, &r.id, Some(Duration::from_secs(args.time))).is_none() {
-                container::signal(&r, Signal::SIGKILL)?;
-                wait_exit(root, &r.id, Some(Duration::from_secs(10)))
-                    .ok_or_else(|| anyhow!("container {key} did not stop after SIGKILL"))?;
-            }
-        }
+        container::stop(root, &r, Duration::from_secs(args.time)).map_err(|e| match e {
+            // Named as the user named it.
+            RuntimeError::NotStopped { .. } => RuntimeError::NotStopped {
+                container: key.to_string(),
+            },
+            e => e,
+        })?;
         println!("{key}");
         Ok(())
     }))
 }
 
 pub fn run_kill(root: &Path, args: KillArgs) -> Result<ExitCode> {
-    let sig = parse_signal(&args.signal)?;
+    let sig = container::parse_signal(&args.signal)?;
     for key in &args.containers {
         let r = find(root, key)?;
         container::signal(&r, sig)?;
@@ -182,8 +137,9 @@ pub fn run_kill(root: &Path, args: KillArgs) -> Result<ExitCode> {
 pub fn run_wait(root: &Path, args: WaitArgs) -> Result<ExitCode> {
     for key in &args.containers {
         let r = find(root, key)?;
-        let done =
-            wait_exit(root, &r.id, None).ok_or_else(|| anyhow!("container {key} disappeared"))?;
+        let Waited::Exited(done) = container::wait_exit(root, &r.id, None) else {
+            bail!("container {key} disappeared");
+        };
         println!(
             "{}",
             done.exit_code.map_or("-1".to_string(), |c| c.to_string())
@@ -198,7 +154,7 @@ pub fn run_exec(root: &Path, args: ExecArgs) -> Result<ExitCode> {
         .split_first()
         .expect("clap requires two values");
     let r = find(root, key)?;
-    if !running(&r) {
+    if !container::is_running(&r) {
         bail!(crate::output::with_hint(
             anyhow!("container {key} is not running"),
             "`kiln ps -a` shows its state; `kiln logs` its output",

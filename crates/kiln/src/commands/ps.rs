@@ -30,12 +30,8 @@ pub struct RmArgs {
     force: bool,
 }
 
-fn running(r: &Record) -> bool {
-    r.status == "running" && r.pid.is_some_and(container::process_alive)
-}
-
 fn status(r: &Record) -> String {
-    match (running(r), r.exit_code) {
+    match (container::is_running(r), r.exit_code) {
         (true, _) => "Up".into(),
         (false, Some(c)) => format!("Exited ({c})"),
         (false, None) => "Exited (unknown)".into(),
@@ -45,13 +41,13 @@ fn status(r: &Record) -> String {
 pub fn run_ps(root: &Path, args: PsArgs) -> Result<ExitCode> {
     let records: Vec<Record> = Record::list(root)
         .into_iter()
-        .filter(|r| args.all || running(r))
+        .filter(|r| args.all || container::is_running(r))
         .collect();
     if args.json {
         let v: Vec<_> = records
             .iter()
             .map(|r| serde_json::json!({"Id": r.id, "Name": r.name, "Image": r.image, "ImageId": r.image_id,
-                "Command": r.command, "Created": r.created, "State": if running(r) {"running"} else {"exited"},
+                "Command": r.command, "Created": r.created, "State": if container::is_running(r) {"running"} else {"exited"},
                 "ExitCode": r.exit_code, "Pid": r.pid}))
             .collect();
         println!("{}", serde_json::to_string_pretty(&v)?);
