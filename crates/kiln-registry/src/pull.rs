@@ -144,25 +144,8 @@ fn pull_from(
     let config_bytes = if store.has_blob_held(&manifest.config.digest) {
         store.read_blob(&manifest.config.digest)?
     } else {
-        let mut buf = Vec::new();
-        let mut reader = repo.get_blob(&manifest.config.digest, manifest.config.size)?;
         // The reader stops at the declared size, which is at most MAX_CONFIG.
-        if let Err(e) = reader.read_to_end(&mut buf) {
-            return Err(if reader.oversized() {
-                reader.oversized_error()
-            } else {
-                repo.protocol(format!("config {}: {e}", manifest.config.digest))
-            });
-        }
-        let actual = Digest::of_bytes(&buf);
-        if actual != manifest.config.digest {
-            return Err(RegistryError::DigestMismatch {
-                registry: repo.registry().to_string(),
-                digest: manifest.config.digest.to_string(),
-                actual: actual.to_string(),
-            });
-        }
-        buf
+        get_small(repo, &manifest.config, "config")?
     };
     let config: ImageConfig = parse(repo, &config_bytes, "image config")?;
     let diff_ids = &config.rootfs.diff_ids;
@@ -291,28 +274,35 @@ fn pull_artifact(store: &Store, repo: &Repo, digest: &Digest, subject: &Digest) 
                 human(MAX_ARTIFACT_BLOB)
             )));
         }
-        let mut buf = Vec::new();
-        let mut reader = repo.get_blob(&b.digest, b.size)?;
-        if let Err(e) = reader.read_to_end(&mut buf) {
-            return Err(if reader.oversized() {
-                reader.oversized_error()
-            } else {
-                repo.protocol(format!("blob {}: {e}", b.digest))
-            });
-        }
-        let actual = Digest::of_bytes(&buf);
-        if actual != b.digest {
-            return Err(RegistryError::DigestMismatch {
-                registry: repo.registry().to_string(),
-                digest: b.digest.to_string(),
-                actual: actual.to_string(),
-            });
-        }
+        let buf = get_small(repo, b, "blob")?;
         write_small(store, &buf, &b.digest)?;
     }
     write_small(store, &bytes, digest)?;
     store.add_referrer_manifest(digest)?;
     Ok(())
+}
+
+/// Downloads the blob `desc` whole into memory (the caller bounds its declared size) and
+/// checks its digest; `what` names it in a read error (`config`, `blob`).
+fn get_small(repo: &Repo, desc: &Descriptor, what: &str) -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    let mut reader = repo.get_blob(&desc.digest, desc.size)?;
+    if let Err(e) = reader.read_to_end(&mut buf) {
+        return Err(if reader.oversized() {
+            reader.oversized_error()
+        } else {
+            repo.protocol(format!("{what} {}: {e}", desc.digest))
+        });
+    }
+    let actual = Digest::of_bytes(&buf);
+    if actual != desc.digest {
+        return Err(RegistryError::DigestMismatch {
+            registry: repo.registry().to_string(),
+            digest: desc.digest.to_string(),
+            actual: actual.to_string(),
+        });
+    }
+    Ok(buf)
 }
 
 fn parse<T: serde::de::DeserializeOwned>(repo: &Repo, bytes: &[u8], what: &str) -> Result<T> {

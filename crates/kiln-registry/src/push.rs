@@ -133,6 +133,13 @@ fn layer_for_push(
         (Compression::Gzip, true) => media::DOCKER_LAYER_GZIP,
         (c, _) => media::oci_layer(c.media_type_suffix()),
     };
+    let variant = |digest: Digest, size: u64| {
+        let mut out = layer.clone();
+        out.media_type = media_type.into();
+        out.digest = digest;
+        out.size = size;
+        out
+    };
     let memo = cache_dir(store, Cache::Variants).join(format!(
         "{}-{}",
         layer.digest.hex(),
@@ -144,11 +151,7 @@ fn layer_for_push(
         .filter(|d| store.has_blob(d))
     {
         let size = store.blob_size(&d)?;
-        let mut out = layer.clone();
-        out.media_type = media_type.into();
-        out.digest = d;
-        out.size = size;
-        return Ok(out);
+        return Ok(variant(d, size));
     }
     let file = store.open_blob(&layer.digest)?;
     let (_, mut plain) = kiln_layer::decompress(io::BufReader::with_capacity(1 << 20, file))
@@ -164,11 +167,7 @@ fn layer_for_push(
     let (digest, size) = writer.commit(None)?;
     let _ = fs::create_dir_all(memo.parent().expect("memo has a parent"));
     let _ = store.write_atomic(&memo, digest.to_string().as_bytes());
-    let mut out = layer.clone();
-    out.media_type = media_type.into();
-    out.digest = digest;
-    out.size = size;
-    Ok(out)
+    Ok(variant(digest, size))
 }
 
 /// The manifest to push for one stored manifest: the same, or one naming recompressed
