@@ -351,14 +351,11 @@ impl KilnLock {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::new(format!("{}: {e}", path.display()))),
         };
-        let lock: KilnLock = toml::from_str(&text).map_err(|e| {
-            crate::manifest::toml_error(
-                path,
-                &text,
-                &e,
-                "kiln.lock is written by `kiln lock`; delete it and run `kiln lock` again",
-            )
-        })?;
+        let lock: KilnLock = crate::manifest::parse_toml(
+            path,
+            &text,
+            "kiln.lock is written by `kiln lock`; delete it and run `kiln lock` again",
+        )?;
         if lock.version != VERSION {
             return Err(Error::with_hint(
                 format!(

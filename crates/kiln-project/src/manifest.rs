@@ -352,11 +352,17 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
-/// The error of a TOML file kiln reads (`text`, read from `path`) that does not parse:
-/// `path:line:col: message`, with `hint`.
-pub(crate) fn toml_error(path: &Path, text: &str, e: &toml::de::Error, hint: &str) -> Error {
-    let (l, c) = line_col(text, e.span().map_or(0, |s| s.start));
-    Error::with_hint(format!("{}:{l}:{c}: {}", path.display(), e.message()), hint)
+/// Parses a TOML file kiln reads (`text`, read from `path`); where it does not parse, the
+/// error is `path:line:col: message`, with `hint`.
+pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    text: &str,
+    hint: &str,
+) -> Result<T> {
+    toml::from_str(text).map_err(|e| {
+        let (l, c) = line_col(text, e.span().map_or(0, |s| s.start));
+        Error::with_hint(format!("{}:{l}:{c}: {}", path.display(), e.message()), hint)
+    })
 }
 
 struct Ctx<'a> {

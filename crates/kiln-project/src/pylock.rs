@@ -256,14 +256,8 @@ pub struct UvLockFacts {
 pub fn read_uv_lock(path: &Path) -> Result<UvLockFacts> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::new(format!("{}: {e}", path.display())))?;
-    let lock: UvLock = toml::from_str(&text).map_err(|e| {
-        crate::manifest::toml_error(
-            path,
-            &text,
-            &e,
-            "uv.lock is written by `uv lock`; run it again",
-        )
-    })?;
+    let lock: UvLock =
+        crate::manifest::parse_toml(path, &text, "uv.lock is written by `uv lock`; run it again")?;
     let mut hashes = BTreeMap::new();
     let mut registries: BTreeMap<String, usize> = BTreeMap::new();
     for p in lock.package {

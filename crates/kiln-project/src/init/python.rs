@@ -144,18 +144,9 @@ impl Detector<'_> {
             let (_, full) = suite_python(base)?;
             spec_allows(requires.as_deref()?, full)
         };
-        let base_flag = self
-            .opts
-            .base
-            .as_deref()
-            .map(str::trim)
-            .filter(|b| !b.is_empty());
-        let python_flag = self
-            .opts
-            .python
-            .as_deref()
-            .map(str::trim)
-            .filter(|p| !p.is_empty());
+        // A flag counts when it is given with something in it.
+        let [base_flag, python_flag] = [&self.opts.base, &self.opts.python]
+            .map(|f| f.as_deref().map(str::trim).filter(|f| !f.is_empty()));
 
         // The base.
         let base = if let Some(b) = base_flag {
