@@ -254,12 +254,7 @@ fn bad_input_names_the_line_and_leaves_no_image() {
         &["Dockerfile:2", "exit code 3", "about-to-fail"],
     );
     // Nothing of the failed steps is left mounted or in the containers directory.
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    assert!(!mounts.contains(b.k.root().to_str().unwrap()), "{mounts}");
-    let left: Vec<_> = std::fs::read_dir(b.k.root().join("containers"))
-        .map(|d| d.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    assert!(left.is_empty(), "{left:?}");
+    b.k.assert_nothing_left();
     b.k.ok(&["check"]);
 }
 
@@ -305,12 +300,7 @@ fn interrupted_build_leaves_the_store_consistent() {
     );
     assert!(!status.success(), "{seen:?} {rest:?}");
     assert!(!b.k.ok(&["images"]).contains("int "), "an image was named");
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    assert!(!mounts.contains(b.k.root().to_str().unwrap()), "{mounts}");
-    let left: Vec<_> = std::fs::read_dir(b.k.root().join("containers"))
-        .map(|d| d.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    assert!(left.is_empty(), "{left:?}");
+    b.k.assert_nothing_left();
     b.k.ok(&["check"]);
 }
 

@@ -18,20 +18,6 @@ fn run_in(k: &Kiln, args: &[&str]) -> (i32, String, String) {
     )
 }
 
-/// Nothing of the container is left: no directory, no mount, no cgroup.
-fn assert_clean(k: &Kiln) {
-    let containers = k.root().join("containers");
-    let left: Vec<_> = std::fs::read_dir(&containers)
-        .map(|d| d.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    assert!(left.is_empty(), "containers left behind: {left:?}");
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    assert!(
-        !mounts.contains(k.root().to_str().unwrap()),
-        "a mount of the store is left:\n{mounts}"
-    );
-}
-
 #[test]
 fn default_container_is_confined() {
     let k = kiln_with_busybox();
@@ -96,7 +82,7 @@ fn default_container_is_confined() {
         out, "unknown lo\n",
         "`--network none`: loopback only, and up"
     );
-    assert_clean(&k);
+    k.assert_nothing_left();
 }
 
 #[test]
@@ -169,7 +155,7 @@ fn limits_are_enforced() {
         std::fs::read_to_string(vol.path().join("x")).unwrap(),
         "hi\n"
     );
-    assert_clean(&k);
+    k.assert_nothing_left();
 }
 
 #[test]
@@ -234,7 +220,7 @@ fn exit_codes_env_user_and_workdir() {
     );
     let (code, out, _) = run_in(&k, &["--rm", "--entrypoint", "echo", "bb:v1", "a", "b"]);
     assert_eq!((code, out.as_str()), (0, "a b\n"));
-    assert_clean(&k);
+    k.assert_nothing_left();
 }
 
 #[test]
@@ -279,7 +265,7 @@ fn bad_input_is_refused_and_leaves_nothing() {
     assert_eq!(code, 125);
     assert!(err.contains("already in use"), "{err}");
     std::fs::remove_dir_all(k.root().join("containers")).unwrap();
-    assert_clean(&k);
+    k.assert_nothing_left();
 }
 
 /// Images built by Docker and Podman, moved through `kiln load`, give the same stdout and
@@ -324,7 +310,7 @@ fn docker_and_podman_images_run_the_same() {
     k.ok(&["load", "-i", p.to_str().unwrap()]);
     let (code, stdout, _) = run_in(&k, &["--rm", &name]);
     assert_eq!((code, stdout), (0, pout));
-    assert_clean(&k);
+    k.assert_nothing_left();
 }
 
 /// SIGKILL of kiln mid-run, then `kiln rm -f`: nothing left mounted, no stray cgroup, no
@@ -385,7 +371,7 @@ fn sigkill_of_kiln_then_rm_leaves_nothing() {
         let cg = entry.path().join("kiln").join(&id);
         assert!(!cg.exists(), "cgroup {} left behind", cg.display());
     }
-    assert_clean(&k);
+    k.assert_nothing_left();
     assert!(k.ok(&["ps", "-a", "-q"]).is_empty());
 }
 
@@ -437,7 +423,7 @@ fn signals_are_forwarded_and_reported() {
     let pid = pid.expect("the container never ran");
     run(Command::new("kill").args(["-KILL", &pid.to_string()]));
     assert_eq!(sleeper.wait().unwrap().code(), Some(137));
-    assert_clean(&k);
+    k.assert_nothing_left();
 }
 
 /// `-d`, then `ps`, `logs`, `exec`, `kill`, `stop` (a container that ignores SIGTERM is
@@ -569,7 +555,7 @@ fn detached_lifecycle() {
     // Detached failures are reported by the command itself.
     let (code, err) = k.fails(&["run", "-d", "bb:v1", "nosuchcommand"]);
     assert_eq!(code, 127, "{err}");
-    assert_clean(&k);
+    k.assert_nothing_left();
 }
 
 fn run_in_exec(k: &Kiln, args: &[&str]) -> (i32, String, String) {
@@ -606,7 +592,7 @@ fn external_runtime_runs_the_same_bundle() {
     );
     assert_eq!(code, 125);
     assert!(err.contains("not found"), "{err}");
-    assert_clean(&k);
+    k.assert_nothing_left();
 }
 
 /// GPUs and other devices through CDI (a spec written here exposes harmless nodes and a
@@ -711,7 +697,7 @@ fn cdi_devices_and_gpus() {
     );
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.trim(), "4");
-    assert_clean(&k);
+    k.assert_nothing_left();
 }
 
 /// `-p` publishes a port of the container's private network (pasta) on the host's
@@ -790,7 +776,7 @@ fn published_port_reaches_a_server_inside() {
     let (code, _, err) = run_in(&k, &["--rm", "-p", "80", "web:v1", "true"]);
     assert_eq!(code, 125);
     assert!(err.contains("port specification"), "{err}");
-    assert_clean(&k);
+    k.assert_nothing_left();
 }
 
 /// Standard input reaches the container with `-i` only, as with Docker.
@@ -1027,7 +1013,7 @@ fn tty_gives_the_container_a_terminal() {
     );
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, "inner-tty\r\n");
-    assert_clean(&k);
+    k.assert_nothing_left();
 }
 
 /// Output sent to /dev/null works: the application's writes succeed (libcontainer would
@@ -1088,7 +1074,7 @@ fn default_network_works_from_the_first_instruction() {
         assert_eq!(code, 0, "{err}");
         assert!(out.starts_with("Origin: Debian"), "{out}");
     }
-    assert_clean(&k);
+    k.assert_nothing_left();
 }
 
 /// pasta is started on the container's first packet, not waited for: when it cannot
@@ -1130,5 +1116,5 @@ fn a_pasta_that_fails_on_demand_says_why() {
         stderr.contains("pasta: the fault this test injects"),
         "{stderr}"
     );
-    assert_clean(&k);
+    k.assert_nothing_left();
 }

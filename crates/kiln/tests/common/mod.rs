@@ -93,6 +93,20 @@ impl Kiln {
         remove_at_exit(self.dir.path());
         self
     }
+
+    /// Asserts that nothing of a container or a build step is left: no `containers/`
+    /// entry, no mount of this store.
+    pub fn assert_nothing_left(&self) {
+        let left: Vec<_> = std::fs::read_dir(self.root().join("containers"))
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "containers left behind: {left:?}");
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(
+            !mounts.contains(self.root().to_str().unwrap()),
+            "a mount of the store is left:\n{mounts}"
+        );
+    }
 }
 
 /// Runs a command, asserting success, returning stdout.
