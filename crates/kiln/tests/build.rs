@@ -332,11 +332,7 @@ fn run_steps_default_to_a_private_network() {
             .arg(&ctx)
             .output()
             .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let got = b.k.ok(&["run", "--rm", "--network", "none", "net:private"]);
     assert_eq!(got, "unreachable\n");
     b.k.ok(&[
@@ -428,11 +424,7 @@ fn host_ca_reaches_run_steps_and_no_layer() {
             .arg(&ctx)
             .output()
             .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let seen = b.k.ok(&[
         "run",
         "--rm",
@@ -664,11 +656,7 @@ fn ml_dockerfile_cold_then_app_edit_rebuilds_only_the_last_layer() {
         .arg(&ctx)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert_eq!(
         k.ok(&["run", "--rm", "--network", "none", "ml:v1"]),
         "slope 2.0\n"

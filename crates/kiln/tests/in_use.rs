@@ -305,11 +305,7 @@ fn build_pull_run_and_prune_at_once() {
                     }
                 }
                 let out = output(k, &["prune"]);
-                assert!(
-                    out.status.success(),
-                    "{}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
+                assert_success(&out);
                 std::thread::sleep(Duration::from_millis(200));
             }
             n
@@ -589,11 +585,7 @@ fn two_builds_of_one_context_at_once() {
         .collect();
     for b in builds {
         let out = b.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_success(&out);
     }
     for tag in ["one:v1", "two:v1"] {
         assert_eq!(

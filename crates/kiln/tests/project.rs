@@ -7,7 +7,7 @@ mod common;
 
 use common::registry::Registry;
 use common::validators::{validate_and_check, venv, CDX_VALIDATE};
-use common::{docker, json, podman, run, unique, Kiln};
+use common::{assert_success, docker, json, podman, run, unique, Kiln};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -326,11 +326,7 @@ fn the_same_lock_in_two_directories_and_stores_gives_the_same_digest() {
         .env_remove("SOURCE_DATE_EPOCH")
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let b = Built {
         digest: json(&String::from_utf8_lossy(&out.stdout))["digest"]
             .as_str()
@@ -685,11 +681,7 @@ fn init_then_build_serves_projects_kiln_has_never_seen() {
             .args(["init", c.to_str().unwrap()])
             .output()
             .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     f.k.ok(&["build", "-q", "-t", "mytool-init:1", c.to_str().unwrap()]);
     let printed =
         f.k.ok(&["run", "--rm", "--network", "none", "mytool-init:1"]);

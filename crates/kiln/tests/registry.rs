@@ -194,11 +194,7 @@ fn fixtures_registry_and_fault_proxy_work() {
     };
     let plain = FaultProxy::new(&reg.addr(), Fault::None);
     let out = copy_via(&plain, 0);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert_eq!(
         plain.count("GET", "/blobs/sha256:"),
         2,
@@ -753,11 +749,7 @@ fn basic_auth_login_push_pull_logout() {
         .args(["pull", "-q", &dest])
         .output()
         .unwrap();
-    assert!(
-        pulled.status.success(),
-        "{}",
-        String::from_utf8_lossy(&pulled.stderr)
-    );
+    assert_success(&pulled);
     ok(&k, &["logout", &addr]);
     assert_eq!(authfile_entry(&config, &addr), None);
 }
@@ -1035,11 +1027,7 @@ fn pull_through_a_configured_mirror() {
         .args(["pull", "--json", &reference])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let v = json(&String::from_utf8_lossy(&out.stdout));
     assert_eq!(v["digest"], digest.as_str(), "{v}");
     assert_eq!(run_image(&k, &reference, &[]), HELLO);
@@ -1125,11 +1113,7 @@ fn credential_helper_from_docker_config() {
     let out = with_helper(&["push", "bb:v1", &dest]);
     assert!(!out.status.success(), "pushed without credentials");
     let out = with_helper(&["login", "-u", "helper", "-p", "h3lp", &addr]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let stored = json(&std::fs::read_to_string(&secret_file).expect("the helper stored them"));
     assert_eq!(stored["Username"], "helper");
     assert_eq!(stored["Secret"], "h3lp");
@@ -1140,17 +1124,9 @@ fn credential_helper_from_docker_config() {
         "{config}"
     );
     let out = with_helper(&["push", "-q", "bb:v1", &dest]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let out = with_helper(&["logout", &addr]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert!(!secret_file.exists(), "logout erased them");
     let out = with_helper(&["pull", &dest]);
     let stderr = String::from_utf8_lossy(&out.stderr);

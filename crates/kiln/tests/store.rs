@@ -434,11 +434,7 @@ fn import_applies_changes_and_stdin() {
         .stdin(std::fs::File::open(busybox_tar()).unwrap())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let id = String::from_utf8(out.stdout).unwrap();
     assert!(id.trim().starts_with("sha256:"));
     let c = json(&k.ok(&["inspect", "imp:v1"]))[0]["Config"].clone();

@@ -220,11 +220,7 @@ fn copy_sources_resolve_inside_the_context() {
     symlink("/real.txt", ctx.join("abs.txt")).unwrap();
     symlink("realdir", ctx.join("linkeddir")).unwrap();
     let out = build(&k, &ctx, "inside:1");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let shown = k.ok(&[
         "run",
         "--rm",
