@@ -1,6 +1,9 @@
 //! The app: the candidates the sources show, ranked, the one chosen, how its module is
 //! imported, and its healthcheck.
 
+use super::bento::{BentoApp, BENTO_HEALTH, BENTO_PORT};
+use super::cog::{CogApp, COG_HEALTH, COG_PORT};
+use super::declared::DeclaredApp;
 use super::detector::Detector;
 use super::scan::{is_identifier, AppDef};
 use super::util::{file_name, glob_covers, in_dirs, join, list_some, parent};
@@ -54,6 +57,21 @@ pub(super) enum AppKind {
     Script(String, String),
     /// `if __name__ == "__main__":` (or `pkg/__main__.py`).
     Main,
+    /// cog.yaml's predictor, served by Cog's HTTP server.
+    Cog(CogApp),
+    /// A BentoML service, served by `bentoml serve`.
+    Bento(BentoApp),
+}
+
+impl AppKind {
+    /// The port and health route of a server that has its own: (port, path, whose).
+    pub(super) fn server(&self) -> Option<(u16, &'static str, &'static str)> {
+        match self {
+            AppKind::Cog(_) => Some((COG_PORT, COG_HEALTH, "Cog's server")),
+            AppKind::Bento(_) => Some((BENTO_PORT, BENTO_HEALTH, "bentoml serve")),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -91,13 +109,29 @@ impl Candidate {
                 format!("package __main__ {}", self.file)
             }
             AppKind::Main => format!("__main__ block in {}", self.file),
+            AppKind::Cog(app) => format!(
+                "Cog {} `{}`, from cog.yaml's {}",
+                if app.train { "trainer" } else { "predictor" },
+                app.reference,
+                app.key
+            ),
+            AppKind::Bento(BentoApp::Declared(target)) => {
+                format!("BentoML service `{target}`, from bentofile.yaml's service")
+            }
+            AppKind::Bento(BentoApp::Found(class)) => {
+                format!("BentoML service `{class}` in {}", self.file)
+            }
         }
     }
 
     fn is_web(&self) -> bool {
         matches!(
             self.kind,
-            AppKind::Web(_) | AppKind::Gradio | AppKind::Streamlit
+            AppKind::Web(_)
+                | AppKind::Gradio
+                | AppKind::Streamlit
+                | AppKind::Cog(_)
+                | AppKind::Bento(_)
         )
     }
 }
@@ -117,8 +151,10 @@ impl Detector<'_> {
     /// 3 a `__main__` block in a file named like an app or a package's `__main__.py`;
     /// then, only taken when nothing above is there: 4 a web app under `examples/`,
     /// `docs/`, `scripts/`..., 5 a `__main__` block in another top-level file (only when it
-    /// is the only one); 6 other `__main__` blocks, never taken.
+    /// is the only one); 6 other `__main__` blocks, never taken. The apps cog.yaml and
+    /// bentofile.yaml declare come before all of them.
     fn candidates(&self) -> Vec<Candidate> {
+        let declared = self.declared_candidates();
         let mut out = Vec::new();
         for (file, scan) in &self.sources {
             let name = file_name(file);
@@ -139,9 +175,19 @@ impl Detector<'_> {
             let mut apps: Vec<&AppDef> = scan.apps.iter().collect();
             // One per file: a module-level `app` first.
             apps.sort_by_key(|a| (a.factory.is_some(), a.var != "app"));
-            let web = apps
+            let declared_here = declared.iter().any(|c| c.file == *file);
+            let bento = scan
+                .bento
                 .first()
-                .map(|a| (AppKind::Web((*a).clone()), a.framework.rank()))
+                .map(|class| (class, 0))
+                .or_else(|| scan.bento_legacy.first().map(|var| (var, 1)))
+                .filter(|_| !declared_here)
+                .map(|(name, rank)| (AppKind::Bento(BentoApp::Found(name.clone())), rank));
+            let web = bento
+                .or_else(|| {
+                    apps.first()
+                        .map(|a| (AppKind::Web((*a).clone()), a.framework.rank()))
+                })
                 .or_else(|| scan.gradio.then_some((AppKind::Gradio, 2)))
                 .or_else(|| scan.streamlit.then_some((AppKind::Streamlit, 3)));
             if let Some((kind, framework)) = web {
@@ -189,6 +235,43 @@ impl Detector<'_> {
             }
         }
         out.sort_by(|a, b| a.key.cmp(&b.key));
+        out.splice(0..0, declared);
+        out
+    }
+
+    /// The apps cog.yaml and bentofile.yaml declare, in tier 0, with the file of their
+    /// module (empty when it is not in the project).
+    fn declared_candidates(&self) -> Vec<Candidate> {
+        let mut out = Vec::new();
+        for (i, d) in self.declared.iter().enumerate() {
+            let Some(app) = &d.app else {
+                continue;
+            };
+            let (kind, file) = match &app.value {
+                DeclaredApp::Cog(cog) => {
+                    let file = Some(cog.file()).filter(|f| self.tree.has_file(f));
+                    (AppKind::Cog(cog.clone()), file.map(str::to_string))
+                }
+                DeclaredApp::Bento(bento) => {
+                    let file = match bento {
+                        BentoApp::Declared(target) => match BentoApp::declared_module(target) {
+                            (path, true) => {
+                                Some(path.to_string()).filter(|p| self.tree.has_file(p))
+                            }
+                            (module, false) => self.module_file(module),
+                        },
+                        BentoApp::Found(_) => None,
+                    };
+                    (AppKind::Bento(bento.clone()), file)
+                }
+            };
+            out.push(Candidate {
+                kind,
+                file: file.unwrap_or_default(),
+                key: (0, 0, 0, i, String::new()),
+                guessed: false,
+            });
+        }
         out
     }
 
@@ -209,7 +292,7 @@ impl Detector<'_> {
     }
 
     /// The file of a dotted module (`pkg.cli`), in the project or under `src/`.
-    fn module_file(&self, module: &str) -> Option<String> {
+    pub(super) fn module_file(&self, module: &str) -> Option<String> {
         if !module.split('.').all(is_identifier) {
             return None;
         }
@@ -360,6 +443,17 @@ impl Detector<'_> {
 
     fn healthcheck(&mut self, chosen: &Candidate) {
         if self.d.port.is_none() || !chosen.is_web() {
+            return;
+        }
+        if let Some((_, path, whose)) = chosen.kind.server() {
+            let line = match chosen.kind {
+                AppKind::Cog(_) => format!(
+                    "healthcheck: GET {path} ({whose}; it answers 200 in every state, with the state in its body, so a failed setup() does not show as unhealthy)"
+                ),
+                _ => format!("healthcheck: GET {path} ({whose}; 200 once the service is ready)"),
+            };
+            self.detected(line);
+            self.d.healthcheck = Some(path.to_string());
             return;
         }
         let var = match &chosen.kind {

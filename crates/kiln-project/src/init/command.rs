@@ -140,6 +140,8 @@ impl Detector<'_> {
                 (s(&["python", "-m", package]), env, "python -m".into())
             }
             AppKind::Main => (s(&["python", &chosen.file]), env, "python".into()),
+            AppKind::Cog(app) => self.cog_command(app, module, port),
+            AppKind::Bento(app) => self.bento_command(app, module, port),
         }
     }
 }

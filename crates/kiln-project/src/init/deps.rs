@@ -71,7 +71,11 @@ impl Detector<'_> {
                 self.dep_names.extend(names);
             }
             if let Some(req) = &requirements {
-                self.detected(format!("{req} is there too; uv.lock is used"));
+                let from = self
+                    .requirements_origin(req)
+                    .map(|f| format!(" (named in {f})"))
+                    .unwrap_or_default();
+                self.detected(format!("{req}{from} is there too; uv.lock is used"));
             }
             return;
         }
@@ -79,8 +83,12 @@ impl Detector<'_> {
             self.missing("uv.lock without pyproject.toml: not used");
         }
         if let Some(req) = requirements {
+            let from = self
+                .requirements_origin(&req)
+                .map(|f| format!("from {f}; "))
+                .unwrap_or_default();
             self.detected(format!(
-                "python dependencies: {req} (resolved by uv into kiln.lock)"
+                "python dependencies: {req} ({from}resolved by uv into kiln.lock)"
             ));
             let mut names = BTreeSet::new();
             self.requirement_names(&req, 0, &mut names);
@@ -92,6 +100,9 @@ impl Detector<'_> {
                 ));
             }
             self.d.deps = PythonDeps::Requirements(req);
+            return;
+        }
+        if self.declared_packages() {
             return;
         }
         if let Some(py) = &self.pyproject {
@@ -131,12 +142,15 @@ impl Detector<'_> {
         self.missing(hint);
     }
 
-    /// `requirements.txt`, else the first `requirements*.txt` (or `requirements/*.txt`)
-    /// that is not for development, else `requirements.in`, else a `requirements.txt` one
-    /// level down.
+    /// `requirements.txt`, else the file cog.yaml or bentofile.yaml names, else the first
+    /// `requirements*.txt` (or `requirements/*.txt`) that is not for development, else
+    /// `requirements.in`, else a `requirements.txt` one level down.
     fn pick_requirements(&self) -> Option<String> {
         if self.tree.has_file("requirements.txt") {
             return Some("requirements.txt".into());
+        }
+        if let Some(req) = self.declared_requirements() {
+            return Some(req);
         }
         let dev = [
             "dev",

@@ -2,6 +2,7 @@
 //! the [`Detection`] being filled in. Each concern adds its own `impl Detector` in its module;
 //! [`Detector::run`] calls them in order.
 
+use super::declared::Declared;
 use super::project::Pyproject;
 use super::scan::PyScan;
 use super::util::{one_line, read_text};
@@ -16,6 +17,8 @@ pub(super) struct Detector<'a> {
     pub(super) ignore: IgnoreNames,
     pub(super) tree: Tree,
     pub(super) pyproject: Option<Pyproject>,
+    /// What cog.yaml and bentofile.yaml declare, in that order.
+    pub(super) declared: Vec<Declared>,
     pub(super) sources: BTreeMap<String, PyScan>,
     pub(super) dep_names: BTreeSet<String>,
     pub(super) deps_known: bool,
@@ -37,6 +40,7 @@ impl<'a> Detector<'a> {
             ignore,
             tree,
             pyproject: None,
+            declared: Vec::new(),
             sources: BTreeMap::new(),
             dep_names: BTreeSet::new(),
             deps_known: false,
@@ -55,13 +59,17 @@ impl<'a> Detector<'a> {
             ));
         }
         self.read_pyproject();
+        self.read_declared();
         self.project();
         self.dependencies();
+        self.declared_dependency_notes();
         self.python_and_base();
         self.find_weights();
         self.scan_sources();
         self.app();
+        self.declared_files();
         self.packages();
+        self.declared_extras();
         self.note_skipped();
         let mut d = std::mem::take(&mut self.d);
         d.dependencies = self.dep_names.iter().cloned().collect();

@@ -2,10 +2,11 @@
 //! `.kilnignore` for it.
 //!
 //! [`detect`] walks the project (bounded, never leaving it through symlinks), reads
-//! `pyproject.toml`, `uv.lock`, requirements files and `.python-version`, scans the Python
-//! sources for the app (a FastAPI, Starlette, Flask, Gradio or Streamlit app, a
-//! `[project.scripts]` entry, a `__main__` block), for the port the code names and for a
-//! health route, and finds model weights. It asks nothing: [`InitOptions`] override what
+//! `pyproject.toml`, `uv.lock`, requirements files and `.python-version`, a Cog `cog.yaml`
+//! or a BentoML `bentofile.yaml`, scans the Python sources for the app (a FastAPI,
+//! Starlette, Flask, Gradio or Streamlit app, a BentoML service, a `[project.scripts]`
+//! entry, a `__main__` block), for the port the code names and for a health route, and
+//! finds model weights. It asks nothing: [`InitOptions`] override what
 //! it finds. Odd input (unreadable or non-UTF-8 files, huge files, odd names, symlink
 //! loops) is skipped, with a note, never a panic.
 //!
@@ -13,8 +14,11 @@
 //! was found and what is left to the user are in [`Detection::detected`] and
 //! [`Detection::missing`], for the command to print.
 
+mod bento;
 mod candidates;
+mod cog;
 mod command;
+mod declared;
 mod deps;
 mod detector;
 mod files;
@@ -61,6 +65,14 @@ pub enum PythonDeps {
     /// `pyproject.toml` without `uv.lock`: its `[project].dependencies`
     /// ([`Detection::pyproject_dependencies`]) are written as `packages`.
     Pyproject,
+    /// Requirement strings a config lists (cog.yaml's `build.python_packages`,
+    /// bentofile.yaml's `python.packages`), written as `packages`.
+    Inline {
+        /// Where they come from, e.g. "bentofile.yaml's python.packages".
+        from: String,
+        /// The requirement strings.
+        packages: Vec<String>,
+    },
     /// No dependencies found: nothing is installed.
     #[default]
     None,
@@ -89,11 +101,15 @@ pub struct Detection {
     /// `[python].packages` when [`Detection::deps`] is [`PythonDeps::Pyproject`].
     pub pyproject_dependencies: Vec<String>,
     /// Normalized names (PEP 503) of the dependencies found in `pyproject.toml`, the chosen
-    /// requirements file and `uv.lock`, sorted.
+    /// requirements file, `uv.lock` or the inline packages, sorted.
     pub dependencies: Vec<String>,
     /// `[app].files`: the app's file and the local modules and paths it uses, as globs
     /// (`"app.py"`, `"src/**"`); `["**"]` when no app was found.
     pub app_files: Vec<String>,
+    /// `[python].index-url` (bentofile.yaml's `python.index_url`).
+    pub index_url: Option<String>,
+    /// `[python].extra-index-url` (bentofile.yaml's `python.extra_index_url`).
+    pub extra_index_urls: Vec<String>,
     /// `[app].command`.
     pub command: Option<Vec<String>>,
     /// `[app].env` entries the command needs (e.g. `GRADIO_SERVER_NAME`, `PYTHONPATH`).
@@ -101,12 +117,16 @@ pub struct Detection {
     /// `[app].ports` (one port).
     pub port: Option<u16>,
     /// `[app.healthcheck].path`: set only when the code defines a `/health` or `/healthz`
-    /// route on the app.
+    /// route on the app, or the app's server has one of its own (Cog's `/health-check`,
+    /// BentoML's `/readyz`).
     pub healthcheck: Option<String>,
+    /// `[resources].gpus`: 1 when cog.yaml's `build.gpu` is true, else 0 (not written).
+    pub gpus: u32,
     /// `[weights.NAME]` tables: (name, path relative to the project); `target` is left to
     /// its default.
     pub weights: Vec<(String, String)>,
-    /// Debian packages for `[base].packages` that the dependencies need (e.g. `libgomp1`).
+    /// Debian packages for `[base].packages`: those the dependencies need (e.g. `libgomp1`),
+    /// then those cog.yaml or bentofile.yaml list.
     pub packages_needed: Vec<String>,
     /// What was found, one human line each, e.g. "app: FastAPI app `app` in app.py (uvicorn)".
     pub detected: Vec<String>,

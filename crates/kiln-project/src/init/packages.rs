@@ -46,7 +46,7 @@ impl Detector<'_> {
                 self.d.base
             ));
         }
-        if self.has_dep("torch") && !matches!(self.d.deps, PythonDeps::UvLock) {
+        if self.has_dep("torch") && !matches!(self.d.deps, PythonDeps::UvLock) && self.d.gpus == 0 {
             self.detected(
                 "torch from PyPI brings CUDA libraries: for a CPU-only image set [python].extra-index-url to https://download.pytorch.org/whl/cpu",
             );

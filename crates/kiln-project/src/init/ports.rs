@@ -262,6 +262,10 @@ impl Detector<'_> {
             self.detected(format!("port: {port} (from the --port flag)"));
             return Some(port);
         }
+        if let Some((port, _, whose)) = chosen.kind.server() {
+            self.detected(format!("port: {port} ({whose}'s default)"));
+            return Some(port);
+        }
         let mut found: Vec<(u16, String)> = Vec::new();
         if let Some(scan) = self.sources.get(&chosen.file) {
             found.extend(

@@ -114,16 +114,18 @@ impl Detector<'_> {
     pub(super) fn project(&mut self) {
         let py_name = self.pyproject.as_ref().and_then(|p| p.name.clone());
         let (raw, from) = if let Some(name) = &self.opts.name {
-            (name.clone(), "the --name flag")
+            (name.clone(), "the --name flag".to_string())
         } else if let Some(name) = py_name {
-            (name, "pyproject.toml")
+            (name, "pyproject.toml".to_string())
+        } else if let Some(declared) = self.declared_name() {
+            declared
         } else {
             let dir = self
                 .root
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            (dir, "the directory name")
+            (dir, "the directory name".to_string())
         };
         self.d.name = sanitize_name(&raw);
         if self.d.name == raw {

@@ -126,13 +126,20 @@ impl Detector<'_> {
         } else {
             None
         };
+        let declared = self.declared_python();
         let wanted: Option<(String, String)> = version_file
             .as_deref()
             .and_then(|raw| Some((minor_of(raw)?, ".python-version".to_string())))
+            .or_else(|| declared.clone())
             .or_else(|| {
                 let r = requires.as_deref()?;
                 Some((spec_single_minor(r)?, format!("requires-python {r:?}")))
             });
+        if let (Some((minor, from)), Some((used, used_from))) = (&declared, &wanted) {
+            if minor != used {
+                self.detected(format!("{from} says {minor}; {used_from}'s {used} is used"));
+            }
+        }
         if let (Some(raw), None) = (&version_file, &wanted) {
             let line = format!(
                 ".python-version says {:?}: not a CPython 3 version, ignored",

@@ -60,7 +60,7 @@ pub fn render_toml(d: &Detection) -> String {
             &mut o,
             "packages",
             &toml_array(&d.packages_needed),
-            "extra Debian packages the dependencies need",
+            "extra Debian packages (see Detected above)",
         );
     } else {
         let _ = writeln!(
@@ -102,6 +102,18 @@ pub fn render_toml(d: &Detection) -> String {
             }
             o.push_str("]\n");
         }
+        PythonDeps::Inline { from, packages } => {
+            let _ = writeln!(
+                o,
+                "# From {}, resolved by uv into kiln.lock.",
+                comment(from)
+            );
+            o.push_str("packages = [\n");
+            for dep in packages {
+                let _ = writeln!(o, "    {},", toml_str(dep));
+            }
+            o.push_str("]\n");
+        }
         PythonDeps::Pyproject => {
             o.push_str("# pyproject.toml lists no [project].dependencies; run `uv lock`, then:\n");
             o.push_str("# lock = \"uv.lock\"\n");
@@ -112,9 +124,19 @@ pub fn render_toml(d: &Detection) -> String {
             o.push_str("# packages = [\"numpy==2.2.6\"]\n");
         }
     }
-    if d.dependencies.iter().any(|n| n == "torch") && d.deps != PythonDeps::UvLock {
+    if let Some(url) = &d.index_url {
+        entry(&mut o, "index-url", &toml_str(url), "");
+    }
+    if !d.extra_index_urls.is_empty() {
+        entry(
+            &mut o,
+            "extra-index-url",
+            &toml_array(&d.extra_index_urls),
+            "",
+        );
+    } else if d.dependencies.iter().any(|n| n == "torch") && d.deps != PythonDeps::UvLock {
         o.push_str("# extra-index-url = [\"https://download.pytorch.org/whl/cpu\"]   # CPU-only torch (PyPI's brings CUDA)\n");
-    } else {
+    } else if d.index_url.is_none() {
         o.push_str("# index-url = \"https://pypi.org/simple\"\n");
     }
 
@@ -172,7 +194,7 @@ pub fn render_toml(d: &Detection) -> String {
     o.push('\n');
     match (&d.healthcheck, d.port) {
         (Some(path), Some(_)) => {
-            o.push_str("[app.healthcheck]   # the app defines this route\n");
+            o.push_str("[app.healthcheck]   # the app (or its server) answers this route\n");
             entry(
                 &mut o,
                 "path",
@@ -182,14 +204,20 @@ pub fn render_toml(d: &Detection) -> String {
             o.push_str("# interval = \"30s\"\n# timeout = \"5s\"\n# start-period = \"60s\"\n# retries = 3\n");
         }
         _ => {
-            o.push_str("# [app.healthcheck]   # no /health or /healthz route found in the code\n");
+            o.push_str("# [app.healthcheck]   # no /health or /healthz route found\n");
             o.push_str("# path = \"/health\"   # HTTP GET on the first port must answer 2xx\n");
             o.push_str("# interval = \"30s\"\n");
         }
     }
 
-    o.push_str("\n# [resources]   # applied by `kiln run`, read by `kiln deploy`\n");
-    o.push_str("# cpus = 2.0\n# memory = \"2g\"\n# gpus = 0\n");
+    if d.gpus > 0 {
+        o.push_str("\n[resources]   # applied by `kiln run`, read by `kiln deploy`\n");
+        o.push_str("# cpus = 2.0\n# memory = \"2g\"\n");
+        entry(&mut o, "gpus", &d.gpus.to_string(), "NVIDIA GPUs");
+    } else {
+        o.push_str("\n# [resources]   # applied by `kiln run`, read by `kiln deploy`\n");
+        o.push_str("# cpus = 2.0\n# memory = \"2g\"\n# gpus = 0\n");
+    }
     o
 }
 

@@ -68,6 +68,10 @@ pub(super) struct PyScan {
     pub(super) literals: Vec<Literal>,
     /// The code downloads models at run time.
     pub(super) downloads: bool,
+    /// BentoML services: `@bentoml.service` classes.
+    pub(super) bento: Vec<String>,
+    /// BentoML services of before 1.2: `bentoml.Service(...)` objects.
+    pub(super) bento_legacy: Vec<String>,
 }
 
 /// Each physical line with comments and the insides of triple-quoted strings removed
@@ -317,9 +321,28 @@ const PATH_WORDS: &[&str] = &[
     "read_",
 ];
 
+/// `bentoml.service` decorators: `@bentoml.service`, `@bentoml.service(...)`, and
+/// `@service` when the file imports bentoml.
+fn bento_decorator(line: &str, imports_bentoml: bool) -> bool {
+    let Some(rest) = line.strip_prefix('@') else {
+        return false;
+    };
+    let name = rest.split('(').next().unwrap_or(rest).trim();
+    name == "bentoml.service" || (name == "service" && imports_bentoml)
+}
+
+/// `svc = bentoml.Service(...)` (BentoML before 1.2): the variable.
+fn bento_object(line: &str) -> Option<String> {
+    let (lhs, rhs) = split_assignment(line)?;
+    let var = lhs.split(':').next()?.trim();
+    (is_identifier(var) && rhs.trim_start().starts_with("bentoml.Service("))
+        .then(|| var.to_string())
+}
+
 fn scan_python(src: &str) -> PyScan {
     let mut scan = PyScan::default();
     let mut def: Option<String> = None;
+    let mut bento_pending = false;
     let mut call_depth = 0i32;
     let (mut gradio_ui, mut gradio_launch) = (false, false);
     for (index, line) in code_lines(src).iter().enumerate() {
@@ -332,6 +355,21 @@ fn scan_python(src: &str) -> PyScan {
             def = def_name(t);
         }
         scan.imports.extend(imports_of(t));
+        if indent == 0 {
+            let imports_bentoml = t.starts_with('@') && scan.imports.iter().any(|m| m == "bentoml");
+            if bento_decorator(t, imports_bentoml) {
+                bento_pending = true;
+            } else if let Some(class) = t.strip_prefix("class ") {
+                let name: String = class.chars().take_while(|c| is_ident_char(*c)).collect();
+                if bento_pending && !name.is_empty() {
+                    scan.bento.push(name);
+                }
+                bento_pending = false;
+            } else if !t.starts_with('@') && !t.starts_with(')') {
+                bento_pending = false;
+            }
+            scan.bento_legacy.extend(bento_object(t));
+        }
         if t.starts_with("import streamlit") || t.starts_with("from streamlit") {
             scan.streamlit = true;
         }

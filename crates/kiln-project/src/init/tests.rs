@@ -679,3 +679,667 @@ fn render_escapes_and_stays_toml() {
     // An empty detection too.
     parse_rendered(&Detection::default());
 }
+
+/// Parses the rendered kiln.toml with kiln's own manifest parser, in the project.
+fn parse_project(dir: &tempfile::TempDir, d: &Detection) -> crate::manifest::Project {
+    let text = render_toml(d);
+    let file = dir.path().join(crate::manifest::FILE);
+    crate::manifest::Project::parse(dir.path(), &file, &text)
+        .unwrap_or_else(|e| panic!("kiln.toml does not parse: {e}\n{text}"))
+}
+
+fn env_of(d: &Detection, key: &str) -> Option<String> {
+    d.env.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+}
+
+const COG_PREDICTOR: &str = r#"
+from cog import BasePredictor, Input
+
+from helpers import load_model
+
+
+class Predictor(BasePredictor):
+    def setup(self):
+        self.model = load_model()
+
+    def predict(self, prompt: str = Input(description="text")) -> str:
+        return self.model(prompt)
+"#;
+
+#[test]
+fn cog_project_with_requirements() {
+    let dir = project(&[
+        (
+            "cog.yaml",
+            r#"# Configuration for Cog
+build:
+  gpu: true
+  cuda: "12.1"
+  python_version: "3.11"
+  python_requirements: requirements.txt
+  system_packages:
+    - "ffmpeg"
+    - "libgl1"
+    - "Not A Package"
+  run:
+    - "curl -L -o /tmp/x.tar https://example.org/x.tar"
+    - command: pip install private-thing
+      mounts:
+        - type: secret
+          id: pip
+          target: /etc/pip.conf
+image: "r8.im/someone/Text-Model"
+predict: "predict.py:Predictor"
+concurrency:
+  max: 4
+environment:
+  - HF_HOME=/app/hf
+"#,
+        ),
+        ("predict.py", COG_PREDICTOR),
+        ("helpers.py", "def load_model():\n    return str\n"),
+        ("requirements.txt", "torch==2.3.1\ntransformers\n"),
+    ]);
+    let d = detect_ok(&dir);
+    assert_eq!(d.name, "text-model");
+    assert_eq!(d.command, Some(strs(&["python", "-m", "cog.server.http"])));
+    assert_eq!(d.port, Some(5000));
+    assert_eq!(d.healthcheck.as_deref(), Some("/health-check"));
+    assert_eq!(
+        env_of(&d, "COG_PREDICT_TYPE_STUB").as_deref(),
+        Some("predict.py:Predictor")
+    );
+    assert_eq!(env_of(&d, "COG_MAX_CONCURRENCY").as_deref(), Some("4"));
+    assert_eq!(env_of(&d, "HF_HOME").as_deref(), Some("/app/hf"));
+    assert_eq!(env_of(&d, "PORT"), None);
+    assert_eq!(d.app_files, strs(&["predict.py", "helpers.py", "cog.yaml"]));
+    assert_eq!(d.deps, PythonDeps::Requirements("requirements.txt".into()));
+    assert_eq!(d.python.as_deref(), Some("3.11"));
+    assert_eq!(d.base, "debian:bookworm");
+    assert_eq!(d.gpus, 1);
+    assert_eq!(d.packages_needed, strs(&["libgomp1", "ffmpeg", "libgl1"]));
+
+    assert!(has_line(&d.detected, "cog.yaml: a Cog project"));
+    assert!(has_line(
+        &d.detected,
+        "app: Cog predictor `predict.py:Predictor`, from cog.yaml's predict (Cog's HTTP server, python -m cog.server.http)"
+    ));
+    assert!(has_line(
+        &d.detected,
+        "python dependencies: requirements.txt (from cog.yaml's build.python_requirements; resolved by uv into kiln.lock)"
+    ));
+    assert!(has_line(
+        &d.detected,
+        "python: 3.11 (from cog.yaml's build.python_version), debian:bookworm's"
+    ));
+    assert!(has_line(
+        &d.detected,
+        "base packages: ffmpeg, libgl1 (from cog.yaml's build.system_packages)"
+    ));
+    assert!(has_line(
+        &d.detected,
+        "resources: gpus = 1 (from cog.yaml's build.gpu)"
+    ));
+    assert!(has_line(&d.detected, "port: 5000 (Cog's server's default)"));
+    assert!(has_line(&d.detected, "healthcheck: GET /health-check"));
+    assert!(has_line(
+        &d.detected,
+        "name: text-model (from cog.yaml's image"
+    ));
+    assert!(has_line(
+        &d.detected,
+        "and cog.yaml, which Cog's server reads"
+    ));
+    assert!(has_line(&d.missing, "cog is not among the dependencies"));
+    assert!(has_line(&d.missing, "add `cog` to requirements.txt"));
+    assert!(has_line(&d.missing, "Ubuntu package names"));
+    assert!(has_line(
+        &d.missing,
+        "not Debian package names, left out: Not A Package"
+    ));
+    assert!(has_line(
+        &d.missing,
+        "build.run runs shell commands at build time"
+    ));
+    assert!(has_line(
+        &d.missing,
+        "`curl -L -o /tmp/x.tar https://example.org/x.tar`"
+    ));
+    assert!(has_line(&d.missing, "`pip install private-thing`"));
+    assert!(has_line(&d.missing, "cog.yaml's build.cuda is \"12.1\""));
+    assert!(!has_line(&d.missing, "no app found"));
+    assert!(!has_line(&d.missing, "no /health or /healthz route"));
+    assert!(!has_line(&d.detected, "for a CPU-only image"));
+
+    let p = parse_project(&dir, &d);
+    assert_eq!(p.name, "text-model");
+    assert_eq!(p.python_version.as_deref(), Some("3.11"));
+    assert_eq!(p.packages, strs(&["libgomp1", "ffmpeg", "libgl1"]));
+    assert_eq!(
+        p.deps,
+        crate::manifest::Dependencies::Requirements(dir.path().join("requirements.txt"))
+    );
+    assert_eq!(p.command, d.command);
+    assert_eq!(p.ports, [5000]);
+    assert_eq!(
+        p.health.as_ref().and_then(|h| h.http_path.as_deref()),
+        Some("/health-check")
+    );
+    assert_eq!(p.files, strs(&["predict.py", "helpers.py", "cog.yaml"]));
+    assert_eq!(p.manifest.resources.gpus, 1);
+    assert_eq!(
+        p.manifest
+            .app
+            .env
+            .get("COG_PREDICT_TYPE_STUB")
+            .map(String::as_str),
+        Some("predict.py:Predictor")
+    );
+    assert!(p
+        .env()
+        .contains(&("NVIDIA_VISIBLE_DEVICES".to_string(), "all".to_string())));
+}
+
+#[test]
+fn cog_python_versions() {
+    let cog = |version: &str| {
+        format!(
+            "build:\n  python_version: {version}\n  python_requirements: requirements.txt\npredict: \"predict.py:Predictor\"\n"
+        )
+    };
+    let files = |yaml: &str| {
+        project(&[
+            ("cog.yaml", yaml),
+            ("predict.py", COG_PREDICTOR),
+            ("helpers.py", "def load_model():\n    return str\n"),
+            ("requirements.txt", "cog\n"),
+        ])
+    };
+
+    // 3.12: not bookworm's; the version is left unset, with a check line.
+    let dir = files(&cog("\"3.12\""));
+    let d = detect_ok(&dir);
+    assert_eq!(d.base, "debian:bookworm");
+    assert_eq!(d.python, None);
+    assert!(has_line(
+        &d.missing,
+        "python 3.12 (from cog.yaml's build.python_version) is not what debian:bookworm gives (3.11)"
+    ));
+    assert!(!has_line(&d.missing, "cog is not among"));
+    parse_project(&dir, &d);
+
+    // 3.13: trixie's.
+    let d = detect_ok(&files(&cog("\"3.13.1\"")));
+    assert_eq!(d.base, "debian:trixie");
+    assert_eq!(d.python.as_deref(), Some("3.13"));
+
+    // An unquoted 3.10 is the YAML number 3.1: read as written.
+    let d = detect_ok(&files(&cog("3.10")));
+    assert!(has_line(
+        &d.missing,
+        "python 3.10 (from cog.yaml's build.python_version)"
+    ));
+
+    // .python-version comes first.
+    let dir = files(&cog("\"3.12\""));
+    fs::write(dir.path().join(".python-version"), "3.11\n").unwrap();
+    let d = detect_ok(&dir);
+    assert_eq!(d.python.as_deref(), Some("3.11"));
+    assert!(has_line(
+        &d.detected,
+        "cog.yaml's build.python_version says 3.12; .python-version's 3.11 is used"
+    ));
+
+    // Nonsense is noted and ignored.
+    let d = detect_ok(&files(&cog("\"latest\"")));
+    assert!(has_line(&d.missing, "is not a Python 3 version: ignored"));
+    assert_eq!(d.python, None);
+}
+
+#[test]
+fn older_cog_yaml_with_python_packages() {
+    let dir = project(&[
+        (
+            "cog.yaml",
+            "build:\n  python_version: \"3.8\"\n  python_packages:\n    - \"pillow==8.3.1\"\n    - \"tensorflow==2.5.0\"\n    - \"--extra-index-url x\"\n  system_packages:\n    - \"libgl1-mesa-glx\"\n  pre_install:\n    - \"pip install -U pip\"\ntrain: \"train.py:train\"\n",
+        ),
+        (
+            "train.py",
+            "from cog import BaseModel, Input, Path\n\ndef train(steps: int = Input(default=10)) -> Path:\n    ...\n",
+        ),
+    ]);
+    let d = detect_ok(&dir);
+    assert_eq!(
+        d.deps,
+        PythonDeps::Inline {
+            from: "cog.yaml's build.python_packages".into(),
+            packages: strs(&["pillow==8.3.1", "tensorflow==2.5.0"]),
+        }
+    );
+    assert!(d.dependencies.contains(&"tensorflow".to_string()));
+    assert_eq!(
+        d.command,
+        Some(strs(&[
+            "python",
+            "-m",
+            "cog.server.http",
+            "--x-mode",
+            "train"
+        ]))
+    );
+    assert_eq!(
+        env_of(&d, "COG_TRAIN_TYPE_STUB").as_deref(),
+        Some("train.py:train")
+    );
+    assert_eq!(d.app_files, strs(&["train.py", "cog.yaml"]));
+    assert_eq!(d.python, None);
+    assert!(has_line(
+        &d.detected,
+        "python dependencies: 2 packages from cog.yaml's build.python_packages, as [python].packages"
+    ));
+    assert!(has_line(
+        &d.missing,
+        "python 3.8 (from cog.yaml's build.python_version) is not what debian:bookworm gives"
+    ));
+    assert!(has_line(&d.missing, "add `cog` to [python].packages"));
+    assert!(has_line(&d.missing, "left out: --extra-index-url x"));
+    assert!(has_line(&d.missing, "`pip install -U pip`"));
+    assert!(!has_line(&d.missing, "no Python dependencies found"));
+
+    let t = parse_rendered(&d);
+    assert_eq!(
+        t["python"]["packages"][1].as_str(),
+        Some("tensorflow==2.5.0")
+    );
+    assert!(t.get("resources").is_none());
+    let p = parse_project(&dir, &d);
+    assert_eq!(
+        p.deps,
+        crate::manifest::Dependencies::Inline(strs(&["pillow==8.3.1", "tensorflow==2.5.0"]))
+    );
+    assert_eq!(p.packages, strs(&["libgl1-mesa-glx"]));
+    assert_eq!(p.ports, [5000]);
+    assert_eq!(p.manifest.resources.gpus, 0);
+}
+
+#[test]
+fn bad_cog_and_bento_yaml_are_noted() {
+    let dir = project(&[
+        (
+            "cog.yaml",
+            "build:\n  gpu: true\n  python_version: \"3.11\n predict: [\n",
+        ),
+        ("bentofile.yaml", "- just\n- a list\n"),
+        ("predict.py", COG_PREDICTOR),
+        ("requirements.txt", "cog\n"),
+    ]);
+    let d = detect_ok(&dir);
+    let bad = d
+        .missing
+        .iter()
+        .find(|l| l.contains("not valid YAML"))
+        .expect("a line about cog.yaml");
+    assert!(bad.starts_with("cog.yaml:"), "{bad}");
+    let line_no: usize = bad
+        .trim_start_matches("cog.yaml:")
+        .split(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((3..=5).contains(&line_no), "{bad}");
+    assert!(has_line(
+        &d.missing,
+        "bentofile.yaml is not a YAML mapping: ignored"
+    ));
+    assert_eq!(d.gpus, 0);
+    assert!(!has_line(&d.detected, "a Cog project"));
+    assert!(has_line(&d.missing, "no app found"));
+    parse_project(&dir, &d);
+
+    // Keys of the wrong type are noted and skipped; the rest is read.
+    let dir = project(&[
+        (
+            "cog.yaml",
+            "build:\n  system_packages:\n    ffmpeg: yes\n  gpu: maybe\n  python_requirements: requirements.txt\npredict: \"predict.py:Predictor\"\n",
+        ),
+        ("predict.py", COG_PREDICTOR),
+        ("requirements.txt", "cog\n"),
+    ]);
+    let d = detect_ok(&dir);
+    assert!(has_line(
+        &d.missing,
+        "cog.yaml: build.system_packages is not a list of strings: ignored"
+    ));
+    assert!(has_line(
+        &d.missing,
+        "cog.yaml: build.gpu is not true or false: ignored"
+    ));
+    assert_eq!(d.command, Some(strs(&["python", "-m", "cog.server.http"])));
+    assert!(d.packages_needed.is_empty());
+    parse_project(&dir, &d);
+
+    // Empty and huge files.
+    let dir = project(&[("cog.yaml", ""), ("bentofile.yaml", "service: \"svc:S\"\n")]);
+    fs::write(
+        dir.path().join("cog.yaml"),
+        vec![b'#'; (MAX_TEXT_BYTES + 1) as usize],
+    )
+    .unwrap();
+    let d = detect_ok(&dir);
+    assert!(has_line(&d.missing, "skipped: cog.yaml (larger than"));
+    assert!(has_line(
+        &d.missing,
+        "bentofile.yaml's service names module `svc`"
+    ));
+}
+
+const BENTO_SERVICE: &str = r#"
+import bentoml
+from helpers import clean
+
+
+@bentoml.service(
+    resources={"cpu": "2"},
+    traffic={"timeout": 30},
+)
+class Summarization:
+    def __init__(self) -> None:
+        from transformers import pipeline
+        self.pipeline = pipeline("summarization")
+
+    @bentoml.api
+    def summarize(self, text: str) -> str:
+        return clean(self.pipeline(text)[0]["summary_text"])
+"#;
+
+#[test]
+fn bentofile_project() {
+    let dir = project(&[
+        (
+            "bentofile.yaml",
+            r#"service: "service:Summarization"
+name: Summarizer
+labels:
+  owner: ml-team
+include:
+  - "*.py"
+  - "/configs/"
+exclude:
+  - "tests/"
+python:
+  requirements_txt: "./requirements-bento.txt"
+  packages:
+    - torch
+    - transformers
+  extra_index_url:
+    - "https://download.pytorch.org/whl/cpu"
+docker:
+  python_version: "3.11"
+  system_packages:
+    - ffmpeg
+envs:
+  - name: HF_TOKEN
+  - name: MODEL_ID
+    value: sshleifer/distilbart-cnn-12-6
+  - name: BUILD_ONLY
+    value: x
+    stage: build
+models:
+  - "summarization-model:latest"
+"#,
+        ),
+        ("service.py", BENTO_SERVICE),
+        ("helpers.py", "def clean(s):\n    return s.strip()\n"),
+        ("configs/app.json", "{}"),
+        ("tests/test_service.py", "def test():\n    pass\n"),
+        (
+            "requirements-bento.txt",
+            "bentoml>=1.3\ntorch\ntransformers\n",
+        ),
+    ]);
+    let d = detect_ok(&dir);
+    assert_eq!(d.name, "summarizer");
+    assert_eq!(
+        d.command,
+        Some(strs(&[
+            "bentoml",
+            "serve",
+            "service:Summarization",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "3000"
+        ]))
+    );
+    assert_eq!(d.port, Some(3000));
+    assert_eq!(d.healthcheck.as_deref(), Some("/readyz"));
+    assert_eq!(
+        d.deps,
+        PythonDeps::Requirements("requirements-bento.txt".into())
+    );
+    assert_eq!(
+        d.app_files,
+        strs(&["**/*.py", "configs", "!**/tests", "!**/tests/**"])
+    );
+    assert_eq!(
+        env_of(&d, "MODEL_ID").as_deref(),
+        Some("sshleifer/distilbart-cnn-12-6")
+    );
+    assert_eq!(env_of(&d, "BUILD_ONLY"), None);
+    assert_eq!(env_of(&d, "HF_TOKEN"), None);
+    assert_eq!(d.python.as_deref(), Some("3.11"));
+    assert_eq!(d.packages_needed, strs(&["libgomp1", "ffmpeg"]));
+    assert_eq!(
+        d.extra_index_urls,
+        strs(&["https://download.pytorch.org/whl/cpu"])
+    );
+    assert_eq!(d.gpus, 0);
+
+    assert!(has_line(&d.detected, "bentofile.yaml: a BentoML project"));
+    assert!(has_line(
+        &d.detected,
+        "app: BentoML service `service:Summarization`, from bentofile.yaml's service (bentoml serve)"
+    ));
+    assert!(has_line(
+        &d.detected,
+        "python dependencies: requirements-bento.txt (from bentofile.yaml's python.requirements_txt; resolved by uv into kiln.lock)"
+    ));
+    assert!(has_line(
+        &d.detected,
+        "app files: **/*.py, configs, !**/tests, !**/tests/** (from bentofile.yaml's include/exclude)"
+    ));
+    assert!(has_line(
+        &d.detected,
+        "env: MODEL_ID (from bentofile.yaml's envs)"
+    ));
+    assert!(has_line(
+        &d.detected,
+        "python: 3.11 (from bentofile.yaml's docker.python_version)"
+    ));
+    assert!(has_line(&d.detected, "healthcheck: GET /readyz"));
+    assert!(has_line(
+        &d.missing,
+        "bentofile.yaml's python.packages lists 2 packages, not used: requirements-bento.txt is"
+    ));
+    assert!(has_line(&d.missing, "envs without a value (HF_TOKEN)"));
+    assert!(has_line(&d.missing, "models (summarization-model:latest)"));
+    assert!(!has_line(&d.missing, "bentoml is not among"));
+    assert!(!has_line(&d.missing, "[app].files holds the app"));
+    assert!(!has_line(&d.missing, "leaves out"));
+    assert!(!has_line(&d.detected, "also found: BentoML"));
+
+    let p = parse_project(&dir, &d);
+    assert_eq!(p.name, "summarizer");
+    assert_eq!(p.files, d.app_files);
+    assert_eq!(p.ports, [3000]);
+    assert_eq!(
+        p.health.as_ref().and_then(|h| h.http_path.as_deref()),
+        Some("/readyz")
+    );
+    assert_eq!(
+        p.manifest.python.extra_index_url,
+        strs(&["https://download.pytorch.org/whl/cpu"])
+    );
+    assert_eq!(
+        p.manifest.app.env.get("MODEL_ID").map(String::as_str),
+        Some("sshleifer/distilbart-cnn-12-6")
+    );
+    assert_eq!(p.packages, strs(&["libgomp1", "ffmpeg"]));
+    let include = kiln_build::dockerignore::Ignore::parse(&p.files.join("\n"));
+    assert!(include.is_excluded("service.py"));
+    assert!(include.is_excluded("configs/app.json"));
+    assert!(!include.is_excluded("tests/test_service.py"));
+    assert!(!include.is_excluded("requirements-bento.txt"));
+}
+
+#[test]
+fn bentofile_with_packages_only() {
+    let dir = project(&[
+        (
+            "bentofile.yaml",
+            "service: \"service:Summarization\"\npython:\n  packages:\n    - transformers\n    - torch\n  index_url: https://pypi.example.org/simple\n",
+        ),
+        ("service.py", BENTO_SERVICE),
+        ("helpers.py", "def clean(s):\n    return s\n"),
+        ("pyproject.toml", "[tool.ruff]\nline-length = 100\n"),
+    ]);
+    let d = detect_ok(&dir);
+    assert_eq!(
+        d.deps,
+        PythonDeps::Inline {
+            from: "bentofile.yaml's python.packages".into(),
+            packages: strs(&["transformers", "torch"]),
+        }
+    );
+    assert_eq!(
+        d.index_url.as_deref(),
+        Some("https://pypi.example.org/simple")
+    );
+    assert_eq!(d.app_files, strs(&["service.py", "helpers.py"]));
+    assert!(has_line(
+        &d.missing,
+        "bentoml is not among the dependencies, but `bentoml serve` is in it: add `bentoml` to [python].packages"
+    ));
+    let p = parse_project(&dir, &d);
+    assert_eq!(
+        p.deps,
+        crate::manifest::Dependencies::Inline(strs(&["transformers", "torch"]))
+    );
+    assert_eq!(
+        p.manifest.python.index_url.as_deref(),
+        Some("https://pypi.example.org/simple")
+    );
+}
+
+#[test]
+fn bentofile_service_module_missing() {
+    let dir = project(&[
+        (
+            "bentofile.yaml",
+            "service: \"missing_module:Svc\"\npython:\n  packages: [bentoml]\n",
+        ),
+        ("README.md", "# a service\n"),
+    ]);
+    let d = detect_ok(&dir);
+    assert_eq!(
+        d.command,
+        Some(strs(&[
+            "bentoml",
+            "serve",
+            "missing_module:Svc",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "3000"
+        ]))
+    );
+    assert_eq!(d.app_files, strs(&["**"]));
+    assert!(has_line(
+        &d.missing,
+        "bentofile.yaml's service names module `missing_module`, but the project has no missing_module.py or missing_module/__init__.py"
+    ));
+    assert!(has_line(&d.missing, "is not in the project's files"));
+    assert!(!has_line(&d.missing, "bentoml is not among"));
+    let p = parse_project(&dir, &d);
+    assert_eq!(p.ports, [3000]);
+
+    // A file path that is not there, and a port from the flag.
+    let dir = project(&[
+        ("bentofile.yaml", "service: \"./svc/main.py:Svc\"\n"),
+        ("requirements.txt", "bentoml\n"),
+    ]);
+    let opts = InitOptions {
+        port: Some(8080),
+        ..InitOptions::default()
+    };
+    let d = detect_with(&dir, &opts);
+    assert!(has_line(
+        &d.missing,
+        "bentofile.yaml's service names svc/main.py, which is not in the project"
+    ));
+    assert_eq!(d.port, Some(8080));
+    assert_eq!(d.command.as_ref().unwrap()[6], "8080");
+}
+
+#[test]
+fn bentoml_service_found_in_the_code() {
+    let dir = project(&[
+        ("service.py", BENTO_SERVICE),
+        ("helpers.py", "def clean(s):\n    return s\n"),
+        (
+            "legacy.py",
+            "import bentoml\n\nsvc = bentoml.Service(\"old\", runners=[])\n",
+        ),
+        ("main.py", "if __name__ == '__main__':\n    print(1)\n"),
+        ("requirements.txt", "bentoml\ntransformers\n"),
+    ]);
+    let d = detect_ok(&dir);
+    assert_eq!(
+        d.command,
+        Some(strs(&[
+            "bentoml",
+            "serve",
+            "service:Summarization",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "3000"
+        ]))
+    );
+    assert_eq!(d.healthcheck.as_deref(), Some("/readyz"));
+    assert_eq!(d.app_files, strs(&["service.py", "helpers.py"]));
+    assert!(has_line(
+        &d.detected,
+        "app: BentoML service `Summarization` in service.py (bentoml serve)"
+    ));
+    assert!(has_line(
+        &d.detected,
+        "also found: BentoML service `svc` in legacy.py"
+    ));
+    assert!(!has_line(&d.missing, "bentoml is not among"));
+    parse_project(&dir, &d);
+
+    // A Cog project with a bentofile too: cog.yaml's app is served, the other is listed.
+    let dir = project(&[
+        (
+            "cog.yaml",
+            "build:\n  python_requirements: requirements.txt\npredict: \"predict.py:Predictor\"\n",
+        ),
+        ("bentofile.yaml", "service: \"service:Summarization\"\n"),
+        ("predict.py", COG_PREDICTOR),
+        ("helpers.py", "def load_model():\n    return str\n"),
+        ("service.py", BENTO_SERVICE),
+        ("requirements.txt", "cog\nbentoml\n"),
+    ]);
+    let d = detect_ok(&dir);
+    assert_eq!(d.command, Some(strs(&["python", "-m", "cog.server.http"])));
+    assert!(has_line(
+        &d.detected,
+        "also found: BentoML service `service:Summarization`, from bentofile.yaml's service"
+    ));
+    assert!(!has_line(
+        &d.detected,
+        "also found: BentoML service `Summarization`"
+    ));
+}
