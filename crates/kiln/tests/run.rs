@@ -1114,3 +1114,29 @@ fn a_pasta_that_fails_on_demand_says_why() {
     );
     k.assert_nothing_left();
 }
+
+/// `kiln stop` of a `-d --rm` container succeeds: the container's record goes as soon as
+/// it exits, which stop takes for the exit it waits for (not for a timeout followed by
+/// SIGKILL of a container that is gone), and nothing of it is left.
+#[test]
+fn stop_of_a_detached_rm_container_succeeds() {
+    let k = kiln_with_busybox();
+    // A shell with a TERM trap exits at once on SIGTERM (PID 1 ignores signals it has
+    // no handler for).
+    k.ok(&[
+        "run",
+        "-d",
+        "--rm",
+        "--name",
+        "gone",
+        "bb:v1",
+        "sh",
+        "-c",
+        "trap 'exit 0' TERM; while true; do sleep 0.1; done",
+    ]);
+    let t = std::time::Instant::now();
+    assert_eq!(k.ok(&["stop", "-t", "5", "gone"]).trim(), "gone");
+    assert!(t.elapsed() < std::time::Duration::from_secs(4), "{:?}", t.elapsed());
+    assert!(!k.ok(&["ps", "-a"]).contains("gone"));
+    k.assert_nothing_left();
+}
