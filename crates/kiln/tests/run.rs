@@ -1136,7 +1136,11 @@ fn stop_of_a_detached_rm_container_succeeds() {
     ]);
     let t = std::time::Instant::now();
     assert_eq!(k.ok(&["stop", "-t", "5", "gone"]).trim(), "gone");
-    assert!(t.elapsed() < std::time::Duration::from_secs(4), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(4),
+        "{:?}",
+        t.elapsed()
+    );
     assert!(!k.ok(&["ps", "-a"]).contains("gone"));
     k.assert_nothing_left();
 }
