@@ -80,9 +80,6 @@ pub enum RuntimeError {
     /// The image store failed: reading the image, preparing its snapshots.
     #[error(transparent)]
     Store(#[from] kiln_store::StoreError),
-    /// Unpacking or reading a layer's tar failed.
-    #[error(transparent)]
-    Extract(#[from] kiln_layer::LayerError),
 }
 
 impl RuntimeError {
