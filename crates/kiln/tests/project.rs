@@ -581,6 +581,20 @@ fn uv_binary(k: &Kiln) -> PathBuf {
 
 /// `kiln init`, `kiln build`, `kiln run -d -p`: the body of GET `path`.
 fn init_build_serve(k: &Kiln, dir: &Path, port_in: u16, path: &str) -> String {
+    init_build_probe(k, dir, port_in, |port| match http(port, "GET", path, "") {
+        Some((200, b)) => Some(b),
+        _ => None,
+    })
+}
+
+/// `kiln init`, `kiln build`, `kiln run -d -p`, then `probe` on the published port
+/// until it gives an answer (30 s at most); the container is removed.
+fn init_build_probe(
+    k: &Kiln,
+    dir: &Path,
+    port_in: u16,
+    mut probe: impl FnMut(u16) -> Option<String>,
+) -> String {
     let out = k
         .cmd()
         .args(["init", dir.to_str().unwrap()])
@@ -603,8 +617,8 @@ fn init_build_serve(k: &Kiln, dir: &Path, port_in: u16, path: &str) -> String {
         .to_string();
     let mut body = None;
     for _ in 0..120 {
-        if let Some((200, b)) = http(port, "GET", path, "") {
-            body = Some(b);
+        body = probe(port);
+        if body.is_some() {
             break;
         }
         std::thread::sleep(Duration::from_millis(250));
@@ -657,6 +671,36 @@ fn init_then_build_serves_projects_kiln_has_never_seen() {
     .unwrap();
     let body = init_build_serve(&f.k, &b, 5001, "/");
     assert!(body.contains("hello from flask"), "{body}");
+
+    // A Cog project: cog.yaml names the Python version, the packages and the predictor;
+    // the image runs Cog's own HTTP server, which answers a prediction once set up.
+    let g = dir.path().join("cogapp");
+    std::fs::create_dir_all(&g).unwrap();
+    std::fs::write(
+        g.join("cog.yaml"),
+        "build:\n  python_version: \"3.11\"\n  python_packages:\n    - \"cog==0.9.26\"\npredict: \"predict.py:Predictor\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        g.join("predict.py"),
+        "from cog import BasePredictor, Input\n\nclass Predictor(BasePredictor):\n    def setup(self):\n        self.prefix = \"hello \"\n\n    def predict(self, name: str = Input(description=\"who\")) -> str:\n        return self.prefix + name\n",
+    )
+    .unwrap();
+    let body = init_build_probe(&f.k, &g, 5000, |port| {
+        // 200 in every state: READY once setup() has run.
+        let (_, health) = http(port, "GET", "/health-check", "")?;
+        if !health.contains("READY") {
+            return None;
+        }
+        http(
+            port,
+            "POST",
+            "/predictions",
+            r#"{"input": {"name": "kiln"}}"#,
+        )
+        .map(|(_, b)| b)
+    });
+    assert!(body.contains(r#""output":"hello kiln""#), "{body}");
 
     // A src-layout package whose app is a [project.scripts] entry (a batch command).
     let c = dir.path().join("mytool");

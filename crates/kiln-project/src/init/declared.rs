@@ -394,8 +394,11 @@ impl Detector<'_> {
         self.deps_known = true;
         self.dep_names.extend(names);
         self.detected(format!(
-            "python dependencies: {} packages from {from}, as [python].packages (resolved by uv into kiln.lock)",
-            packages.len()
+            "python dependencies: {} from {from}, as [python].packages (resolved by uv into kiln.lock)",
+            match packages.len() {
+                1 => "1 package".to_string(),
+                n => format!("{n} packages"),
+            }
         ));
         self.d.deps = PythonDeps::Inline { from, packages };
         true
