@@ -96,7 +96,7 @@ hf_median() {
 import json, sys
 for r in json.load(open(sys.argv[1]))["results"]:
     if r["command"] == sys.argv[2]:
-        print(f'{r["median"]:.3f}')
+        print(f'{r["median"]:.6f}')
 EOF
 }
 
@@ -119,7 +119,8 @@ if not new_s or not base_s:
     print("\t".join([scenario, f"{new_s or '-'} s", f"{name} {base_s or '-'} s", "-", "-", "n/a"]))
     sys.exit()
 n, b = float(new_s), float(base_s)
-print("\t".join([scenario, f"{n:.3f} s", f"{name} {b:.3f} s", f"{n / b:.2f}x the baseline", "<= 1.10x", "yes" if n / b <= 1.10 else "NO"]))
+t = lambda s: f"{s * 1000:.1f} ms" if s < 1 else f"{s:.3f} s"
+print("\t".join([scenario, t(n), f"{name} {t(b)}", f"{n / b:.2f}x the baseline", "<= 1.10x", "yes" if n / b <= 1.10 else "NO"]))
 EOF
 }
 compare_times() {

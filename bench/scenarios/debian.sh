@@ -70,11 +70,11 @@ note "packages: kiln $kpk, mmdebstrap $mpk; sizes: kiln image $ksize bytes flatt
 
 compare_times "debian base cold (minbase+python3+pip)" "$(hf_median debian-cold "kiln base debian (cold)")" mmdebstrap "$(hf_median debian-cold "mmdebstrap minbase (cold)")" 2
 warm=$(hf_median debian-warm "kiln base debian (warm .deb cache)")
-summary_add "debian base, warm .deb cache (layers re-made)" "$warm s" "-" "-" "<= 2 s" "$(python3 -c "print('yes' if $warm <= 2 else 'NO')")"
+summary_add "debian base, warm .deb cache (layers re-made)" "$(printf %.2f "$warm") s" "-" "-" "<= 2 s" "$(python3 -c "print('yes' if $warm <= 2 else 'NO')")"
 compare_times "debian warm .deb cache vs ca-certificates by its script (info)" "$warm" script \
   "$(hf_median debian-warm "ca-certificates by its script (warm .deb cache)")" ""
 cached=$(hf_median debian-cached "kiln base debian (warm)")
-summary_add "debian base, warm (layer cache)" "$cached s" "-" "-" "(info)" "-"
+summary_add "debian base, warm (layer cache)" "$(printf %.2f "$cached") s" "-" "-" "(info)" "-"
 summary_add "debian base image size" "$((ksize / 1000000)) MB" "mmdebstrap $((msize / 1000000)) MB" \
   "kiln $(python3 -c "print(f'{$ksize / $msize:.2f}')")x" "<= 1.0x" "$(python3 -c "print('yes' if $ksize <= $msize else 'NO')")"
 true
