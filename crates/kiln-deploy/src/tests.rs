@@ -1,4 +1,10 @@
+use std::collections::BTreeMap;
+
+use kiln_oci::ImageConfig;
+
 use super::*;
+use crate::image::{cpu_quantity, memory_quantity};
+use crate::validate::valid_quantity;
 
 fn config(v: serde_json::Value) -> ImageConfig {
     serde_json::from_value(serde_json::json!({
