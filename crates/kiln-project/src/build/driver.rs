@@ -405,7 +405,10 @@ pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Resu
         let e = write_placed(store, &placed, &workdir_dirs, epoch, Compression::None)?;
         reports.push(LayerReport {
             kind: "code",
-            name: format!("{} files -> {}", files.len(), p.workdir),
+            name: match files.len() {
+                1 => format!("1 file -> {}", p.workdir),
+                n => format!("{n} files -> {}", p.workdir),
+            },
             digest: e.layer.digest.to_string(),
             size: e.layer.size,
             cached: false,
