@@ -702,6 +702,28 @@ fn init_then_build_serves_projects_kiln_has_never_seen() {
     });
     assert!(body.contains(r#""output":"hello kiln""#), "{body}");
 
+    // A BentoML project: bentofile.yaml names the service and its packages; the image
+    // runs `bentoml serve`, ready once /readyz answers.
+    let h = dir.path().join("bentoapp");
+    std::fs::create_dir_all(&h).unwrap();
+    std::fs::write(
+        h.join("bentofile.yaml"),
+        "service: \"service:Greeter\"\ninclude:\n  - \"*.py\"\npython:\n  packages:\n    - bentoml==1.4.40\n",
+    )
+    .unwrap();
+    std::fs::write(
+        h.join("service.py"),
+        "import bentoml\n\n@bentoml.service\nclass Greeter:\n    @bentoml.api\n    def greet(self, name: str) -> str:\n        return \"hello \" + name\n",
+    )
+    .unwrap();
+    let body = init_build_probe(&f.k, &h, 3000, |port| {
+        let (200, _) = http(port, "GET", "/readyz", "")? else {
+            return None;
+        };
+        http(port, "POST", "/greet", r#"{"name": "kiln"}"#).map(|(_, b)| b)
+    });
+    assert_eq!(body.trim(), "hello kiln");
+
     // A src-layout package whose app is a [project.scripts] entry (a batch command).
     let c = dir.path().join("mytool");
     std::fs::create_dir_all(c.join("src/mytool")).unwrap();
