@@ -13,7 +13,7 @@
 //! `{name, value, stage}` (`stage: build` is for the build only).
 
 use super::candidates::ModulePath;
-use super::declared::{Declared, DeclaredApp, Item, Yaml};
+use super::declared::{scalar, Declared, DeclaredApp, Item, Yaml};
 use super::detector::Detector;
 use super::util::{list_some, one_line};
 use serde_yaml::Value;
@@ -230,7 +230,7 @@ fn docker_env(y: &mut Yaml) -> Vec<(String, String)> {
     match y.get("docker.env") {
         Some(Value::Mapping(m)) => {
             for (k, v) in m {
-                if let (Some(k), Some(v)) = (k.as_str(), scalar_text(v)) {
+                if let (Some(k), Some(v)) = (k.as_str(), scalar(v)) {
                     out.push((k.to_string(), v));
                 }
             }
@@ -271,7 +271,7 @@ fn envs(y: &mut Yaml, d: &mut Declared) -> Vec<(String, String)> {
         if item.get("stage").and_then(Value::as_str) == Some("build") {
             continue;
         }
-        match item.get("value").and_then(scalar_text) {
+        match item.get("value").and_then(scalar) {
             Some(v) if !v.is_empty() => out.push((name.to_string(), v)),
             _ => unset.push(name.to_string()),
         }
@@ -283,15 +283,6 @@ fn envs(y: &mut Yaml, d: &mut Declared) -> Vec<(String, String)> {
         ));
     }
     out
-}
-
-fn scalar_text(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
 }
 
 impl Detector<'_> {

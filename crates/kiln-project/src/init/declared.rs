@@ -63,6 +63,36 @@ impl Declared {
     pub(super) fn from(&self, key: &str) -> String {
         format!("{}'s {key}", self.file)
     }
+
+    /// The entries of `item` (trimmed; empty ones dropped with `skip_empty`) that `ok`
+    /// accepts; the others are named in a note as `what`. `None` when none is left.
+    fn keep_valid(
+        &mut self,
+        item: Option<Item<Vec<String>>>,
+        skip_empty: bool,
+        ok: impl Fn(&str) -> bool,
+        what: &str,
+    ) -> Option<Item<Vec<String>>> {
+        let mut item = item?;
+        let (good, bad): (Vec<String>, Vec<String>) = item
+            .value
+            .into_iter()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !(skip_empty && s.is_empty()))
+            .partition(|s| ok(s));
+        if !bad.is_empty() {
+            self.notes.push(format!(
+                "{} has {what}, left out: {}",
+                self.from(item.key),
+                list_some(&bad)
+            ));
+        }
+        if good.is_empty() {
+            return None;
+        }
+        item.value = good;
+        Some(item)
+    }
 }
 
 /// A parsed config being read: typed getters that note what they cannot use.
@@ -156,7 +186,7 @@ impl<'a> Yaml<'a> {
 }
 
 /// A scalar as text.
-fn scalar(v: &Value) -> Option<String> {
+pub(super) fn scalar(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
@@ -300,43 +330,21 @@ impl Detector<'_> {
                 ));
             }
         }
-        if let Some(mut p) = d.packages.take() {
-            let (good, bad): (Vec<String>, Vec<String>) = p
-                .value
-                .into_iter()
-                .map(|s| s.trim().to_string())
-                .partition(|s| !s.is_empty() && !s.starts_with('-'));
-            if !bad.is_empty() {
-                d.notes.push(format!(
-                    "{} has entries that are not requirements, left out: {}",
-                    d.from(p.key),
-                    list_some(&bad)
-                ));
-            }
-            if !good.is_empty() {
-                p.value = good;
-                d.packages = Some(p);
-            }
-        }
-        if let Some(mut p) = d.system_packages.take() {
-            let (good, bad): (Vec<String>, Vec<String>) = p
-                .value
-                .into_iter()
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .partition(|s| debian_name(s));
-            if !bad.is_empty() {
-                d.notes.push(format!(
-                    "{} has names that are not Debian package names, left out: {}",
-                    d.from(p.key),
-                    list_some(&bad)
-                ));
-            }
-            if !good.is_empty() {
-                p.value = good;
-                d.system_packages = Some(p);
-            }
-        }
+        let requirement = |s: &str| !s.is_empty() && !s.starts_with('-');
+        let packages = d.packages.take();
+        d.packages = d.keep_valid(
+            packages,
+            false,
+            requirement,
+            "entries that are not requirements",
+        );
+        let system = d.system_packages.take();
+        d.system_packages = d.keep_valid(
+            system,
+            true,
+            debian_name,
+            "names that are not Debian package names",
+        );
     }
 
     /// A name for `[project].name`, and where it comes from.
